@@ -1,0 +1,24 @@
+//! wgnetconf: a NETCONF server (RFC 6241/6242) that manages WireGuard tunnels.
+//!
+//! The layers, each a module, from the wire inwards:
+//!
+//! - [`transport`]: SSH (russh) and the Unix socket behind OpenSSH's sshd;
+//!   they authenticate a user and hand a byte stream to a session.
+//! - [`auth`]: users, password hashes, authorized keys, the host key.
+//! - [`protocol`]: framing (RFC 6242), hello, RPC parsing, replies, rpc-error.
+//! - [`session`]: one NETCONF session: reads rpcs, runs operations.
+//! - [`datastore`]: running, candidate and startup on libyang trees, locks,
+//!   edit-config semantics, persistence.
+//! - [`transaction`]: the commit pipeline validate → prepare → apply (→ abort)
+//!   across the plugins (`wgnetconf-plugin-api`).
+//! - [`schema`]: the libyang context with every module of the search path.
+
+pub mod agent;
+pub mod auth;
+pub mod config;
+pub mod datastore;
+pub mod protocol;
+pub mod schema;
+pub mod session;
+pub mod transaction;
+pub mod transport;
