@@ -1,0 +1,440 @@
+//! The built-in SSH server (RFC 6242 over russh): password and publickey
+//! authentication against [`UserDb`], the `netconf` subsystem and nothing
+//! else (no shell, exec, pty, forwarding).
+//!
+//! Known limitation: paramiko (ncclient, Ansible) sends a fresh
+//! SERVICE_REQUEST("ssh-userauth") before *each* authentication attempt.
+//! russh 0.65 ignores a SERVICE_REQUEST once authentication has started, so
+//! paramiko's default "try the keys, then the password" sequence hangs
+//! after the first failed method. A paramiko login with a single method
+//! (only a password, or only an authorized key, e.g. ncclient with
+//! `allow_agent=False, look_for_keys=False`) works. For clients that need
+//! more, run OpenSSH's sshd with `wgnetconf relay` as the subsystem (see
+//! `conformance/sshd/`); we do not fork russh to work around it.
+//!
+//! Other limitations: host and user keys are ed25519/ECDSA only (russh is
+//! built without its `rsa` feature), and authorized_keys options are not
+//! supported (such lines are refused, see `auth::users`).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::keys::PrivateKey;
+use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect, MethodKind, MethodSet, SshId};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::shutdown_requested;
+use crate::agent::Agent;
+use crate::auth::{hostkey, UserDb};
+use crate::session::{self, Peer};
+
+/// Failed authentication requests before russh disconnects. russh counts
+/// the client's initial "none" probe too, so this is 1 + 6 real attempts
+/// (OpenSSH's MaxAuthTries is 6).
+const MAX_AUTH_ATTEMPTS: usize = 7;
+/// Connections that have not authenticated yet, across all listeners
+/// (like sshd's MaxStartups): more are dropped at accept.
+const MAX_UNAUTHENTICATED: usize = 64;
+/// Session channels one connection may hold open at once.
+const MAX_CHANNELS: usize = 8;
+/// Constant delay of a rejected attempt, so timing tells nothing and
+/// guessing is slow.
+const REJECTION_TIME: Duration = Duration::from_secs(1);
+/// At shutdown, how long sessions get to finish before we hang up.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Binds every `config.ssh.listen` address (port 0 picks a free port) and
+/// serves each until `agent.shutdown` flips. Returns the bound addresses
+/// (print them; with port 0 that is the only way to learn the port) and
+/// the accept loops' tasks. Loads or generates the host key first. Returns
+/// no listeners if `config.ssh.enabled` is false.
+pub async fn bind(
+    agent: Arc<Agent>,
+    users: Arc<UserDb>,
+) -> io::Result<Vec<(SocketAddr, JoinHandle<()>)>> {
+    if !agent.config.ssh.enabled {
+        return Ok(Vec::new());
+    }
+    let key = hostkey::load_or_generate(&agent.config.host_key_path())?;
+    let russh_config = Arc::new(russh_config(key));
+    let gate = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
+    let mut listeners = Vec::new();
+    for addr in &agent.config.ssh.listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        listeners.push(listener);
+    }
+    let mut out = Vec::new();
+    for listener in listeners {
+        let local = listener.local_addr()?;
+        tracing::info!(addr = %local, "SSH listening");
+        let ctx = Shared {
+            agent: agent.clone(),
+            users: users.clone(),
+            russh_config: russh_config.clone(),
+            gate: gate.clone(),
+        };
+        out.push((local, tokio::spawn(accept_loop(listener, ctx))));
+    }
+    Ok(out)
+}
+
+fn methods() -> MethodSet {
+    MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])
+}
+
+/// A rejection that keeps both methods on offer, so the client may retry
+/// (russh otherwise drops the failed method from the list it advertises).
+fn reject() -> Auth {
+    Auth::Reject {
+        proceed_with_methods: Some(methods()),
+        partial_success: false,
+    }
+}
+
+fn russh_config(key: PrivateKey) -> russh::server::Config {
+    russh::server::Config {
+        server_id: SshId::Standard(concat!("SSH-2.0-wgnetconf_", env!("CARGO_PKG_VERSION")).into()),
+        methods: methods(),
+        auth_rejection_time: REJECTION_TIME,
+        // The "none" probe every client starts with is not a guess.
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: vec![key],
+        max_auth_attempts: MAX_AUTH_ATTEMPTS,
+        // NETCONF sessions may idle for hours; detect dead peers with
+        // keepalives instead of an inactivity timeout.
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(60)),
+        keepalive_max: 3,
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    agent: Arc<Agent>,
+    users: Arc<UserDb>,
+    russh_config: Arc<russh::server::Config>,
+    gate: Arc<Semaphore>,
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Shared) {
+    let mut shutdown = ctx.agent.shutdown.clone();
+    loop {
+        let (tcp, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!(error = %e, "SSH accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown_requested(&mut shutdown) => break,
+        };
+        let Ok(permit) = ctx.gate.clone().try_acquire_owned() else {
+            tracing::warn!(peer = %addr, "too many unauthenticated SSH connections; dropping");
+            continue;
+        };
+        tokio::spawn(connection(tcp, addr, ctx.clone(), permit));
+    }
+    tracing::info!("SSH listener stopped");
+}
+
+/// One TCP connection: the SSH session runs in russh's task; this task
+/// enforces the authentication deadline and hangs up at shutdown.
+async fn connection(tcp: TcpStream, addr: SocketAddr, ctx: Shared, permit: OwnedSemaphorePermit) {
+    let timeout = Duration::from_secs(ctx.agent.config.ssh.auth_timeout_secs.max(1));
+    let deadline = Instant::now() + timeout;
+    let (authed_tx, authed_rx) = oneshot::channel();
+    let handler = Connection {
+        agent: ctx.agent.clone(),
+        users: ctx.users.clone(),
+        addr,
+        user: None,
+        channels: HashMap::new(),
+        authed: Some(authed_tx),
+    };
+    // run_stream waits for the client's version line: bound that too.
+    let running = match tokio::time::timeout_at(
+        deadline,
+        russh::server::run_stream(ctx.russh_config.clone(), tcp, handler),
+    )
+    .await
+    {
+        Ok(Ok(running)) => running,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %addr, error = %e, "SSH handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(peer = %addr, "SSH client sent no version line in time");
+            return;
+        }
+    };
+    let handle = running.handle();
+    tokio::pin!(running);
+    let mut shutdown = ctx.agent.shutdown.clone();
+
+    let authenticated = tokio::select! {
+        r = &mut running => {
+            log_end(addr, r);
+            return;
+        }
+        r = authed_rx => r.is_ok(),
+        () = tokio::time::sleep_until(deadline) => {
+            tracing::info!(peer = %addr, "SSH authentication timed out");
+            false
+        }
+        () = shutdown_requested(&mut shutdown) => false,
+    };
+    drop(permit);
+    if !authenticated {
+        let _ = handle
+            .disconnect(
+                Disconnect::ByApplication,
+                "authentication timeout".into(),
+                String::new(),
+            )
+            .await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), &mut running).await;
+        return;
+    }
+
+    tokio::select! {
+        r = &mut running => log_end(addr, r),
+        () = shutdown_requested(&mut shutdown) => {
+            // Sessions see the same flag and close; give them a moment to
+            // send their last words before hanging up.
+            if let Ok(r) = tokio::time::timeout(SHUTDOWN_GRACE, &mut running).await {
+                log_end(addr, r);
+                return;
+            }
+            let _ = handle
+                .disconnect(Disconnect::ByApplication, "server shutting down".into(), String::new())
+                .await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), &mut running).await;
+        }
+    }
+}
+
+fn log_end(addr: SocketAddr, r: Result<(), russh::Error>) {
+    match r {
+        Ok(()) => tracing::debug!(peer = %addr, "SSH connection closed"),
+        Err(e) => tracing::debug!(peer = %addr, error = %e, "SSH connection ended"),
+    }
+}
+
+/// russh's per-connection handler.
+struct Connection {
+    agent: Arc<Agent>,
+    users: Arc<UserDb>,
+    addr: SocketAddr,
+    /// Set once authentication succeeds.
+    user: Option<String>,
+    /// Session channels opened but not yet turned into a NETCONF session.
+    channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Tells `connection` that the authentication deadline no longer applies.
+    authed: Option<oneshot::Sender<()>>,
+}
+
+impl Connection {
+    fn accepted(&mut self, user: &str, method: &str) -> Auth {
+        tracing::info!(peer = %self.addr, %user, method, "SSH authentication succeeded");
+        self.user = Some(user.to_owned());
+        Auth::Accept
+    }
+
+    fn rejected(&self, user: &str, method: &str) -> Auth {
+        tracing::info!(peer = %self.addr, %user, method, "SSH authentication failed");
+        reject()
+    }
+}
+
+impl russh::server::Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(reject())
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        // argon2 takes tens of milliseconds of CPU: not on the runtime.
+        let users = self.users.clone();
+        let (u, p) = (user.to_owned(), password.to_owned());
+        let ok = tokio::task::spawn_blocking(move || users.verify_password(&u, &p))
+            .await
+            .unwrap_or(false);
+        Ok(if ok {
+            self.accepted(user, "password")
+        } else {
+            self.rejected(user, "password")
+        })
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        // Only a probe: say whether a signature with this key would do.
+        Ok(if self.users.key_authorized(user, offer.public_key) {
+            Auth::Accept
+        } else {
+            reject()
+        })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(if self.users.key_authorized(user, key.public_key) {
+            self.accepted(user, "publickey")
+        } else {
+            self.rejected(user, "publickey")
+        })
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        _user: &str,
+        _submethods: &str,
+        _response: Option<russh::server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(reject())
+    }
+
+    async fn auth_succeeded(&mut self, _session: &mut Session) -> Result<(), Self::Error> {
+        if let Some(tx) = self.authed.take() {
+            let _ = tx.send(());
+        }
+        Ok(())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.channels.len() >= MAX_CHANNELS {
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        }
+        self.channels.insert(channel.id(), channel);
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        id: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if name == "netconf" {
+            if let (Some(user), Some(channel)) = (self.user.clone(), self.channels.remove(&id)) {
+                session.channel_success(id)?;
+                let peer = Peer {
+                    user,
+                    source: format!("ssh {}", self.addr),
+                };
+                tracing::info!(user = %peer.user, source = %peer.source, "netconf subsystem");
+                // The session must not run inside this callback: russh
+                // processes nothing else on this connection until we return.
+                tokio::spawn(session::run(
+                    self.agent.clone(),
+                    channel.into_stream(),
+                    peer,
+                ));
+                return Ok(());
+            }
+        }
+        tracing::info!(peer = %self.addr, subsystem = %name, "subsystem refused");
+        session.channel_failure(id)?;
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        id: ChannelId,
+        _command: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::info!(peer = %self.addr, "exec refused");
+        session.channel_failure(id)?;
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        id: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::info!(peer = %self.addr, "shell refused");
+        session.channel_failure(id)?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pty_request(
+        &mut self,
+        id: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(id)?;
+        Ok(())
+    }
+
+    async fn x11_request(
+        &mut self,
+        id: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(id)?;
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        id: ChannelId,
+        _variable_name: &str,
+        _variable_value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Only answered if the client asked for a reply.
+        session.channel_failure(id)?;
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        id: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&id);
+        Ok(())
+    }
+}
