@@ -24,7 +24,10 @@ use std::time::Duration;
 
 use russh::keys::PrivateKey;
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
-use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect, MethodKind, MethodSet, SshId};
+use russh::{
+    Channel, ChannelId, ChannelMsg, ChannelOpenFailure, Disconnect, MethodKind, MethodSet, SshId,
+};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -228,6 +231,37 @@ async fn connection(tcp: TcpStream, addr: SocketAddr, ctx: Shared, permit: Owned
     }
 }
 
+/// Runs one NETCONF session on an accepted `netconf` channel. Not simply
+/// `channel.into_stream()`: that stream closes the channel when dropped,
+/// leaving no way to send `exit-status` first, and OpenSSH's `ssh -s`
+/// then exits with 255 as if the connection had failed. So client data is
+/// pumped into a pipe the session reads, the session writes straight to
+/// the channel, and when it is done we report status 0 and close.
+async fn serve_netconf(agent: Arc<Agent>, channel: Channel<Msg>, peer: Peer) {
+    let (mut from_client, to_client) = channel.split();
+    let (mut pipe_in, pipe_out) = tokio::io::duplex(64 * 1024);
+    let upstream = tokio::spawn(async move {
+        while let Some(msg) = from_client.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => {
+                    if pipe_in.write_all(&data).await.is_err() {
+                        break;
+                    }
+                }
+                ChannelMsg::Eof | ChannelMsg::Close => break,
+                // Window adjustments, stderr, requests: nothing for NETCONF.
+                _ => {}
+            }
+        }
+        // Dropping the pipe's write end is the session's end of input.
+    });
+    let stream = tokio::io::join(pipe_out, to_client.make_writer());
+    session::run(agent, stream, peer).await;
+    let _ = to_client.exit_status(0).await;
+    let _ = to_client.close().await;
+    upstream.abort();
+}
+
 fn log_end(addr: SocketAddr, r: Result<(), russh::Error>) {
     match r {
         Ok(()) => tracing::debug!(peer = %addr, "SSH connection closed"),
@@ -354,11 +388,7 @@ impl russh::server::Handler for Connection {
                 tracing::info!(user = %peer.user, source = %peer.source, "netconf subsystem");
                 // The session must not run inside this callback: russh
                 // processes nothing else on this connection until we return.
-                tokio::spawn(session::run(
-                    self.agent.clone(),
-                    channel.into_stream(),
-                    peer,
-                ));
+                tokio::spawn(serve_netconf(self.agent.clone(), channel, peer));
                 return Ok(());
             }
         }
