@@ -1,1 +1,4 @@
-//! TODO
+//! wgnetconf WireGuard plugin.
+pub mod backend;
+pub mod keys;
+pub use keys::{genkey, genpsk, pubkey};
