@@ -168,6 +168,16 @@ async fn connection(tcp: TcpStream, addr: SocketAddr, ctx: Shared, permit: Owned
         channels: HashMap::new(),
         authed: Some(authed_tx),
     };
+    // A second handle on the socket, to cut it if russh does not end the
+    // session after we ask it to disconnect (dropping `RunningSession`
+    // would not stop its task).
+    let (tcp, cutter) = match split_off_cutter(tcp) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::warn!(peer = %addr, error = %e, "cannot set up SSH connection");
+            return;
+        }
+    };
     // run_stream waits for the client's version line: bound that too.
     let running = match tokio::time::timeout_at(
         deadline,
@@ -210,7 +220,12 @@ async fn connection(tcp: TcpStream, addr: SocketAddr, ctx: Shared, permit: Owned
                 String::new(),
             )
             .await;
-        let _ = tokio::time::timeout(Duration::from_secs(1), &mut running).await;
+        if tokio::time::timeout(Duration::from_secs(1), &mut running)
+            .await
+            .is_err()
+        {
+            let _ = cutter.shutdown(std::net::Shutdown::Both);
+        }
         return;
     }
 
@@ -226,9 +241,19 @@ async fn connection(tcp: TcpStream, addr: SocketAddr, ctx: Shared, permit: Owned
             let _ = handle
                 .disconnect(Disconnect::ByApplication, "server shutting down".into(), String::new())
                 .await;
-            let _ = tokio::time::timeout(Duration::from_secs(1), &mut running).await;
+            if tokio::time::timeout(Duration::from_secs(1), &mut running).await.is_err() {
+                let _ = cutter.shutdown(std::net::Shutdown::Both);
+            }
         }
     }
+}
+
+/// Returns the stream for russh and a duplicate of its socket whose
+/// `shutdown` ends the connection from outside.
+fn split_off_cutter(tcp: TcpStream) -> io::Result<(TcpStream, std::net::TcpStream)> {
+    let std_tcp = tcp.into_std()?;
+    let cutter = std_tcp.try_clone()?;
+    Ok((TcpStream::from_std(std_tcp)?, cutter))
 }
 
 /// Runs one NETCONF session on an accepted `netconf` channel. Not simply
@@ -243,11 +268,8 @@ async fn serve_netconf(agent: Arc<Agent>, channel: Channel<Msg>, peer: Peer) {
     let upstream = tokio::spawn(async move {
         while let Some(msg) = from_client.wait().await {
             match msg {
-                ChannelMsg::Data { data } => {
-                    if pipe_in.write_all(&data).await.is_err() {
-                        break;
-                    }
-                }
+                ChannelMsg::Data { data } if pipe_in.write_all(&data).await.is_err() => break,
+                ChannelMsg::Data { .. } => {}
                 ChannelMsg::Eof | ChannelMsg::Close => break,
                 // Window adjustments, stderr, requests: nothing for NETCONF.
                 _ => {}
