@@ -1,9 +1,23 @@
-//! The agent: configuration, the datastores and plugins, the listeners, and
-//! the command line.
+//! The agent: configuration, the core (datastores and plugins), the
+//! listeners, and the command line.
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
 use tokio::sync::watch;
+use tracing::{error, info};
+use wgnetconf_plugin_api::Plugin;
 
+use crate::auth::users::UserDb;
 use crate::config::Config;
+use crate::core::Core;
+use crate::datastore::{BootSource, Datastores};
+use crate::protocol::hello::SERVER_CAPABILITIES;
+use crate::schema::{default_yang_dirs, Schema};
+use crate::session::registry::Registry;
+use crate::transaction::Pipeline;
 
 /// Everything a session or a transport needs, shared behind an `Arc`.
 pub struct Agent {
@@ -11,8 +25,199 @@ pub struct Agent {
     /// Flips to `true` when the agent stops (SIGTERM/SIGINT): listeners stop
     /// accepting and sessions close.
     pub shutdown: watch::Receiver<bool>,
+    /// Schema, datastores, plugins: one lock, so commits are serialised.
+    pub core: Mutex<Core>,
+    pub sessions: Registry,
+    /// What our `<hello>` announces.
+    pub capabilities: Vec<String>,
+}
+
+#[derive(Parser)]
+#[command(name = "wgnetconf", version, about = "NETCONF server for WireGuard tunnels")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent.
+    Serve {
+        /// TOML configuration file (see wgnetconf.example.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Relay stdin/stdout to the agent's Unix socket: the `netconf`
+    /// subsystem command for OpenSSH's sshd.
+    Relay {
+        #[arg(long, default_value = "/var/lib/wgnetconf/netconf.sock")]
+        socket: PathBuf,
+    },
+    /// Print a new private key (base64), like `wg genkey`.
+    Genkey,
+    /// Read a private key on stdin, print its public key, like `wg pubkey`.
+    Pubkey,
+    /// Print a new preshared key, like `wg genpsk`.
+    Genpsk,
 }
 
 pub fn cli_main() -> i32 {
-    0
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => serve_main(config),
+        Command::Relay { socket } => crate::transport::relay::run(&socket),
+        Command::Genkey | Command::Pubkey | Command::Genpsk => {
+            eprintln!("wgnetconf: key commands come with the WireGuard plugin");
+            2
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WGNETCONF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The plugins this build carries, for the modules the schema loaded.
+fn plugins(_config: &Config, _schema: &Schema) -> Result<Vec<Box<dyn Plugin>>, String> {
+    Ok(Vec::new())
+}
+
+/// Builds the core: schema, datastores, plugins, and applies the boot
+/// configuration.
+pub fn build_core(config: &Config) -> Result<Core, String> {
+    let mut dirs = default_yang_dirs();
+    dirs.extend(config.yang_dirs.iter().cloned());
+    let schema = Schema::load(&dirs).map_err(|e| e.to_string())?;
+    let (ds, source) = Datastores::open(&schema, config.run_dir.clone(), config.state_dir.clone())?;
+    let mut pipeline = Pipeline::new(plugins(config, &schema)?);
+    pipeline.start(&schema)?;
+    let mut core = Core {
+        schema,
+        ds,
+        pipeline,
+    };
+    match source {
+        BootSource::Running => info!("restarting with the saved running configuration"),
+        BootSource::Startup => info!("boot: startup becomes running"),
+        BootSource::Empty => info!("boot: no saved configuration, running is empty"),
+    }
+    core.boot()?;
+    Ok(core)
+}
+
+fn serve_main(config_path: Option<PathBuf>) -> i32 {
+    init_logging();
+    let config = match config_path {
+        Some(p) => match Config::load(&p) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("wgnetconf: {e}");
+                return 2;
+            }
+        },
+        None => Config::default(),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wgnetconf: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(serve(config)) {
+        Ok(()) => 0,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("wgnetconf: {e}");
+            1
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    for dir in [&config.state_dir, &config.run_dir] {
+        crate::auth::files::ensure_private_dir(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let users = Arc::new(UserDb::load(&config).map_err(|e| e.to_string())?);
+    let cfg = config.clone();
+    let core = tokio::task::spawn_blocking(move || build_core(&cfg))
+        .await
+        .map_err(|e| e.to_string())??;
+    let mut capabilities: Vec<String> = SERVER_CAPABILITIES.iter().map(|s| s.to_string()).collect();
+    capabilities.extend(core.schema.module_capabilities());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let agent = Arc::new(Agent {
+        config,
+        shutdown: shutdown_rx,
+        core: Mutex::new(core),
+        sessions: Registry::default(),
+        capabilities,
+    });
+    let ssh = crate::transport::ssh::bind(agent.clone(), users.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let unix = if agent.config.unix.enabled {
+        Some(
+            crate::transport::unix::bind(agent.clone(), users.clone())
+                .await
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        None
+    };
+    let ssh_addrs: Vec<String> = ssh.iter().map(|(a, _)| a.to_string()).collect();
+    let unix_path = unix
+        .as_ref()
+        .map(|(p, _)| p.display().to_string())
+        .unwrap_or_default();
+    // The one line tests and scripts wait for: everything is listening and
+    // the boot configuration is applied.
+    println!("READY ssh={} unix={}", ssh_addrs.join(","), unix_path);
+    info!(ssh = %ssh_addrs.join(","), unix = %unix_path, "ready");
+
+    wait_for_signal().await;
+    info!("stopping");
+    let _ = shutdown_tx.send(true);
+    // Sessions notice the shutdown and close; give them a moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while agent.sessions.count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (_, task) in ssh {
+        task.abort();
+    }
+    if let Some((path, task)) = unix {
+        task.abort();
+        let _ = std::fs::remove_file(path);
+    }
+    let a = agent.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Ok(mut core) = a.core.lock() {
+            core.pipeline.stop();
+        }
+    })
+    .await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }

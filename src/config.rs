@@ -11,6 +11,9 @@ use serde::Deserialize;
 pub struct Config {
     /// Where running/startup, the SSH host key and generated users live.
     pub state_dir: PathBuf,
+    /// Where running is kept between agent restarts. On a device this is a
+    /// tmpfs (lost at reboot, when startup becomes running again).
+    pub run_dir: PathBuf,
     /// Extra YANG directories; every module found there is loaded. The
     /// repository's `yang/` and the IETF modules are always searched.
     pub yang_dirs: Vec<PathBuf>,
@@ -80,6 +83,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             state_dir: PathBuf::from("/var/lib/wgnetconf"),
+            run_dir: PathBuf::from("/run/wgnetconf"),
             yang_dirs: Vec::new(),
             ssh: SshConfig::default(),
             unix: UnixConfig::default(),

@@ -16,6 +16,7 @@
 pub mod agent;
 pub mod auth;
 pub mod config;
+pub mod core;
 pub mod datastore;
 pub mod protocol;
 pub mod schema;

@@ -1,1 +1,212 @@
-//! TODO
+//! The commit pipeline: validate → prepare → apply, with abort on failure.
+//!
+//! Every change to running (commit, edit-config or copy-config on running,
+//! boot) goes through [`Pipeline::commit`]; the caller serialises commits
+//! (the agent's core is behind one lock). Running is replaced only after
+//! every plugin applied, and only if persisting it succeeded.
+
+use std::collections::HashSet;
+
+use tracing::{debug, warn};
+use wgnetconf_plugin_api::{Commit, Phase, Plugin, PluginError, PrepareCommit};
+use yang5::data::{DataDiff, DataDiffFlags, DataTree};
+
+use crate::datastore::validate_config;
+use crate::datastore::yang_error::{json_path_to_error_path, libyang_error};
+use crate::protocol::error::RpcError;
+use crate::schema::Schema;
+
+pub struct Pipeline {
+    plugins: Vec<Box<dyn Plugin>>,
+}
+
+/// Converts a plugin's error into an rpc-error.
+pub fn plugin_error(schema: &Schema, phase: Phase, e: &PluginError) -> RpcError {
+    let message = match phase {
+        Phase::Apply => format!("apply failed: {}", e.message),
+        _ => e.message.clone(),
+    };
+    let mut r = RpcError::app(e.tag.as_str(), message);
+    if let Some(t) = &e.app_tag {
+        r = r.with_app_tag(t.clone());
+    }
+    if let Some(p) = &e.path {
+        r = r.with_path(json_path_to_error_path(schema, p));
+        if let Some(last) = p.rsplit('/').next() {
+            let name = last.split('[').next().unwrap_or(last);
+            let name = name.rsplit(':').next().unwrap_or(name);
+            r = r.bad_element(name.to_string());
+        }
+    }
+    r
+}
+
+/// Module names touched by a diff (its top-level nodes' modules).
+fn touched_modules(diff: &DataDiff<'static>) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for (_, n) in diff.iter() {
+        out.insert(n.owner_module().name().to_string());
+    }
+    out
+}
+
+impl Pipeline {
+    pub fn new(plugins: Vec<Box<dyn Plugin>>) -> Self {
+        Pipeline { plugins }
+    }
+
+    pub fn plugins_mut(&mut self) -> &mut [Box<dyn Plugin>] {
+        &mut self.plugins
+    }
+
+    fn interested(&self, modules: &HashSet<String>) -> Vec<usize> {
+        self.plugins
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.modules().iter().any(|m| modules.contains(*m)))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn diff(
+        schema: &Schema,
+        old: &DataTree<'static>,
+        new: &DataTree<'static>,
+    ) -> Result<DataDiff<'static>, RpcError> {
+        old.diff(new, DataDiffFlags::DEFAULTS)
+            .map_err(|e| libyang_error(schema, &e))
+    }
+
+    /// libyang validation plus the plugins' own checks, nothing applied.
+    /// `new` gets its default nodes added.
+    pub fn validate(
+        &mut self,
+        schema: &Schema,
+        old: &DataTree<'static>,
+        new: &mut DataTree<'static>,
+    ) -> Result<(), Vec<RpcError>> {
+        validate_config(schema, new).map_err(|e| vec![e])?;
+        let diff = Self::diff(schema, old, new).map_err(|e| vec![e])?;
+        let modules = touched_modules(&diff);
+        let mut errors = Vec::new();
+        for i in self.interested(&modules) {
+            let commit = Commit {
+                context: schema.ctx,
+                old,
+                new,
+                diff: &diff,
+            };
+            if let Err(es) = self.plugins[i].validate(&commit) {
+                errors.extend(es.iter().map(|e| plugin_error(schema, Phase::Validate, e)));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Runs the whole pipeline from `old` (running) to `new`. On success the
+    /// system runs `new` (returned, validated, with server-chosen values);
+    /// `persist` is called before the plugins' work is final, and its error
+    /// undoes the apply. On error the system is as it was.
+    pub fn commit(
+        &mut self,
+        schema: &Schema,
+        old: &DataTree<'static>,
+        mut new: DataTree<'static>,
+        persist: impl FnOnce(&DataTree<'static>) -> Result<(), RpcError>,
+    ) -> Result<DataTree<'static>, Vec<RpcError>> {
+        self.validate(schema, old, &mut new)?;
+        let mut diff = Self::diff(schema, old, &new).map_err(|e| vec![e])?;
+        let modules = touched_modules(&diff);
+        let involved = self.interested(&modules);
+
+        // Prepare: plugins may fill in server-chosen values.
+        if !involved.is_empty() {
+            for &i in &involved {
+                let mut pc = PrepareCommit {
+                    context: schema.ctx,
+                    old,
+                    new: &mut new,
+                    diff: &diff,
+                };
+                self.plugins[i]
+                    .prepare(&mut pc)
+                    .map_err(|e| vec![plugin_error(schema, Phase::Prepare, &e)])?;
+            }
+            validate_config(schema, &mut new).map_err(|e| vec![e])?;
+            diff = Self::diff(schema, old, &new).map_err(|e| vec![e])?;
+        }
+
+        // Apply, undoing the earlier plugins if a later one fails.
+        let mut applied: Vec<usize> = Vec::new();
+        for &i in &involved {
+            let commit = Commit {
+                context: schema.ctx,
+                old,
+                new: &new,
+                diff: &diff,
+            };
+            debug!(plugin = self.plugins[i].name(), "apply");
+            if let Err(e) = self.plugins[i].apply(&commit) {
+                warn!(plugin = self.plugins[i].name(), error = %e, "apply failed; aborting commit");
+                self.abort(&applied, schema, old, &new, &diff);
+                return Err(vec![plugin_error(schema, Phase::Apply, &e)]);
+            }
+            applied.push(i);
+        }
+        if let Err(e) = persist(&new) {
+            self.abort(&applied, schema, old, &new, &diff);
+            return Err(vec![e]);
+        }
+        Ok(new)
+    }
+
+    fn abort(
+        &mut self,
+        applied: &[usize],
+        schema: &Schema,
+        old: &DataTree<'static>,
+        new: &DataTree<'static>,
+        diff: &DataDiff<'static>,
+    ) {
+        for &j in applied.iter().rev() {
+            let commit = Commit {
+                context: schema.ctx,
+                old,
+                new,
+                diff,
+            };
+            self.plugins[j].abort(&commit);
+        }
+    }
+
+    /// Operational state of every plugin added to `oper`.
+    pub fn operational(
+        &mut self,
+        running: &DataTree<'static>,
+        oper: &mut DataTree<'static>,
+    ) -> Result<(), RpcError> {
+        for p in &mut self.plugins {
+            p.operational(running, oper)
+                .map_err(|e| RpcError::operation_failed(format!("{}: {}", p.name(), e.message)))?;
+        }
+        Ok(())
+    }
+
+    pub fn start(&mut self, schema: &Schema) -> Result<(), String> {
+        for p in &mut self.plugins {
+            p.start(schema.ctx)
+                .map_err(|e| format!("plugin {}: {}", p.name(), e.message))?;
+        }
+        Ok(())
+    }
+
+    pub fn stop(&mut self) {
+        for p in &mut self.plugins {
+            p.stop();
+        }
+    }
+}

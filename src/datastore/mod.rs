@@ -1,1 +1,306 @@
-//! TODO
+//! The configuration datastores (RFC 6241 §5, §8.3, §8.7) and their locks.
+//!
+//! - running: the active configuration. Persisted in the run directory
+//!   (`<run_dir>/running.xml`), which survives an agent restart (SIGTERM or
+//!   kill -9) but not a reboot (the run directory is tmpfs on a device), as
+//!   with sysrepo's running.
+//! - startup: loaded into running at boot (when the run directory holds no
+//!   running yet). Persisted in the state directory.
+//! - candidate: shared by all sessions; `None` while it equals running, so
+//!   an idle candidate costs nothing.
+//!
+//! Files are written atomically (see [`persist`]) and are 0600: they may hold
+//! private keys.
+
+pub mod edit;
+pub mod filter;
+pub mod persist;
+pub mod yang_error;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use yang5::data::{
+    Data, DataFormat, DataParserFlags, DataPrinterFlags, DataTree, DataValidationFlags,
+};
+
+use crate::protocol::error::RpcError;
+use crate::protocol::rpc::Datastore;
+use crate::schema::Schema;
+use yang_error::libyang_error;
+
+pub const FILE_MODE: u32 = 0o600;
+
+pub struct Datastores {
+    pub running: DataTree<'static>,
+    candidate: Option<DataTree<'static>>,
+    startup: Option<DataTree<'static>>,
+    running_path: PathBuf,
+    startup_path: PathBuf,
+    locks: HashMap<Datastore, u32>,
+}
+
+/// Parses a `<config>` payload (or a datastore file) without validating it;
+/// `nc:operation` attributes become metadata, state data is refused.
+pub fn parse_config(schema: &Schema, xml: &str) -> Result<DataTree<'static>, RpcError> {
+    if xml.trim().is_empty() {
+        return Ok(DataTree::new(schema.ctx));
+    }
+    DataTree::parse_string(
+        schema.ctx,
+        xml,
+        DataFormat::XML,
+        DataParserFlags::NO_VALIDATION | DataParserFlags::STRICT | DataParserFlags::NO_STATE,
+        DataValidationFlags::empty(),
+    )
+    .map_err(|e| libyang_error(schema, &e))
+}
+
+/// Full libyang validation of a configuration (adds default nodes).
+pub fn validate_config(schema: &Schema, tree: &mut DataTree<'static>) -> Result<(), RpcError> {
+    tree.validate(DataValidationFlags::NO_STATE)
+        .map_err(|e| libyang_error(schema, &e))
+}
+
+/// XML of a configuration as we store and return it: explicit nodes only
+/// (with-defaults basic mode `explicit`).
+pub fn print_config(tree: &DataTree<'static>) -> Result<String, RpcError> {
+    if tree.reference().is_none() {
+        return Ok(String::new());
+    }
+    print_xml(
+        tree,
+        DataPrinterFlags::WITH_SIBLINGS | DataPrinterFlags::SHRINK | DataPrinterFlags::WD_EXPLICIT,
+    )
+}
+
+/// Prints a tree as XML. yang5's `print_string` dereferences the NULL that
+/// libyang returns for an empty output (a tree of defaults only printed in
+/// explicit mode), so we call `lyd_print_mem` ourselves.
+pub fn print_xml(tree: &DataTree<'static>, flags: DataPrinterFlags) -> Result<String, RpcError> {
+    use libyang5_sys as ffi;
+    let raw = tree.raw();
+    if raw.is_null() {
+        return Ok(String::new());
+    }
+    let mut out: *mut std::os::raw::c_char = std::ptr::null_mut();
+    // SAFETY: `raw` is a valid tree owned by `tree` for the whole call;
+    // libyang allocates `out` with malloc, which we free below.
+    let ret = unsafe { ffi::lyd_print_mem(&mut out, raw, DataFormat::XML as u32, flags.bits()) };
+    if ret != ffi::LY_ERR::LY_SUCCESS {
+        return Err(RpcError::operation_failed("cannot print data"));
+    }
+    if out.is_null() {
+        return Ok(String::new());
+    }
+    // SAFETY: libyang returned a NUL-terminated string it allocated.
+    let s = unsafe { std::ffi::CStr::from_ptr(out) }
+        .to_string_lossy()
+        .into_owned();
+    unsafe { libc::free(out as *mut libc::c_void) };
+    Ok(s)
+}
+
+pub fn duplicate(tree: &DataTree<'static>) -> Result<DataTree<'static>, RpcError> {
+    tree.duplicate()
+        .map_err(|e| RpcError::operation_failed(format!("cannot copy data: {e}")))
+}
+
+fn load_file(schema: &Schema, path: &PathBuf) -> Result<Option<DataTree<'static>>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let mut tree = parse_config(schema, &text)
+                .map_err(|e| format!("{}: {}", path.display(), e.message))?;
+            validate_config(schema, &mut tree)
+                .map_err(|e| format!("{}: {}", path.display(), e.message))?;
+            Ok(Some(tree))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// What boot should do with the loaded configuration.
+pub enum BootSource {
+    /// Running from the run directory: the agent restarted.
+    Running,
+    /// Startup became running: the device booted.
+    Startup,
+    /// Nothing stored: empty running.
+    Empty,
+}
+
+impl Datastores {
+    /// Opens the datastores. The returned running still has to be applied
+    /// through the plugins by the caller.
+    pub fn open(
+        schema: &Schema,
+        run_dir: PathBuf,
+        state_dir: PathBuf,
+    ) -> Result<(Datastores, BootSource), String> {
+        let running_path = run_dir.join("running.xml");
+        let startup_path = state_dir.join("startup.xml");
+        let startup = load_file(schema, &startup_path)?;
+        let (running, source) = match load_file(schema, &running_path)? {
+            Some(r) => (r, BootSource::Running),
+            None => match &startup {
+                Some(s) => (duplicate(s).map_err(|e| e.message)?, BootSource::Startup),
+                None => {
+                    let mut t = DataTree::new(schema.ctx);
+                    validate_config(schema, &mut t).map_err(|e| e.message)?;
+                    (t, BootSource::Empty)
+                }
+            },
+        };
+        Ok((
+            Datastores {
+                running,
+                candidate: None,
+                startup,
+                running_path,
+                startup_path,
+                locks: HashMap::new(),
+            },
+            source,
+        ))
+    }
+
+    /// The tree of a datastore (the candidate reads as running until edited).
+    /// `None` for a deleted (or never written) startup.
+    pub fn tree(&self, ds: Datastore) -> Option<&DataTree<'static>> {
+        match ds {
+            Datastore::Running => Some(&self.running),
+            Datastore::Candidate => Some(self.candidate.as_ref().unwrap_or(&self.running)),
+            Datastore::Startup => self.startup.as_ref(),
+        }
+    }
+
+    pub fn candidate_modified(&self) -> bool {
+        self.candidate.is_some()
+    }
+
+    pub fn set_candidate(&mut self, tree: DataTree<'static>) {
+        self.candidate = Some(tree);
+    }
+
+    pub fn discard_candidate(&mut self) {
+        self.candidate = None;
+    }
+
+    pub fn take_candidate(&mut self) -> Option<DataTree<'static>> {
+        self.candidate.take()
+    }
+
+    /// Installs a committed running and persists it. Called only after every
+    /// plugin applied it; on a write error the caller aborts the plugins.
+    pub fn persist_running(&self, tree: &DataTree<'static>) -> Result<(), RpcError> {
+        let xml = print_config(tree)?;
+        persist::write_atomic(&self.running_path, xml.as_bytes(), FILE_MODE).map_err(|e| {
+            RpcError::operation_failed(format!(
+                "cannot save running to {}: {e}",
+                self.running_path.display()
+            ))
+        })
+    }
+
+    pub fn install_running(&mut self, tree: DataTree<'static>) {
+        self.running = tree;
+    }
+
+    pub fn set_startup(&mut self, tree: DataTree<'static>) -> Result<(), RpcError> {
+        let xml = print_config(&tree)?;
+        persist::write_atomic(&self.startup_path, xml.as_bytes(), FILE_MODE).map_err(|e| {
+            RpcError::operation_failed(format!(
+                "cannot save startup to {}: {e}",
+                self.startup_path.display()
+            ))
+        })?;
+        self.startup = Some(tree);
+        Ok(())
+    }
+
+    pub fn delete_startup(&mut self) -> Result<(), RpcError> {
+        persist::remove_durable(&self.startup_path)
+            .map_err(|e| RpcError::operation_failed(format!("cannot delete startup: {e}")))?;
+        self.startup = None;
+        Ok(())
+    }
+
+    // ----- locks (RFC 6241 §7.5, §7.6) -----
+
+    pub fn lock_holder(&self, ds: Datastore) -> Option<u32> {
+        self.locks.get(&ds).copied()
+    }
+
+    pub fn lock(&mut self, ds: Datastore, session: u32) -> Result<(), RpcError> {
+        if let Some(holder) = self.lock_holder(ds) {
+            let msg = if holder == session {
+                format!("this session already holds the lock on {}", ds.name())
+            } else {
+                format!("{} is locked by session {holder}", ds.name())
+            };
+            return Err(RpcError::protocol("lock-denied", msg).with_info("session-id", holder.to_string()));
+        }
+        if ds == Datastore::Candidate && self.candidate_modified() {
+            return Err(RpcError::protocol(
+                "lock-denied",
+                "the candidate has uncommitted changes: commit or discard-changes first",
+            )
+            .with_info("session-id", "0"));
+        }
+        self.locks.insert(ds, session);
+        Ok(())
+    }
+
+    pub fn unlock(&mut self, ds: Datastore, session: u32) -> Result<(), RpcError> {
+        match self.lock_holder(ds) {
+            Some(h) if h == session => {
+                self.locks.remove(&ds);
+                // RFC 6241 §8.3.5.2: unlocking without commit discards.
+                if ds == Datastore::Candidate {
+                    self.discard_candidate();
+                }
+                Ok(())
+            }
+            Some(h) => Err(RpcError::protocol(
+                "lock-denied",
+                format!("{} is locked by session {h}, not by this session", ds.name()),
+            )
+            .with_info("session-id", h.to_string())),
+            None => Err(RpcError::protocol(
+                "operation-failed",
+                format!("{} is not locked", ds.name()),
+            )),
+        }
+    }
+
+    /// A write by `session` to `ds`: refused while another session holds
+    /// the lock.
+    pub fn check_writable(&self, ds: Datastore, session: u32) -> Result<(), RpcError> {
+        match self.lock_holder(ds) {
+            Some(h) if h != session => Err(RpcError::protocol(
+                "in-use",
+                format!("{} is locked by session {h}", ds.name()),
+            )
+            .with_info("session-id", h.to_string())),
+            _ => Ok(()),
+        }
+    }
+
+    /// A session ended (or was killed): its locks go, and so do the candidate
+    /// changes it held the lock for.
+    pub fn release_session(&mut self, session: u32) {
+        let held: Vec<Datastore> = self
+            .locks
+            .iter()
+            .filter(|(_, s)| **s == session)
+            .map(|(d, _)| *d)
+            .collect();
+        for ds in held {
+            self.locks.remove(&ds);
+            if ds == Datastore::Candidate {
+                self.discard_candidate();
+            }
+        }
+    }
+}

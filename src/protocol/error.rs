@@ -1,6 +1,6 @@
 //! RFC 6241 `<rpc-error>` (Appendix A) and its XML form.
 
-use super::xml::escape;
+use super::xml::{escape, escape_text};
 use super::NC_NS;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,7 +121,7 @@ impl RpcError {
         out.push_str("</error-tag><error-severity>error</error-severity>");
         if let Some(t) = &self.app_tag {
             out.push_str("<error-app-tag>");
-            out.push_str(&escape(t));
+            out.push_str(&escape_text(t));
             out.push_str("</error-app-tag>");
         }
         if let Some(p) = &self.path {
@@ -130,11 +130,11 @@ impl RpcError {
                 out.push_str(&format!(" xmlns:{}=\"{}\"", prefix, escape(ns)));
             }
             out.push('>');
-            out.push_str(&escape(&p.path));
+            out.push_str(&escape_text(&p.path));
             out.push_str("</error-path>");
         }
         out.push_str("<error-message xml:lang=\"en\">");
-        out.push_str(&escape(&self.message));
+        out.push_str(&escape_text(&self.message));
         out.push_str("</error-message>");
         if !self.info.is_empty() {
             out.push_str("<error-info>");
@@ -148,7 +148,7 @@ impl RpcError {
                     out.push_str(&format!(" xmlns:{}=\"{}\"", prefix, escape(ns)));
                 }
                 out.push('>');
-                out.push_str(&escape(&i.value));
+                out.push_str(&escape_text(&i.value));
                 out.push_str("</");
                 out.push_str(i.name);
                 out.push('>');

@@ -122,7 +122,7 @@ impl Elem {
         for c in &self.children {
             match c {
                 Child::Elem(e) => e.write(out, None),
-                Child::Text(t) => out.push_str(&escape(t)),
+                Child::Text(t) => out.push_str(&escape_text(t)),
             }
         }
         out.push_str("</");
@@ -144,7 +144,21 @@ fn write_decl(out: &mut String, prefix: Option<&str>, uri: &str) {
     out.push('"');
 }
 
-/// Escapes text for element content and attribute values.
+/// Escapes element content (quotes need no escaping there).
+pub fn escape_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes attribute values (and is safe for content too).
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {

@@ -1,10 +1,20 @@
-//! One NETCONF session over an authenticated byte stream.
+//! One NETCONF session over an authenticated byte stream: hello exchange,
+//! framing switch, then rpcs until close-session, kill-session, the peer
+//! hanging up, broken framing or agent shutdown.
+
+pub mod registry;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::{debug, info, warn};
 
 use crate::agent::Agent;
+use crate::core::Outcome;
+use crate::protocol::error::RpcError;
+use crate::protocol::framing::{FrameReader, FrameWriter, Framing, FramingError};
+use crate::protocol::{hello, reply, rpc, xml};
 
 /// Who is on the other end of a session, as the transport authenticated it.
 #[derive(Clone, Debug)]
@@ -18,13 +28,144 @@ pub struct Peer {
 
 /// Runs one session to its end. Transports spawn this on the stream of an
 /// accepted `netconf` subsystem.
-pub async fn run<S>(_agent: Arc<Agent>, mut stream: S, _peer: Peer)
+pub async fn run<S>(agent: Arc<Agent>, stream: S, peer: Peer)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // Placeholder until the protocol layer lands: greet and close.
-    let _ = stream
-        .write_all(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><hello xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\"><capabilities><capability>urn:ietf:params:netconf:base:1.0</capability></capabilities><session-id>1</session-id></hello>]]>]]>")
-        .await;
-    let _ = stream.shutdown().await;
+    let (id, kill) = agent.sessions.register(peer.clone());
+    info!(session = id, user = %peer.user, source = %peer.source, "session start");
+    let (r, w) = tokio::io::split(stream);
+    let mut reader = FrameReader::new(r, agent.config.netconf.max_message_bytes);
+    let mut writer = FrameWriter::new(w);
+    let mut shutdown = agent.shutdown.clone();
+    let end = tokio::select! {
+        r = serve(&agent, id, &mut reader, &mut writer) => r,
+        _ = kill.notified() => "killed".to_string(),
+        _ = crate::transport::shutdown_requested(&mut shutdown) => "agent shutdown".to_string(),
+    };
+    writer.shutdown().await;
+    let a = agent.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Ok(mut core) = a.core.lock() {
+            core.session_ended(id);
+        }
+    })
+    .await;
+    agent.sessions.remove(id);
+    info!(session = id, reason = %end, "session end");
+}
+
+async fn send<W: AsyncWrite + Unpin>(w: &mut FrameWriter<W>, msg: &str) -> Result<(), String> {
+    w.write_message(msg.as_bytes())
+        .await
+        .map_err(|e| format!("write: {e}"))
+}
+
+/// The session proper; returns why it ended.
+async fn serve<R, W>(
+    agent: &Arc<Agent>,
+    id: u32,
+    reader: &mut FrameReader<R>,
+    writer: &mut FrameWriter<W>,
+) -> String
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let hello_msg = hello::server_hello(&agent.capabilities, id);
+    if let Err(e) = send(writer, &hello_msg).await {
+        return e;
+    }
+    let timeout = Duration::from_secs(agent.config.netconf.hello_timeout_secs);
+    let client_hello = match tokio::time::timeout(timeout, reader.next_message()).await {
+        Err(_) => return "no hello within the timeout".into(),
+        Ok(Ok(Some(m))) => m,
+        Ok(Ok(None)) => return "closed before hello".into(),
+        Ok(Err(e)) => return format!("hello: {e}"),
+    };
+    let parsed = match xml::parse(&client_hello) {
+        Ok(root) => hello::parse_client_hello(&root),
+        Err(e) => Err(e.to_string()),
+    };
+    let client = match parsed {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(session = id, error = %e, "bad client hello; closing");
+            return format!("bad hello: {e}");
+        }
+    };
+    if client.base_1_1 {
+        reader.framing = Framing::Chunked;
+        writer.framing = Framing::Chunked;
+    }
+    debug!(session = id, chunked = client.base_1_1, "hello done");
+    loop {
+        let msg = match reader.next_message().await {
+            Ok(Some(m)) => m,
+            Ok(None) => return "peer closed".into(),
+            Err(FramingError::TooLarge(n)) => {
+                let e = RpcError::malformed(format!("message larger than {n} bytes; closing"));
+                let _ = send(writer, &reply::errors("", &[e])).await;
+                return "message too large".into();
+            }
+            Err(e) => return format!("framing: {e}"),
+        };
+        let root = match xml::parse(&msg) {
+            Ok(r) => r,
+            Err(e) => {
+                let err = RpcError::malformed(format!("malformed message: {e}"));
+                if let Err(e) = send(writer, &reply::errors("", &[err])).await {
+                    return e;
+                }
+                continue;
+            }
+        };
+        let request = match rpc::parse(&root) {
+            Ok(r) => r,
+            Err(e) => {
+                if let Err(e) = send(writer, &reply::errors(&e.reply_attrs, &[e.error])).await {
+                    return e;
+                }
+                continue;
+            }
+        };
+        let attrs = request.reply_attrs.clone();
+        let a = agent.clone();
+        let outcome = tokio::task::spawn_blocking(move || match a.core.lock() {
+            Ok(mut core) => core.handle(id, request.operation),
+            Err(_) => Err(vec![RpcError::operation_failed("internal error: core lock poisoned")]),
+        })
+        .await
+        .unwrap_or_else(|e| Err(vec![RpcError::operation_failed(format!("internal error: {e}"))]));
+        let (text, close) = match outcome {
+            Ok(Outcome::Ok) => (reply::ok(&attrs), false),
+            Ok(Outcome::Data(xml)) => (reply::data(&attrs, &xml), false),
+            Ok(Outcome::Close) => (reply::ok(&attrs), true),
+            Ok(Outcome::Kill(victim)) => {
+                if agent.sessions.kill(victim) {
+                    // Release the victim's locks now, so the reply's "ok"
+                    // means they are gone.
+                    let a = agent.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if let Ok(mut core) = a.core.lock() {
+                            core.session_ended(victim);
+                        }
+                    })
+                    .await;
+                    (reply::ok(&attrs), false)
+                } else {
+                    let e = RpcError::protocol("invalid-value", format!("no session {victim}"))
+                        .bad_element("session-id");
+                    (reply::errors(&attrs, &[e]), false)
+                }
+            }
+            Err(errors) => (reply::errors(&attrs, &errors), false),
+        };
+        if let Err(e) = send(writer, &text).await {
+            return e;
+        }
+        if close {
+            return "close-session".into();
+        }
+    }
 }

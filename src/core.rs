@@ -1,0 +1,289 @@
+//! The agent's core: schema, datastores and commit pipeline, and the
+//! NETCONF operations on them (RFC 6241 §7, §8). One `Core` exists, behind a
+//! lock, so operations — commits above all — are serialised.
+
+use tracing::info;
+use yang5::data::DataTree;
+
+use crate::datastore::{self, edit, filter, parse_config, print_config, Datastores};
+use crate::protocol::error::RpcError;
+use crate::protocol::rpc::{Datastore, EditOp, Filter, Operation, Source, TestOption};
+use crate::schema::Schema;
+use crate::transaction::Pipeline;
+
+pub struct Core {
+    pub schema: Schema,
+    pub ds: Datastores,
+    pub pipeline: Pipeline,
+}
+
+/// What an operation produced.
+pub enum Outcome {
+    Ok,
+    /// Printed XML for `<data>`.
+    Data(String),
+    /// close-session: reply ok, then end the session.
+    Close,
+    /// kill-session succeeded for this session id: the caller ends it.
+    Kill(u32),
+}
+
+type OpResult = Result<Outcome, Vec<RpcError>>;
+
+fn one(e: RpcError) -> Vec<RpcError> {
+    vec![e]
+}
+
+impl Core {
+    /// Applies the boot configuration through the plugins: the system comes
+    /// up with running before the first session is served.
+    pub fn boot(&mut self) -> Result<(), String> {
+        let empty = DataTree::new(self.schema.ctx);
+        let running = datastore::duplicate(&self.ds.running).map_err(|e| e.message)?;
+        let ds = &self.ds;
+        let new = self
+            .pipeline
+            .commit(&self.schema, &empty, running, |t| ds.persist_running(t))
+            .map_err(|es| {
+                es.iter()
+                    .map(|e| e.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
+        self.ds.install_running(new);
+        Ok(())
+    }
+
+    pub fn handle(&mut self, session: u32, op: Operation) -> OpResult {
+        match op {
+            Operation::Get { filter } => self.get(filter),
+            Operation::GetConfig { source, filter } => self.get_config(source, filter),
+            Operation::EditConfig {
+                target,
+                default_operation,
+                test_option,
+                error_option: _,
+                config,
+            } => self.edit_config(session, target, default_operation, test_option, &config),
+            Operation::CopyConfig { target, source } => self.copy_config(session, target, source),
+            Operation::DeleteConfig { target } => self.delete_config(session, target),
+            Operation::Lock { target } => {
+                self.ds.lock(target, session).map_err(one)?;
+                Ok(Outcome::Ok)
+            }
+            Operation::Unlock { target } => {
+                self.ds.unlock(target, session).map_err(one)?;
+                Ok(Outcome::Ok)
+            }
+            Operation::CloseSession => Ok(Outcome::Close),
+            Operation::KillSession { session_id } => {
+                if session_id == session {
+                    return Err(one(
+                        RpcError::protocol("invalid-value", "a session cannot kill itself; use close-session")
+                            .bad_element("session-id"),
+                    ));
+                }
+                Ok(Outcome::Kill(session_id))
+            }
+            Operation::Commit => self.commit(session),
+            Operation::DiscardChanges => {
+                self.ds
+                    .check_writable(Datastore::Candidate, session)
+                    .map_err(one)?;
+                self.ds.discard_candidate();
+                Ok(Outcome::Ok)
+            }
+            Operation::Validate { source } => self.validate(source),
+        }
+    }
+
+    fn filtered(&self, tree: &DataTree<'static>, filter: Option<Filter>) -> OpResult {
+        let xml = match filter {
+            None => print_config(tree).map_err(one)?,
+            Some(Filter::Subtree(f)) => {
+                let xpaths = filter::subtree_to_xpaths(&self.schema, &f);
+                let sel = filter::select(&self.schema, tree, &xpaths).map_err(one)?;
+                print_config(&sel).map_err(one)?
+            }
+            Some(Filter::XPath { .. }) => {
+                return Err(one(RpcError::not_supported(
+                    "XPath filters are not supported (no :xpath capability)",
+                )
+                .bad_element("filter")))
+            }
+        };
+        Ok(Outcome::Data(xml))
+    }
+
+    fn get(&mut self, filter: Option<Filter>) -> OpResult {
+        let mut oper = datastore::duplicate(&self.ds.running).map_err(one)?;
+        self.pipeline
+            .operational(&self.ds.running, &mut oper)
+            .map_err(one)?;
+        self.filtered(&oper, filter)
+    }
+
+    fn get_config(&self, source: Datastore, filter: Option<Filter>) -> OpResult {
+        let tree = self.existing(source).map_err(one)?;
+        self.filtered(tree, filter)
+    }
+
+    fn existing(&self, ds: Datastore) -> Result<&DataTree<'static>, RpcError> {
+        self.ds.tree(ds).ok_or_else(|| {
+            RpcError::app(
+                "invalid-value",
+                format!("the {} datastore does not exist (deleted or never saved)", ds.name()),
+            )
+        })
+    }
+
+    /// Running replaced by `new` through the pipeline, persisted.
+    fn commit_running(&mut self, new: DataTree<'static>) -> Result<(), Vec<RpcError>> {
+        let ds = &self.ds;
+        let committed = self
+            .pipeline
+            .commit(&self.schema, &ds.running, new, |t| ds.persist_running(t))?;
+        self.ds.install_running(committed);
+        Ok(())
+    }
+
+    fn edit_config(
+        &mut self,
+        session: u32,
+        target: Datastore,
+        default_op: EditOp,
+        test_option: TestOption,
+        config: &str,
+    ) -> OpResult {
+        if target == Datastore::Startup {
+            return Err(one(RpcError::protocol(
+                "invalid-value",
+                "edit-config cannot target startup; use copy-config",
+            )
+            .bad_element("target")));
+        }
+        if test_option != TestOption::TestOnly {
+            self.ds.check_writable(target, session).map_err(one)?;
+        }
+        let edit_tree = parse_config(&self.schema, config).map_err(one)?;
+        let mut new = if default_op == EditOp::Replace {
+            DataTree::new(self.schema.ctx)
+        } else {
+            datastore::duplicate(self.existing(target).map_err(one)?).map_err(one)?
+        };
+        let op = if default_op == EditOp::Replace {
+            EditOp::Merge
+        } else {
+            default_op
+        };
+        edit::apply(&self.schema, &mut new, &edit_tree, op).map_err(one)?;
+        match (target, test_option) {
+            (_, TestOption::TestOnly) => {
+                self.pipeline
+                    .validate(&self.schema, &self.ds.running, &mut new)?;
+            }
+            (Datastore::Candidate, TestOption::Set) => self.ds.set_candidate(new),
+            (Datastore::Candidate, TestOption::TestThenSet) => {
+                self.pipeline
+                    .validate(&self.schema, &self.ds.running, &mut new)?;
+                self.ds.set_candidate(new);
+            }
+            // Running is the system: it is always validated and applied.
+            (_, _) => self.commit_running(new)?,
+        }
+        Ok(Outcome::Ok)
+    }
+
+    fn source_tree(&self, source: Source) -> Result<DataTree<'static>, RpcError> {
+        match source {
+            Source::Datastore(ds) => datastore::duplicate(self.existing(ds)?),
+            Source::Config(xml) => {
+                let tree = parse_config(&self.schema, &xml)?;
+                // An inline config is a whole configuration: no operations.
+                for n in tree.traverse() {
+                    if n.meta().any(|m| m.name() == "operation") {
+                        return Err(RpcError::protocol(
+                            "bad-attribute",
+                            "operation attributes are not allowed in a copy-config or validate <config>",
+                        )
+                        .with_info("bad-attribute", "operation")
+                        .bad_element(n.schema().name().to_string()));
+                    }
+                }
+                Ok(tree)
+            }
+        }
+    }
+
+    fn copy_config(&mut self, session: u32, target: Datastore, source: Source) -> OpResult {
+        if let Source::Datastore(s) = source {
+            if s == target {
+                return Err(one(RpcError::protocol(
+                    "invalid-value",
+                    "copy-config source and target are the same datastore",
+                )));
+            }
+        }
+        self.ds.check_writable(target, session).map_err(one)?;
+        let mut new = self.source_tree(source).map_err(one)?;
+        match target {
+            Datastore::Running => self.commit_running(new)?,
+            Datastore::Candidate => {
+                datastore::validate_config(&self.schema, &mut new).map_err(one)?;
+                self.ds.set_candidate(new);
+            }
+            Datastore::Startup => {
+                datastore::validate_config(&self.schema, &mut new).map_err(one)?;
+                self.ds.set_startup(new).map_err(one)?;
+                info!("startup saved");
+            }
+        }
+        Ok(Outcome::Ok)
+    }
+
+    fn delete_config(&mut self, session: u32, target: Datastore) -> OpResult {
+        if target != Datastore::Startup {
+            return Err(one(RpcError::protocol(
+                "invalid-value",
+                format!("the {} datastore cannot be deleted", target.name()),
+            )
+            .bad_element("target")));
+        }
+        self.ds.check_writable(target, session).map_err(one)?;
+        self.ds.delete_startup().map_err(one)?;
+        Ok(Outcome::Ok)
+    }
+
+    fn commit(&mut self, session: u32) -> OpResult {
+        self.ds
+            .check_writable(Datastore::Running, session)
+            .map_err(one)?;
+        self.ds
+            .check_writable(Datastore::Candidate, session)
+            .map_err(one)?;
+        let Some(candidate) = self.ds.take_candidate() else {
+            return Ok(Outcome::Ok);
+        };
+        let copy = datastore::duplicate(&candidate).map_err(one)?;
+        match self.commit_running(copy) {
+            Ok(()) => Ok(Outcome::Ok),
+            Err(e) => {
+                // The candidate keeps its changes for the client to fix.
+                self.ds.set_candidate(candidate);
+                Err(e)
+            }
+        }
+    }
+
+    fn validate(&mut self, source: Source) -> OpResult {
+        let mut tree = self.source_tree(source).map_err(one)?;
+        self.pipeline
+            .validate(&self.schema, &self.ds.running, &mut tree)?;
+        Ok(Outcome::Ok)
+    }
+
+    /// A session ended: its locks and locked candidate changes go.
+    pub fn session_ended(&mut self, session: u32) {
+        self.ds.release_session(session);
+    }
+}

@@ -1,0 +1,154 @@
+//! edit-config semantics (RFC 6241 §7.2) on libyang trees.
+//!
+//! libyang parses the `<config>` payload, with `nc:operation` attributes as
+//! metadata, into an edit tree; we walk that tree and apply each node to the
+//! target by instance path (`find_path`/`new_path` use libyang's hash
+//! lookups, so an edit costs in proportion to its own size, not to the size
+//! of the datastore).
+
+use yang5::data::{Data, DataNodeRef, DataTree};
+use yang5::schema::SchemaNodeKind;
+
+use super::yang_error::{json_path_to_error_path, libyang_error};
+use crate::protocol::error::RpcError;
+use crate::protocol::rpc::EditOp;
+use crate::schema::Schema;
+
+/// Applies `edit` to `target`. On error `target` may be half-edited: callers
+/// edit a copy, so every error-option acts as rollback-on-error.
+pub fn apply(
+    schema: &Schema,
+    target: &mut DataTree<'static>,
+    edit: &DataTree<'static>,
+    default_op: EditOp,
+) -> Result<(), RpcError> {
+    let Some(first) = edit.reference() else {
+        return Ok(());
+    };
+    for node in first.inclusive_siblings() {
+        apply_node(schema, target, &node, default_op)?;
+    }
+    Ok(())
+}
+
+fn op_of(node: &DataNodeRef<'_>, inherited: EditOp) -> Result<EditOp, RpcError> {
+    for m in node.meta() {
+        if m.name() == "operation" {
+            return EditOp::parse(m.value()).ok_or_else(|| {
+                RpcError::protocol(
+                    "bad-attribute",
+                    format!("unknown operation '{}'", m.value()),
+                )
+                .with_info("bad-attribute", "operation")
+                .bad_element(node.schema().name().to_string())
+            });
+        }
+    }
+    Ok(inherited)
+}
+
+/// A node that exists only as an implicit default counts as absent for
+/// create and delete (RFC 6243 §4.5.2 semantics for basic-mode explicit).
+fn exists(target: &DataTree<'static>, path: &str) -> bool {
+    match target.find_path(path) {
+        Ok(n) => !n.is_default(),
+        Err(_) => false,
+    }
+}
+
+fn apply_node(
+    schema: &Schema,
+    target: &mut DataTree<'static>,
+    node: &DataNodeRef<'_>,
+    inherited: EditOp,
+) -> Result<(), RpcError> {
+    let snode = node.schema();
+    let op = op_of(node, inherited)?;
+    let kind = snode.kind();
+    if snode.is_list_key() {
+        // Keys are part of the list entry's path; an operation on a key
+        // alone is meaningless except the entry's own.
+        if op != inherited && matches!(op, EditOp::Delete | EditOp::Remove | EditOp::Create) {
+            return Err(RpcError::protocol(
+                "bad-attribute",
+                "an operation on a list key is not allowed; operate on the list entry",
+            )
+            .with_info("bad-attribute", "operation")
+            .bad_element(snode.name().to_string()));
+        }
+        return Ok(());
+    }
+    let path = node.path();
+    let present = exists(target, &path);
+    let is_leaf = matches!(kind, SchemaNodeKind::Leaf | SchemaNodeKind::LeafList);
+    match op {
+        EditOp::Create if present => {
+            return Err(RpcError::app(
+                "data-exists",
+                format!("{} already exists", describe(&path)),
+            )
+            .with_path(json_path_to_error_path(schema, &path))
+            .bad_element(snode.name().to_string()))
+        }
+        EditOp::Delete if !present => {
+            return Err(RpcError::app(
+                "data-missing",
+                format!("{} does not exist, so it cannot be deleted", describe(&path)),
+            )
+            .with_path(json_path_to_error_path(schema, &path))
+            .bad_element(snode.name().to_string()))
+        }
+        EditOp::Delete | EditOp::Remove => {
+            if present {
+                target
+                    .remove(&path)
+                    .map_err(|e| libyang_error(schema, &e))?;
+            }
+            return Ok(());
+        }
+        EditOp::Replace if present => {
+            target
+                .remove(&path)
+                .map_err(|e| libyang_error(schema, &e))?;
+        }
+        _ => {}
+    }
+    if op == EditOp::None && !present {
+        // Nothing to create at this level; descend so that deeper explicit
+        // operations take effect (their parents are created by new_path).
+        for child in node.children() {
+            apply_node(schema, target, &child, op)?;
+        }
+        return Ok(());
+    }
+    if is_leaf {
+        if op != EditOp::None {
+            let value = node.value_canonical();
+            let value = if kind == SchemaNodeKind::LeafList {
+                None // the value is in the path predicate
+            } else {
+                value
+            };
+            target
+                .new_path(&path, value.as_deref(), false)
+                .map_err(|e| libyang_error(schema, &e))?;
+        }
+        return Ok(());
+    }
+    if op != EditOp::None {
+        target
+            .new_path(&path, None, false)
+            .map_err(|e| libyang_error(schema, &e))?;
+    }
+    // Children of a replaced or created node inherit that operation; the
+    // node is fresh, so they are simply created.
+    for child in node.children() {
+        apply_node(schema, target, &child, op)?;
+    }
+    Ok(())
+}
+
+/// `/m:a/b[k='1']/c` → `c (in /m:a/b[k='1'])`-like text for messages.
+fn describe(path: &str) -> String {
+    path.to_string()
+}

@@ -1,0 +1,118 @@
+//! Subtree filtering (RFC 6241 §6) by translation into XPath selections
+//! that libyang evaluates with its hash lookups (as Netopeer2 does).
+//!
+//! Each filter element becomes a location step; content-match nodes become
+//! predicates on their parent step; selection nodes and containment nodes
+//! with no content-match select whole subtrees.
+
+use yang5::data::{Data, DataTree};
+
+use crate::protocol::error::RpcError;
+use crate::protocol::xml::Elem;
+use crate::schema::Schema;
+
+/// Turns a `<filter type="subtree">` element into XPath expressions (JSON
+/// module-name prefixes). An empty result selects nothing (RFC 6241 §6.4.2).
+pub fn subtree_to_xpaths(schema: &Schema, filter: &Elem) -> Vec<String> {
+    let mut out = Vec::new();
+    for top in filter.elems() {
+        let Some(ns) = &top.ns else { continue };
+        // A namespace no module implements matches nothing.
+        let Some(module) = schema.module_by_ns(ns) else {
+            continue;
+        };
+        let step = format!("/{}:{}", module.name(), top.local);
+        build(schema, top, module.name(), &step, &mut out);
+    }
+    out
+}
+
+fn quote(v: &str) -> String {
+    if v.contains('\'') {
+        format!("\"{v}\"")
+    } else {
+        format!("'{v}'")
+    }
+}
+
+/// The name of `e` as an XPath step relative to a parent in `parent_module`.
+fn step_name(schema: &Schema, e: &Elem, parent_module: &str) -> Option<(String, String)> {
+    let module = match &e.ns {
+        Some(ns) => schema.module_by_ns(ns)?.name().to_string(),
+        None => parent_module.to_string(),
+    };
+    let name = if module == parent_module {
+        e.local.clone()
+    } else {
+        format!("{}:{}", module, e.local)
+    };
+    Some((name, module))
+}
+
+fn build(schema: &Schema, e: &Elem, module: &str, path: &str, out: &mut Vec<String>) {
+    if !e.has_elem_children() {
+        let text = e.text();
+        if text.is_empty() {
+            // Selection node.
+            out.push(path.to_string());
+        } else {
+            // Content match at this level with nothing else: select the
+            // matching node itself.
+            out.push(format!("{path}[.={}]", quote(&text)));
+        }
+        return;
+    }
+    let mut preds = String::new();
+    let mut matches = Vec::new();
+    let mut others = Vec::new();
+    for c in e.elems() {
+        let Some((name, cmod)) = step_name(schema, c, module) else {
+            // Unknown namespace inside: this branch matches nothing.
+            return;
+        };
+        if !c.has_elem_children() && !c.text().is_empty() {
+            preds.push_str(&format!("[{}={}]", name, quote(&c.text())));
+            matches.push(name);
+        } else {
+            others.push((c, name, cmod));
+        }
+    }
+    let base = format!("{path}{preds}");
+    if others.is_empty() {
+        // Only content-match nodes: the whole matching subtree.
+        out.push(base);
+        return;
+    }
+    for m in matches {
+        out.push(format!("{base}/{m}"));
+    }
+    for (c, name, cmod) in others {
+        build(schema, c, &cmod, &format!("{base}/{name}"), out);
+    }
+}
+
+/// Copies the nodes `xpaths` select in `data` (with their ancestors and list
+/// keys) into a new tree.
+pub fn select(
+    schema: &Schema,
+    data: &DataTree<'static>,
+    xpaths: &[String],
+) -> Result<DataTree<'static>, RpcError> {
+    let mut result = DataTree::new(schema.ctx);
+    for xp in xpaths {
+        let set = match data.find_xpath(xp) {
+            Ok(s) => s,
+            // A filter naming nodes the schema lacks selects nothing.
+            Err(_) => continue,
+        };
+        for node in set {
+            let dup = node
+                .duplicate(true)
+                .map_err(|e| RpcError::operation_failed(format!("filter: {e}")))?;
+            result
+                .merge(&dup)
+                .map_err(|e| RpcError::operation_failed(format!("filter: {e}")))?;
+        }
+    }
+    Ok(result)
+}

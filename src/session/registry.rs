@@ -1,0 +1,64 @@
+//! Live sessions: ids, who they are, and how to end one (kill-session,
+//! shutdown).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use super::Peer;
+
+pub struct SessionEntry {
+    pub peer: Peer,
+    pub kill: Arc<Notify>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    next: AtomicU32,
+    live: Mutex<HashMap<u32, SessionEntry>>,
+}
+
+impl Registry {
+    /// A new session id (never 0: RFC 6241 reserves it for non-NETCONF
+    /// lock holders).
+    pub fn register(&self, peer: Peer) -> (u32, Arc<Notify>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let kill = Arc::new(Notify::new());
+        if let Ok(mut live) = self.live.lock() {
+            live.insert(
+                id,
+                SessionEntry {
+                    peer,
+                    kill: kill.clone(),
+                },
+            );
+        }
+        (id, kill)
+    }
+
+    pub fn remove(&self, id: u32) {
+        if let Ok(mut live) = self.live.lock() {
+            live.remove(&id);
+        }
+    }
+
+    /// Ends session `id`; false if there is no such session.
+    pub fn kill(&self, id: u32) -> bool {
+        let Ok(live) = self.live.lock() else {
+            return false;
+        };
+        match live.get(&id) {
+            Some(e) => {
+                e.kill.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.live.lock().map(|l| l.len()).unwrap_or(0)
+    }
+}
