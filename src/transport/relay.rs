@@ -80,6 +80,10 @@ fn pump_to_stdout(mut from_agent: UnixStream, socket: &Path) -> i32 {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The agent closed the session while input we sent was still
+            // unread (say, right after <close-session> or a framing error):
+            // on a Unix socket that reads as a reset, but it is just the end.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset && total > 0 => break,
             Err(e) => {
                 eprintln!("wgnetconf relay: reading from {}: {e}", socket.display());
                 return 1;
