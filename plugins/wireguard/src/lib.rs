@@ -1,4 +1,202 @@
-//! wgnetconf WireGuard plugin.
+//! wgnetconf WireGuard plugin: programs the `wgnetconf-tunnel` YANG module
+//! (`tunnel / wireguard N / peer N`) into a WireGuard data plane.
+//!
+//! ```ignore
+//! let mut plugin = WireguardPlugin::new("auto")?;   // or "boringtun", "kernel"
+//! plugin.start(context)?;                            // opens the backend
+//! ```
+//!
+//! Interface `wireguard N` is the system interface `wgN`. `enable false` on an
+//! interface keeps the interface (key, port, addresses) but sets the link
+//! down and programs no peers and no routes; `enable false` on a peer removes
+//! it (and its routes) from the data plane, its config stays. A route via the
+//! interface is added for every allowed-ip of every programmed peer, as
+//! wg-quick does.
+//!
+//! The plugin keeps its picture of what it programmed ([`plan::Applied`]);
+//! it is built from the commits it applied, starting empty, so the agent
+//! must pass every commit (the boot config first) through the plugin.
+
 pub mod backend;
 pub mod keys;
-pub use keys::{genkey, genpsk, pubkey};
+pub mod model;
+pub mod plan;
+pub mod state;
+pub mod validate;
+
+pub use keys::{genkey, genpsk, pubkey, KeyError};
+
+use wgnetconf_plugin_api::yang5::context::Context;
+use wgnetconf_plugin_api::{Commit, Plugin, PluginError, PrepareCommit};
+use yang5::data::DataTree;
+
+use backend::Backend;
+use plan::{Applied, Op, StateEdit};
+
+/// What `abort` needs to undo the last successful apply.
+struct Undo {
+    ops: Vec<Op>,
+    state: Vec<StateEdit>,
+}
+
+pub struct WireguardPlugin {
+    backend_name: String,
+    backend: Option<Box<dyn Backend>>,
+    applied: Applied,
+    last: Option<Undo>,
+}
+
+impl std::fmt::Debug for WireguardPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WireguardPlugin")
+            .field("backend", &self.backend_name)
+            .field("interfaces", &self.applied.ifaces.len())
+            .finish()
+    }
+}
+
+impl WireguardPlugin {
+    /// A plugin that opens backend `backend_name` at [`Plugin::start`]:
+    /// `auto` (kernel if the WireGuard module is there, else boringtun),
+    /// `kernel`, `boringtun`, or `memory` (tests). Fails on an unknown name.
+    pub fn new(backend_name: &str) -> Result<Self, PluginError> {
+        if !backend::BACKENDS.contains(&backend_name) {
+            return Err(PluginError::failed(format!(
+                "unknown WireGuard backend {backend_name:?}; use one of {}",
+                backend::BACKENDS.join(", ")
+            )));
+        }
+        Ok(WireguardPlugin {
+            backend_name: backend_name.to_string(),
+            backend: None,
+            applied: Applied::default(),
+            last: None,
+        })
+    }
+
+    /// A plugin over an already opened backend (tests, custom backends).
+    pub fn with_backend(backend: Box<dyn Backend>) -> Self {
+        WireguardPlugin {
+            backend_name: backend.kind().to_string(),
+            backend: Some(backend),
+            applied: Applied::default(),
+            last: None,
+        }
+    }
+
+    /// The backend in use (after `start`).
+    pub fn backend_mut(&mut self) -> Option<&mut (dyn Backend + 'static)> {
+        self.backend.as_deref_mut()
+    }
+
+    /// Name of the backend actually used (`auto` resolved after `start`).
+    pub fn backend_kind(&self) -> &str {
+        self.backend.as_ref().map(|b| b.kind()).unwrap_or(&self.backend_name)
+    }
+
+    /// What the plugin believes is programmed.
+    pub fn applied(&self) -> &Applied {
+        &self.applied
+    }
+
+    fn backend(&mut self) -> Result<&mut (dyn Backend + 'static), PluginError> {
+        self.backend
+            .as_deref_mut()
+            .ok_or_else(|| PluginError::failed("WireGuard backend not started"))
+    }
+}
+
+impl Plugin for WireguardPlugin {
+    fn name(&self) -> &str {
+        "wireguard"
+    }
+
+    fn modules(&self) -> &[&'static str] {
+        &[model::MODULE]
+    }
+
+    fn start(&mut self, _context: &'static Context) -> Result<(), PluginError> {
+        if self.backend.is_none() {
+            let b = backend::open(&self.backend_name).map_err(|e| PluginError::failed(e.0))?;
+            tracing::info!("wireguard: using the {} backend", b.kind());
+            self.backend = Some(b);
+        }
+        Ok(())
+    }
+
+    fn validate(&mut self, commit: &Commit<'_>) -> Result<(), Vec<PluginError>> {
+        let touched = model::touched(commit.diff, commit.old, commit.new);
+        let errs = validate::validate(&self.applied, commit.new, &touched);
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs)
+        }
+    }
+
+    fn prepare(&mut self, commit: &mut PrepareCommit<'_>) -> Result<(), PluginError> {
+        let touched = model::touched(commit.diff, commit.old, commit.new);
+        for (&i, t) in &touched {
+            if !(t.whole || t.settings || !self.applied.ifaces.contains_key(&i)) {
+                continue;
+            }
+            let Some(m) = model::read_iface(commit.new, i) else {
+                continue;
+            };
+            if m.private_key.is_none() {
+                let path = format!("{}/private-key", model::iface_path(i));
+                let key = keys::SecretKey::generate();
+                commit
+                    .new
+                    .new_path(&path, Some(&key.expose_base64()), false)
+                    .map_err(|e| PluginError::failed(format!("generating a private key for wg{i}: {e}")))?;
+                tracing::info!("wireguard: generated a private key for wg{i}");
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, commit: &Commit<'_>) -> Result<(), PluginError> {
+        self.last = None;
+        let touched = model::touched(commit.diff, commit.old, commit.new);
+        let plan = plan::plan(&self.applied, commit.new, &touched)
+            .map_err(|e| PluginError::failed(e.message).with_path(e.path))?;
+        let backend = self.backend()?;
+        plan::execute(backend, &plan.ops).map_err(|e| {
+            PluginError::failed(format!("{e} (the WireGuard changes of this commit were undone)"))
+        })?;
+        let inverse = self.applied.edit_all(plan.edits);
+        self.last = Some(Undo {
+            ops: plan.ops,
+            state: inverse,
+        });
+        Ok(())
+    }
+
+    fn abort(&mut self, _commit: &Commit<'_>) {
+        let Some(undo) = self.last.take() else {
+            return;
+        };
+        if let Some(b) = self.backend.as_deref_mut() {
+            plan::undo(b, &undo.ops);
+        }
+        let _ = self.applied.edit_all(undo.state);
+    }
+
+    fn operational(
+        &mut self,
+        _running: &DataTree<'static>,
+        oper: &mut DataTree<'static>,
+    ) -> Result<(), PluginError> {
+        let Some(b) = self.backend.as_deref_mut() else {
+            return Ok(());
+        };
+        state::fill(b, &self.applied, oper)
+    }
+
+    fn stop(&mut self) {
+        if let Some(b) = self.backend.as_deref_mut() {
+            b.shutdown();
+        }
+    }
+}
