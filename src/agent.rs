@@ -53,6 +53,8 @@ enum Command {
         #[arg(long, default_value = "/var/lib/wgnetconf/netconf.sock")]
         socket: PathBuf,
     },
+    /// Read a password on stdin, print its argon2id hash for `password_hash`.
+    HashPassword,
     /// Print a new private key (base64), like `wg genkey`.
     Genkey,
     /// Read a private key on stdin, print its public key, like `wg pubkey`.
@@ -66,9 +68,33 @@ pub fn cli_main() -> i32 {
     match cli.command {
         Command::Serve { config } => serve_main(config),
         Command::Relay { socket } => crate::transport::relay::run(&socket),
+        Command::HashPassword => hash_password(),
         Command::Genkey | Command::Pubkey | Command::Genpsk => {
             eprintln!("wgnetconf: key commands come with the WireGuard plugin");
             2
+        }
+    }
+}
+
+fn hash_password() -> i32 {
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        eprintln!("wgnetconf: cannot read the password from stdin");
+        return 1;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("wgnetconf: empty password");
+        return 1;
+    }
+    match crate::auth::password::hash_argon2id(password) {
+        Ok(h) => {
+            println!("{h}");
+            0
+        }
+        Err(e) => {
+            eprintln!("wgnetconf: {e}");
+            1
         }
     }
 }

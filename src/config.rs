@@ -176,3 +176,17 @@ impl Config {
             .unwrap_or_else(|| self.state_dir.join("netconf.sock"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_to_defaults() {
+        let text = include_str!("../wgnetconf.example.toml");
+        let c = Config::parse(text).expect("example config parses");
+        assert_eq!(c.ssh.listen, SshConfig::default().listen);
+        assert_eq!(c.netconf.max_message_bytes, 64 * 1024 * 1024);
+        assert!(c.users.is_empty());
+    }
+}

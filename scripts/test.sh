@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Quick start, command 2: every test — Rust unit and integration tests (real
+# SSH sessions, real libyang, real tun devices in network namespaces), then
+# the conformance suite with real clients (ncclient over OpenSSH's sshd and
+# the built-in SSH server, yangcli, yanglint/pyang). Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cargo build --all-targets
+cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
+conformance/run.sh
