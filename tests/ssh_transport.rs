@@ -162,11 +162,13 @@ impl Setup {
         let path = self.path("wgnetconf.toml");
         let text = format!(
             "state_dir = {state:?}\n\
+             run_dir = {run:?}\n\
              [ssh]\nlisten = [\"127.0.0.1:0\"]\n{extra_ssh}\n\
              [unix]\nsocket = {sock:?}\n\
              [wireguard]\nenabled = false\n\
              {users}\n",
             state = self.state_dir(),
+            run = self.path("run"),
             sock = self.path("netconf.sock"),
         );
         std::fs::write(&path, text)?;
