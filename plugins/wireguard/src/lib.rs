@@ -200,3 +200,6 @@ impl Plugin for WireguardPlugin {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
