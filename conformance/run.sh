@@ -15,5 +15,6 @@ if [ ! -x "$here/.venv/bin/python" ]; then
 fi
 "$here/.venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt"
 cargo build -q --bin wgnetconf
+export PATH="$here/.venv/bin:$PATH"
 export WGNETCONF_BIN="$PWD/target/debug/wgnetconf"
 exec "$here/.venv/bin/python" -m pytest -q -p no:cacheprovider "$here" "$@"

@@ -10,7 +10,7 @@ PACKAGES=(
   # the IETF YANG modules (ietf-netconf, -acm, -with-defaults, ...)
   libyuma-base
   # clients and peers used by the tests
-  openssh-client openssh-server yangcli sshpass
+  openssh-client openssh-server yangcli sshpass libyang2-tools
   wireguard-tools wireguard-go iproute2 iputils-ping iperf3
   # the conformance venv
   python3-venv python3-pip
