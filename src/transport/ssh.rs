@@ -45,6 +45,10 @@ const MAX_AUTH_ATTEMPTS: usize = 7;
 /// Connections that have not authenticated yet, across all listeners
 /// (like sshd's MaxStartups): more are dropped at accept.
 const MAX_UNAUTHENTICATED: usize = 64;
+/// Password verifications running at once, across all connections. Each
+/// argon2 check takes ~19 MiB and tens of milliseconds of CPU; without a
+/// cap, many connections guessing in parallel could exhaust memory.
+const MAX_CONCURRENT_VERIFICATIONS: usize = 4;
 /// Session channels one connection may hold open at once.
 const MAX_CHANNELS: usize = 8;
 /// Constant delay of a rejected attempt, so timing tells nothing and
@@ -68,6 +72,7 @@ pub async fn bind(
     let key = hostkey::load_or_generate(&agent.config.host_key_path())?;
     let russh_config = Arc::new(russh_config(key));
     let gate = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
+    let verify_gate = Arc::new(Semaphore::new(MAX_CONCURRENT_VERIFICATIONS));
     let mut listeners = Vec::new();
     for addr in &agent.config.ssh.listen {
         let listener = TcpListener::bind(addr)
@@ -84,6 +89,7 @@ pub async fn bind(
             users: users.clone(),
             russh_config: russh_config.clone(),
             gate: gate.clone(),
+            verify_gate: verify_gate.clone(),
         };
         out.push((local, tokio::spawn(accept_loop(listener, ctx))));
     }
@@ -128,6 +134,7 @@ struct Shared {
     users: Arc<UserDb>,
     russh_config: Arc<russh::server::Config>,
     gate: Arc<Semaphore>,
+    verify_gate: Arc<Semaphore>,
 }
 
 async fn accept_loop(listener: TcpListener, ctx: Shared) {
@@ -163,6 +170,7 @@ async fn connection(tcp: TcpStream, addr: SocketAddr, ctx: Shared, permit: Owned
     let handler = Connection {
         agent: ctx.agent.clone(),
         users: ctx.users.clone(),
+        verify_gate: ctx.verify_gate.clone(),
         addr,
         user: None,
         channels: HashMap::new(),
@@ -295,6 +303,7 @@ fn log_end(addr: SocketAddr, r: Result<(), russh::Error>) {
 struct Connection {
     agent: Arc<Agent>,
     users: Arc<UserDb>,
+    verify_gate: Arc<Semaphore>,
     addr: SocketAddr,
     /// Set once authentication succeeds.
     user: Option<String>,
@@ -306,13 +315,14 @@ struct Connection {
 
 impl Connection {
     fn accepted(&mut self, user: &str, method: &str) -> Auth {
-        tracing::info!(peer = %self.addr, %user, method, "SSH authentication succeeded");
+        // `?user`: client-chosen, so escaped (no forged log lines).
+        tracing::info!(peer = %self.addr, ?user, method, "SSH authentication succeeded");
         self.user = Some(user.to_owned());
         Auth::Accept
     }
 
     fn rejected(&self, user: &str, method: &str) -> Auth {
-        tracing::info!(peer = %self.addr, %user, method, "SSH authentication failed");
+        tracing::info!(peer = %self.addr, ?user, method, "SSH authentication failed");
         reject()
     }
 }
@@ -326,6 +336,9 @@ impl russh::server::Handler for Connection {
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         // argon2 takes tens of milliseconds of CPU: not on the runtime.
+        let Ok(_permit) = self.verify_gate.clone().acquire_owned().await else {
+            return Ok(reject());
+        };
         let users = self.users.clone();
         let (u, p) = (user.to_owned(), password.to_owned());
         let ok = tokio::task::spawn_blocking(move || users.verify_password(&u, &p))
@@ -414,7 +427,7 @@ impl russh::server::Handler for Connection {
                 return Ok(());
             }
         }
-        tracing::info!(peer = %self.addr, subsystem = %name, "subsystem refused");
+        tracing::info!(peer = %self.addr, subsystem = ?name, "subsystem refused");
         session.channel_failure(id)?;
         Ok(())
     }
