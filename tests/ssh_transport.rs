@@ -606,3 +606,41 @@ fn relay_without_agent_fails_clearly() -> TestResult {
     assert!(err.contains("cannot connect to the agent"), "stderr: {err}");
     Ok(())
 }
+
+#[test]
+fn sigterm_stops_listeners_and_sessions() -> TestResult {
+    let setup = Setup::new()?;
+    let mut agent = Agent::start(&setup.standard_config("")?)?;
+    // An authenticated session, idle after the greeting.
+    let sess = ssh2_session(agent.ssh)?;
+    sess.userauth_password("alice", PASSWORD)?;
+    let mut channel = sess.channel_session()?;
+    channel.subsystem("netconf")?;
+    read_hello(&mut channel)?;
+
+    // SAFETY: plain kill(2) on our own child's pid.
+    let rc = unsafe { libc::kill(agent.child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = agent.child.try_wait()? {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent still running after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "agent exit {status}");
+    // The session saw the end, the port and the socket are gone.
+    let mut rest = String::new();
+    let _ = channel.read_to_string(&mut rest);
+    assert!(channel.eof(), "session channel still open");
+    assert!(
+        TcpStream::connect(agent.ssh).is_err(),
+        "still accepting SSH"
+    );
+    assert!(!agent.unix.exists(), "socket left behind");
+    Ok(())
+}
