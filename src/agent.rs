@@ -69,9 +69,31 @@ pub fn cli_main() -> i32 {
         Command::Serve { config } => serve_main(config),
         Command::Relay { socket } => crate::transport::relay::run(&socket),
         Command::HashPassword => hash_password(),
-        Command::Genkey | Command::Pubkey | Command::Genpsk => {
-            eprintln!("wgnetconf: key commands come with the WireGuard plugin");
-            2
+        Command::Genkey => {
+            println!("{}", wgnetconf_wireguard::genkey());
+            0
+        }
+        Command::Genpsk => {
+            println!("{}", wgnetconf_wireguard::genpsk());
+            0
+        }
+        Command::Pubkey => {
+            let mut line = String::new();
+            if std::io::stdin().read_line(&mut line).is_err() {
+                eprintln!("wgnetconf: cannot read the private key from stdin");
+                return 1;
+            }
+            match wgnetconf_wireguard::pubkey(line.trim()) {
+                Ok(k) => {
+                    println!("{k}");
+                    0
+                }
+                Err(e) => {
+                    // Like `wg pubkey`: say what is wrong, never echo the key.
+                    eprintln!("wgnetconf: {e}");
+                    1
+                }
+            }
         }
     }
 }
@@ -109,8 +131,15 @@ fn init_logging() {
 }
 
 /// The plugins this build carries, for the modules the schema loaded.
-fn plugins(_config: &Config, _schema: &Schema) -> Result<Vec<Box<dyn Plugin>>, String> {
-    Ok(Vec::new())
+fn plugins(config: &Config, schema: &Schema) -> Result<Vec<Box<dyn Plugin>>, String> {
+    let mut out: Vec<Box<dyn Plugin>> = Vec::new();
+    let wg_loaded = schema.modules.iter().any(|m| m.name == "wgnetconf-tunnel");
+    if config.wireguard.enabled && wg_loaded {
+        let p = wgnetconf_wireguard::WireguardPlugin::new(&config.wireguard.backend)
+            .map_err(|e| e.message)?;
+        out.push(Box::new(p));
+    }
+    Ok(out)
 }
 
 /// Builds the core: schema, datastores, plugins, and applies the boot

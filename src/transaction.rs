@@ -12,7 +12,7 @@ use wgnetconf_plugin_api::{Commit, Phase, Plugin, PluginError, PrepareCommit};
 use yang5::data::{DataDiff, DataDiffFlags, DataTree};
 
 use crate::datastore::validate_config;
-use crate::datastore::yang_error::{json_path_to_error_path, libyang_error};
+use crate::datastore::yang_error::{json_path_to_error_path, last_name, libyang_error};
 use crate::protocol::error::RpcError;
 use crate::schema::Schema;
 
@@ -31,12 +31,9 @@ pub fn plugin_error(schema: &Schema, phase: Phase, e: &PluginError) -> RpcError 
         r = r.with_app_tag(t.clone());
     }
     if let Some(p) = &e.path {
-        r = r.with_path(json_path_to_error_path(schema, p));
-        if let Some(last) = p.rsplit('/').next() {
-            let name = last.split('[').next().unwrap_or(last);
-            let name = name.rsplit(':').next().unwrap_or(name);
-            r = r.bad_element(name.to_string());
-        }
+        r = r
+            .with_path(json_path_to_error_path(schema, p))
+            .bad_element(last_name(p));
     }
     r
 }

@@ -106,7 +106,7 @@ pub fn json_path_to_error_path(schema: &Schema, path: &str) -> ErrorPath {
 }
 
 /// The last node name of a JSON path (`.../server[name='a']/port` → `port`).
-fn last_name(path: &str) -> String {
+pub fn last_name(path: &str) -> String {
     let mut depth = 0;
     let mut quote: Option<char> = None;
     let mut last_slash = 0;

@@ -50,7 +50,11 @@ impl NlSocket {
         I: NetlinkSerializable + NetlinkDeserializable + Debug,
     {
         let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | flags;
+        // A non-dump request asks for an ACK too: a GET without it is
+        // answered by the object alone, and the loop below would wait for an
+        // ACK that never comes.
+        let ack = if flags & NLM_F_DUMP == NLM_F_DUMP { 0 } else { NLM_F_ACK };
+        header.flags = NLM_F_REQUEST | ack | flags;
         self.seq = self.seq.wrapping_add(1);
         header.sequence_number = self.seq;
         let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(inner));
