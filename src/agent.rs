@@ -50,7 +50,28 @@ enum Command {
     /// Relay stdin/stdout to the agent's Unix socket: the `netconf`
     /// subsystem command for OpenSSH's sshd.
     Relay {
-        #[arg(long, default_value = "/var/lib/wgnetconf/netconf.sock")]
+        #[arg(long, default_value = "/run/wgnetconf/netconf.sock")]
+        socket: PathBuf,
+    },
+    /// Show WireGuard interfaces and peers (like the device's
+    /// `show tunnel wireguard [IFACE]`), read over NETCONF.
+    Show {
+        /// Interface, e.g. wg1; all when omitted.
+        iface: Option<String>,
+        /// Connect over SSH to this host instead of the local Unix socket.
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long, default_value_t = 830)]
+        port: u16,
+        #[arg(long, default_value = "admin")]
+        user: String,
+        /// SSH private key file.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Password, read from this environment variable (never the command line).
+        #[arg(long, default_value = "WGNETCONF_PASSWORD")]
+        password_env: String,
+        #[arg(long, default_value = "/run/wgnetconf/netconf.sock")]
         socket: PathBuf,
     },
     /// Read a password on stdin, print its argon2id hash for `password_hash`.
@@ -69,6 +90,27 @@ pub fn cli_main() -> i32 {
         Command::Serve { config } => serve_main(config),
         Command::Relay { socket } => crate::transport::relay::run(&socket),
         Command::HashPassword => hash_password(),
+        Command::Show {
+            iface,
+            host,
+            port,
+            user,
+            key,
+            password_env,
+            socket,
+        } => {
+            let target = match host {
+                Some(host) => crate::client::Target::Ssh {
+                    host,
+                    port,
+                    user,
+                    password: std::env::var(&password_env).ok(),
+                    key,
+                },
+                None => crate::client::Target::Unix(socket),
+            };
+            show_main(&target, iface.as_deref())
+        }
         Command::Genkey => {
             println!("{}", wgnetconf_wireguard::genkey());
             0
@@ -94,6 +136,26 @@ pub fn cli_main() -> i32 {
                     1
                 }
             }
+        }
+    }
+}
+
+fn show_main(target: &crate::client::Target, iface: Option<&str>) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wgnetconf: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(crate::client::show::show(target, iface)) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("wgnetconf: {e}");
+            1
         }
     }
 }
@@ -198,8 +260,16 @@ fn serve_main(config_path: Option<PathBuf>) -> i32 {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    for dir in [&config.state_dir, &config.run_dir] {
-        crate::auth::files::ensure_private_dir(dir)
+    crate::auth::files::ensure_private_dir(&config.state_dir)
+        .map_err(|e| format!("cannot create {}: {e}", config.state_dir.display()))?;
+    // The run directory holds the Unix socket the sshd relay (running as
+    // the logged-in user) connects to: searchable by all; running.xml in it
+    // is 0600.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = &config.run_dir;
+        std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)))
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let users = Arc::new(UserDb::load(&config).map_err(|e| e.to_string())?);

@@ -41,7 +41,9 @@ pub struct SshConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct UnixConfig {
     /// Socket the `wgnetconf relay` subsystem (run by sshd) connects to.
-    /// Default: `<state_dir>/netconf.sock`.
+    /// Default: `<run_dir>/netconf.sock`. The run directory is 0755 (its
+    /// files are 0600) so the relay, running as an sshd-authenticated user,
+    /// can reach the socket; the agent admits it by its uid.
     pub socket: Option<PathBuf>,
     pub enabled: bool,
 }
@@ -173,7 +175,7 @@ impl Config {
         self.unix
             .socket
             .clone()
-            .unwrap_or_else(|| self.state_dir.join("netconf.sock"))
+            .unwrap_or_else(|| self.run_dir.join("netconf.sock"))
     }
 }
 

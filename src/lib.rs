@@ -15,6 +15,7 @@
 
 pub mod agent;
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod core;
 pub mod datastore;
