@@ -74,6 +74,23 @@ enum Command {
         #[arg(long, default_value = "/run/wgnetconf/netconf.sock")]
         socket: PathBuf,
     },
+    /// Send one rpc read from stdin (the operation element, e.g.
+    /// `<get-config><source><running/></source></get-config>`) and print the
+    /// reply; exit status 1 on rpc-error. Connects like `show`.
+    Rpc {
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long, default_value_t = 830)]
+        port: u16,
+        #[arg(long, default_value = "admin")]
+        user: String,
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long, default_value = "WGNETCONF_PASSWORD")]
+        password_env: String,
+        #[arg(long, default_value = "/run/wgnetconf/netconf.sock")]
+        socket: PathBuf,
+    },
     /// Read a password on stdin, print its argon2id hash for `password_hash`.
     HashPassword,
     /// Print a new private key (base64), like `wg genkey`.
@@ -99,17 +116,19 @@ pub fn cli_main() -> i32 {
             password_env,
             socket,
         } => {
-            let target = match host {
-                Some(host) => crate::client::Target::Ssh {
-                    host,
-                    port,
-                    user,
-                    password: std::env::var(&password_env).ok(),
-                    key,
-                },
-                None => crate::client::Target::Unix(socket),
-            };
+            let target = target(host, port, user, key, &password_env, socket);
             show_main(&target, iface.as_deref())
+        }
+        Command::Rpc {
+            host,
+            port,
+            user,
+            key,
+            password_env,
+            socket,
+        } => {
+            let target = target(host, port, user, key, &password_env, socket);
+            rpc_main(&target)
         }
         Command::Genkey => {
             println!("{}", wgnetconf_wireguard::genkey());
@@ -140,7 +159,31 @@ pub fn cli_main() -> i32 {
     }
 }
 
-fn show_main(target: &crate::client::Target, iface: Option<&str>) -> i32 {
+fn target(
+    host: Option<String>,
+    port: u16,
+    user: String,
+    key: Option<PathBuf>,
+    password_env: &str,
+    socket: PathBuf,
+) -> crate::client::Target {
+    match host {
+        Some(host) => crate::client::Target::Ssh {
+            host,
+            port,
+            user,
+            password: std::env::var(password_env).ok(),
+            key,
+        },
+        None => crate::client::Target::Unix(socket),
+    }
+}
+
+/// Runs a client future on a small runtime; prints its text or error.
+fn client_main<F>(fut: F) -> i32
+where
+    F: std::future::Future<Output = Result<String, crate::client::ClientError>>,
+{
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -148,16 +191,38 @@ fn show_main(target: &crate::client::Target, iface: Option<&str>) -> i32 {
             return 1;
         }
     };
-    match rt.block_on(crate::client::show::show(target, iface)) {
+    match rt.block_on(fut) {
         Ok(text) => {
             print!("{text}");
             0
+        }
+        Err(crate::client::ClientError::Rpc(reply)) => {
+            println!("{reply}");
+            1
         }
         Err(e) => {
             eprintln!("wgnetconf: {e}");
             1
         }
     }
+}
+
+fn show_main(target: &crate::client::Target, iface: Option<&str>) -> i32 {
+    client_main(crate::client::show::show(target, iface))
+}
+
+fn rpc_main(target: &crate::client::Target) -> i32 {
+    let mut body = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut body) {
+        eprintln!("wgnetconf: cannot read the rpc from stdin: {e}");
+        return 1;
+    }
+    client_main(async move {
+        let mut c = crate::client::Client::connect(target).await?;
+        let reply = c.rpc(body.trim()).await;
+        c.close().await;
+        reply.map(|r| r + "\n")
+    })
 }
 
 fn hash_password() -> i32 {
