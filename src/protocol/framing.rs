@@ -99,6 +99,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             let from = searched.saturating_sub(EOM.len() - 1);
             if let Some(i) = find(&avail[from..], EOM) {
                 let end = from + i;
+                // The limit holds however the bytes arrived: a whole
+                // oversized message in one read is still too large.
+                if end > self.max_message {
+                    return Err(FramingError::TooLarge(self.max_message));
+                }
                 let msg = avail[..end].to_vec();
                 self.pos += end + EOM.len();
                 return Ok(Some(msg));
@@ -271,7 +276,13 @@ mod tests {
         assert_eq!(got[0].as_ref().unwrap().as_deref(), Some(&b"<rpc/>"[..]));
         assert_eq!(got[1].as_ref().unwrap().as_deref(), Some(&b"x"[..]));
         assert_eq!(got[2].as_ref().unwrap(), &None);
-        for bad in [&b"\n#0\n\n##\n"[..], b"\n#x\n", b"#4\nabcd\n##\n", b"\n##\n", b"\n#4\nab"] {
+        for bad in [
+            &b"\n#0\n\n##\n"[..],
+            b"\n#x\n",
+            b"#4\nabcd\n##\n",
+            b"\n##\n",
+            b"\n#4\nab",
+        ] {
             let got = read_all(bad, Framing::Chunked).await;
             assert!(got[0].is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
@@ -281,6 +292,10 @@ mod tests {
     async fn size_limit() {
         let big = vec![b'a'; 2000];
         let got = read_all(&big, Framing::EndOfMessage).await;
+        assert!(got[0].as_ref().unwrap_err().contains("larger"));
+        let mut whole = vec![b'a'; 1500];
+        whole.extend_from_slice(EOM);
+        let got = read_all(&whole, Framing::EndOfMessage).await;
         assert!(got[0].as_ref().unwrap_err().contains("larger"));
     }
 }
