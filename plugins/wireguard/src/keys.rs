@@ -151,7 +151,9 @@ pub fn genkey() -> String {
 
 /// The public key of a base64 private key, like `wg pubkey`.
 pub fn pubkey(private_b64: &str) -> Result<String, KeyError> {
-    Ok(SecretKey::from_base64(private_b64)?.public_key().to_base64())
+    Ok(SecretKey::from_base64(private_b64)?
+        .public_key()
+        .to_base64())
 }
 
 /// A new preshared key in base64, like `wg genpsk`.
@@ -177,7 +179,8 @@ mod tests {
     #[test]
     fn pubkey_matches_wireguard_test_vector() {
         // RFC 7748 section 6.1 (Alice): private/public.
-        let private = hex_to_b64("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+        let private =
+            hex_to_b64("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
         let public = hex_to_b64("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
         assert_eq!(pubkey(&private).unwrap(), public);
     }

@@ -91,7 +91,10 @@ impl WireguardPlugin {
 
     /// Name of the backend actually used (`auto` resolved after `start`).
     pub fn backend_kind(&self) -> &str {
-        self.backend.as_ref().map(|b| b.kind()).unwrap_or(&self.backend_name)
+        self.backend
+            .as_ref()
+            .map(|b| b.kind())
+            .unwrap_or(&self.backend_name)
     }
 
     /// What the plugin believes is programmed.
@@ -149,7 +152,9 @@ impl Plugin for WireguardPlugin {
                 commit
                     .new
                     .new_path(&path, Some(&key.expose_base64()), false)
-                    .map_err(|e| PluginError::failed(format!("generating a private key for wg{i}: {e}")))?;
+                    .map_err(|e| {
+                        PluginError::failed(format!("generating a private key for wg{i}: {e}"))
+                    })?;
                 tracing::info!("wireguard: generated a private key for wg{i}");
             }
         }
@@ -163,7 +168,9 @@ impl Plugin for WireguardPlugin {
             .map_err(|e| PluginError::failed(e.message).with_path(e.path))?;
         let backend = self.backend()?;
         plan::execute(backend, &plan.ops).map_err(|e| {
-            PluginError::failed(format!("{e} (the WireGuard changes of this commit were undone)"))
+            PluginError::failed(format!(
+                "{e} (the WireGuard changes of this commit were undone)"
+            ))
         })?;
         let inverse = self.applied.edit_all(plan.edits);
         self.last = Some(Undo {

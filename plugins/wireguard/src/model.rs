@@ -159,7 +159,11 @@ pub struct IfaceTouch {
 pub type Touched = BTreeMap<u16, IfaceTouch>;
 
 /// Which interfaces and peers a diff touches (cost: the diff's size).
-pub fn touched(diff: &DataDiff<'static>, old: &DataTree<'static>, new: &DataTree<'static>) -> Touched {
+pub fn touched(
+    diff: &DataDiff<'static>,
+    old: &DataTree<'static>,
+    new: &DataTree<'static>,
+) -> Touched {
     let mut out = Touched::new();
     for (_op, node) in diff.iter() {
         let mut wg: Option<(u16, bool)> = None; // (instance, node is the entry)

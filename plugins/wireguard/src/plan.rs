@@ -293,7 +293,10 @@ pub fn resolve_endpoint(host: &str, port: u16) -> Result<SocketAddr, String> {
     }
     if let Some((addr, zone)) = host.split_once('%') {
         if let Ok(v6) = addr.parse::<std::net::Ipv6Addr>() {
-            let scope = zone.parse::<u32>().ok().or_else(|| crate::backend::netlink::link_index(zone));
+            let scope = zone
+                .parse::<u32>()
+                .ok()
+                .or_else(|| crate::backend::netlink::link_index(zone));
             return match scope {
                 Some(s) => Ok(SocketAddr::V6(SocketAddrV6::new(v6, port, 0, s))),
                 None => Err(format!("endpoint {host}: no interface {zone:?}")),
@@ -328,10 +331,12 @@ fn perr(path: String, message: impl Into<String>) -> PlanError {
 
 fn iface_cfg(m: &IfaceModel) -> Result<(InterfaceConfig, PublicKey), PlanError> {
     let base = model::iface_path(m.instance);
-    let text = m
-        .private_key
-        .as_deref()
-        .ok_or_else(|| perr(format!("{base}/private-key"), "no private key (prepare did not run)"))?;
+    let text = m.private_key.as_deref().ok_or_else(|| {
+        perr(
+            format!("{base}/private-key"),
+            "no private key (prepare did not run)",
+        )
+    })?;
     let key = SecretKey::from_base64(text)
         .map_err(|e| perr(format!("{base}/private-key"), format!("private key {e}")))?;
     let public = key.public_key();
@@ -350,9 +355,12 @@ fn iface_cfg(m: &IfaceModel) -> Result<(InterfaceConfig, PublicKey), PlanError> 
 fn parse_nets(list: &[String], path: &str, leaf: &str) -> Result<Vec<IpNet>, PlanError> {
     let mut v = Vec::with_capacity(list.len());
     for s in list {
-        let n: IpNet = s
-            .parse()
-            .map_err(|_| perr(format!("{path}/{leaf}[.='{s}']"), format!("{s} is not an IP prefix")))?;
+        let n: IpNet = s.parse().map_err(|_| {
+            perr(
+                format!("{path}/{leaf}[.='{s}']"),
+                format!("{s} is not an IP prefix"),
+            )
+        })?;
         v.push(n);
     }
     v.sort();
@@ -369,17 +377,21 @@ fn peer_entry(i: u16, m: &PeerModel, iface_enabled: bool) -> Result<PeerEntry, P
     let allowed_ips = parse_nets(&m.allowed_ips, &base, "allowed-ip")?;
     let programmed = if iface_enabled && m.enable {
         let preshared_key = match &m.preshared_key {
-            Some(t) => Some(
-                SecretKey::from_base64(t)
-                    .map_err(|e| perr(format!("{base}/preshared-key"), format!("preshared key {e}")))?,
-            ),
+            Some(t) => Some(SecretKey::from_base64(t).map_err(|e| {
+                perr(
+                    format!("{base}/preshared-key"),
+                    format!("preshared key {e}"),
+                )
+            })?),
             None => None,
         };
         let endpoint = match &m.endpoint {
-            Some(h) => Some(
-                resolve_endpoint(h, m.listen_port)
-                    .map_err(|e| perr(format!("{base}/endpoint"), format!("peer {} of wg{i}: {e}", m.instance)))?,
-            ),
+            Some(h) => Some(resolve_endpoint(h, m.listen_port).map_err(|e| {
+                perr(
+                    format!("{base}/endpoint"),
+                    format!("peer {} of wg{i}: {e}", m.instance),
+                )
+            })?),
             None => None,
         };
         Some(PeerConfig {
@@ -408,7 +420,11 @@ pub struct Plan {
 }
 
 /// Build the plan for the touched interfaces.
-pub fn plan(applied: &Applied, new: &DataTree<'static>, touched: &Touched) -> Result<Plan, PlanError> {
+pub fn plan(
+    applied: &Applied,
+    new: &DataTree<'static>,
+    touched: &Touched,
+) -> Result<Plan, PlanError> {
     let mut plan = Plan::default();
     for (&i, t) in touched {
         plan_iface(applied, new, i, t, &mut plan)?;
@@ -466,7 +482,11 @@ fn plan_iface(
     match (old, new_settings) {
         (None, None) => Ok(()),
         (Some(o), None) => {
-            let peers: Vec<PeerConfig> = o.peers.values().filter_map(|e| e.programmed.clone()).collect();
+            let peers: Vec<PeerConfig> = o
+                .peers
+                .values()
+                .filter_map(|e| e.programmed.clone())
+                .collect();
             plan.ops.push(Op::RemoveInterface {
                 cfg: o.cfg.clone(),
                 addresses: o.addresses.iter().copied().collect(),
@@ -482,8 +502,11 @@ fn plan_iface(
             for addr in &a.addresses {
                 plan.ops.push(Op::AddAddress(name.clone(), *addr));
             }
-            let mut programmed: Vec<PeerConfig> =
-                a.peers.values().filter_map(|e| e.programmed.clone()).collect();
+            let mut programmed: Vec<PeerConfig> = a
+                .peers
+                .values()
+                .filter_map(|e| e.programmed.clone())
+                .collect();
             programmed.sort();
             if !programmed.is_empty() {
                 plan.ops.push(Op::SetPeers(
@@ -502,9 +525,10 @@ fn plan_iface(
             let settings_changed = t.settings || t.whole;
             let (cfg, public_key, enable, addresses) = if settings_changed {
                 let (cfg, pk) = iface_cfg(&m)?;
-                let addrs: BTreeSet<IpNet> = parse_nets(&m.addresses, &model::iface_path(i), "address")?
-                    .into_iter()
-                    .collect();
+                let addrs: BTreeSet<IpNet> =
+                    parse_nets(&m.addresses, &model::iface_path(i), "address")?
+                        .into_iter()
+                        .collect();
                 (cfg, pk, m.enable, addrs)
             } else {
                 (o.cfg.clone(), o.public_key, o.enable, o.addresses.clone())

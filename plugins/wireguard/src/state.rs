@@ -13,7 +13,10 @@ use crate::plan::Applied;
 
 /// RFC 3339 / yang:date-and-time in UTC, e.g. `2026-11-25T10:00:00Z`.
 pub fn date_and_time(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
     // Howard Hinnant's civil_from_days.
@@ -42,18 +45,30 @@ fn set(oper: &mut DataTree<'static>, path: &str, value: &str) -> Result<(), Plug
 }
 
 /// Fill public-key, oper-status and per-peer state of every applied interface.
-pub fn fill(backend: &mut dyn Backend, applied: &Applied, oper: &mut DataTree<'static>) -> Result<(), PluginError> {
+pub fn fill(
+    backend: &mut dyn Backend,
+    applied: &Applied,
+    oper: &mut DataTree<'static>,
+) -> Result<(), PluginError> {
     for (&i, a) in &applied.ifaces {
         let base = model::iface_path(i);
         if oper.find_path(&base).is_err() {
             continue;
         }
-        set(oper, &format!("{base}/public-key"), &a.public_key.to_base64())?;
+        set(
+            oper,
+            &format!("{base}/public-key"),
+            &a.public_key.to_base64(),
+        )?;
         let st = backend
             .interface_state(&a.cfg.name)
             .map_err(|e| PluginError::failed(format!("{}: {e}", a.cfg.name)))?;
         let up = a.enable && st.as_ref().map(|s| s.up).unwrap_or(false);
-        set(oper, &format!("{base}/oper-status"), if up { "up" } else { "down" })?;
+        set(
+            oper,
+            &format!("{base}/oper-status"),
+            if up { "up" } else { "down" },
+        )?;
         let Some(st) = st else { continue };
         let by_key: HashMap<PublicKey, u32> = a
             .peers
@@ -70,7 +85,11 @@ pub fn fill(backend: &mut dyn Backend, applied: &Applied, oper: &mut DataTree<'s
                 set(oper, &format!("{pbase}/current-endpoint"), &ep.to_string())?;
             }
             if let Some(t) = ps.last_handshake {
-                set(oper, &format!("{pbase}/latest-handshake"), &date_and_time(t))?;
+                set(
+                    oper,
+                    &format!("{pbase}/latest-handshake"),
+                    &date_and_time(t),
+                )?;
             }
             set(oper, &format!("{pbase}/rx-bytes"), &ps.rx_bytes.to_string())?;
             set(oper, &format!("{pbase}/tx-bytes"), &ps.tx_bytes.to_string())?;

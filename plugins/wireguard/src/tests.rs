@@ -79,7 +79,9 @@ impl Harness {
             new: &new,
             diff: &diff,
         };
-        self.plugin.validate(&commit).map_err(CommitError::Validate)?;
+        self.plugin
+            .validate(&commit)
+            .map_err(CommitError::Validate)?;
         let mut pc = PrepareCommit {
             context: context(),
             old: &self.running,
@@ -222,7 +224,11 @@ fn allowed_ip_with_host_bits_is_refused_with_a_hint() {
         errs[0].path.as_deref(),
         Some("/wgnetconf-tunnel:tunnel/wireguard[instance='1']/peer[instance='2']/allowed-ip[.='10.0.1.1/24']")
     );
-    assert!(errs[0].message.contains("did you mean 10.0.1.0/24?"), "{}", errs[0].message);
+    assert!(
+        errs[0].message.contains("did you mean 10.0.1.0/24?"),
+        "{}",
+        errs[0].message
+    );
     // The error path resolves in the would-be tree.
     let new = parse(&config(IFACE, &[peer(2, &["10.0.1.1/24"], "")])).expect("parse");
     assert!(new.find_path(errs[0].path.as_deref().unwrap_or("")).is_ok());
@@ -233,7 +239,11 @@ fn ipv6_allowed_ip_with_host_bits_is_refused() {
     let (b, _log) = memory();
     let mut h = Harness::new(b);
     let errs = validate_errors(h.commit(&config(IFACE, &[peer(1, &["2001:db8::1/64"], "")])));
-    assert!(errs[0].message.contains("did you mean 2001:db8::/64?"), "{}", errs[0].message);
+    assert!(
+        errs[0].message.contains("did you mean 2001:db8::/64?"),
+        "{}",
+        errs[0].message
+    );
 }
 
 #[test]
@@ -263,15 +273,28 @@ fn same_allowed_ip_on_two_peers_is_refused() {
         &[peer(1, &["10.0.2.0/24"], ""), peer(2, &["10.0.2.0/24"], "")],
     )));
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].message.contains("already an allowed-ip of peer 1"), "{}", errs[0].message);
-    assert!(errs[0].path.as_deref().unwrap_or("").contains("peer[instance='2']"));
+    assert!(
+        errs[0].message.contains("already an allowed-ip of peer 1"),
+        "{}",
+        errs[0].message
+    );
+    assert!(errs[0]
+        .path
+        .as_deref()
+        .unwrap_or("")
+        .contains("peer[instance='2']"));
 
     // One in running, the other added later: detected without re-reading
     // every peer.
     let p1 = peer(1, &["10.0.2.0/24"], "");
-    let p1_again = Peer { instance: 1, key: p1.key.clone(), extra: p1.extra.clone() };
+    let p1_again = Peer {
+        instance: 1,
+        key: p1.key.clone(),
+        extra: p1.extra.clone(),
+    };
     h.commit(&config(IFACE, &[p1])).expect("first");
-    let errs = validate_errors(h.commit(&config(IFACE, &[p1_again, peer(2, &["10.0.2.0/24"], "")])));
+    let errs =
+        validate_errors(h.commit(&config(IFACE, &[p1_again, peer(2, &["10.0.2.0/24"], "")])));
     assert!(errs[0].message.contains("peer 1"), "{}", errs[0].message);
 }
 
@@ -294,7 +317,11 @@ fn many_peers(n: u32) -> Vec<Peer> {
 
 fn clone_peers(ps: &[Peer]) -> Vec<Peer> {
     ps.iter()
-        .map(|p| Peer { instance: p.instance, key: p.key.clone(), extra: p.extra.clone() })
+        .map(|p| Peer {
+            instance: p.instance,
+            key: p.key.clone(),
+            extra: p.extra.clone(),
+        })
         .collect()
 }
 
@@ -308,7 +335,8 @@ fn touching_one_peer_of_many_emits_one_operation() {
     let mut h = Harness::new(b);
     let iface = iface_with_key();
     let base = many_peers(50);
-    h.commit(&config(&iface, &clone_peers(&base))).expect("initial");
+    h.commit(&config(&iface, &clone_peers(&base)))
+        .expect("initial");
 
     // Change one peer's keepalive: one set_peers naming that peer only.
     log.clear();
@@ -324,7 +352,10 @@ fn touching_one_peer_of_many_emits_one_operation() {
     h.commit(&config(&iface, &more)).expect("add");
     assert_eq!(
         log.calls(),
-        vec![format!("set_peers wg1 {}", more[50].key), "add_route wg1 10.200.0.0/24".to_string()]
+        vec![
+            format!("set_peers wg1 {}", more[50].key),
+            "add_route wg1 10.200.0.0/24".to_string()
+        ]
     );
 
     // Remove a peer: its route, then the peer.
@@ -351,7 +382,10 @@ fn touching_one_peer_of_many_emits_one_operation() {
     h.commit(&config(&iface, &more)).expect("disable");
     assert_eq!(
         log.calls(),
-        vec!["remove_route wg1 10.100.2.0/24".to_string(), format!("remove_peers wg1 {}", more[1].key)]
+        vec![
+            "remove_route wg1 10.100.2.0/24".to_string(),
+            format!("remove_peers wg1 {}", more[1].key)
+        ]
     );
 }
 
@@ -361,16 +395,21 @@ fn interface_disable_takes_link_down_and_unprograms_peers() {
     let mut h = Harness::new(b);
     let iface = iface_with_key();
     let ps = many_peers(3);
-    h.commit(&config(&iface, &clone_peers(&ps))).expect("initial");
+    h.commit(&config(&iface, &clone_peers(&ps)))
+        .expect("initial");
     let before = log.dump();
-    h.commit(&config(&format!("{iface},\"enable\":false"), &clone_peers(&ps)))
-        .expect("disable");
+    h.commit(&config(
+        &format!("{iface},\"enable\":false"),
+        &clone_peers(&ps),
+    ))
+    .expect("disable");
     let d = log.dump();
     assert!(!d[0].up);
     assert!(d[0].peers.is_empty());
     assert!(d[0].routes.is_empty());
     assert_eq!(d[0].addresses, before[0].addresses);
-    h.commit(&config(&iface, &clone_peers(&ps))).expect("enable");
+    h.commit(&config(&iface, &clone_peers(&ps)))
+        .expect("enable");
     assert_eq!(log.dump(), before);
 }
 
@@ -397,7 +436,8 @@ fn injected_failure_rolls_back_every_step() {
     for nth in 1.. {
         let (b, log) = memory();
         let mut h = Harness::new(b);
-        h.commit(&config(&iface, &clone_peers(&base))).expect("initial");
+        h.commit(&config(&iface, &clone_peers(&base)))
+            .expect("initial");
         let before: Vec<InterfaceDump> = log.dump();
         let applied_before = h.plugin.applied().ifaces.len();
         log.clear();
@@ -407,7 +447,11 @@ fn injected_failure_rolls_back_every_step() {
             Err(CommitError::Apply(e)) => {
                 assert_eq!(e.tag, ErrorTag::OperationFailed);
                 assert!(e.message.contains("injected failure"), "{}", e.message);
-                assert_eq!(log.dump(), before, "backend not restored after failing call {nth}");
+                assert_eq!(
+                    log.dump(),
+                    before,
+                    "backend not restored after failing call {nth}"
+                );
                 assert_eq!(h.plugin.applied().ifaces.len(), applied_before);
                 h.commit(&change).expect("retry without fault");
                 assert_ne!(log.dump(), before);
@@ -429,14 +473,21 @@ fn abort_undoes_a_successful_apply() {
     let mut h = Harness::new(b);
     let iface = iface_with_key();
     let base = many_peers(10);
-    h.commit(&config(&iface, &clone_peers(&base))).expect("initial");
+    h.commit(&config(&iface, &clone_peers(&base)))
+        .expect("initial");
     let before = log.dump();
-    h.commit_then_abort(&config(&format!("{iface},\"mtu\":1300"), &big_change(&base)))
-        .expect("apply");
+    h.commit_then_abort(&config(
+        &format!("{iface},\"mtu\":1300"),
+        &big_change(&base),
+    ))
+    .expect("apply");
     assert_eq!(log.dump(), before);
     // The plugin's own picture was restored too: the same change applies.
-    h.commit(&config(&format!("{iface},\"mtu\":1300"), &big_change(&base)))
-        .expect("after abort");
+    h.commit(&config(
+        &format!("{iface},\"mtu\":1300"),
+        &big_change(&base),
+    ))
+    .expect("after abort");
 }
 
 #[test]
@@ -456,7 +507,11 @@ fn interface_removal_and_its_undo() {
 fn unresolvable_endpoint_fails_naming_it() {
     let (b, log) = memory();
     let mut h = Harness::new(b);
-    let p = peer(1, &["10.0.2.0/24"], ",\"endpoint\":\"no-such-host.invalid\"");
+    let p = peer(
+        1,
+        &["10.0.2.0/24"],
+        ",\"endpoint\":\"no-such-host.invalid\"",
+    );
     match h.commit(&config(IFACE, &[p])) {
         Err(CommitError::Apply(e)) => {
             assert!(e.message.contains("no-such-host.invalid"), "{}", e.message);
@@ -478,7 +533,10 @@ fn endpoint_ip_and_port_are_programmed() {
     );
     h.commit(&config(IFACE, &[p])).expect("commit");
     let d = log.dump();
-    assert_eq!(d[0].peers[0].endpoint, Some("192.0.2.7:51999".parse().expect("addr")));
+    assert_eq!(
+        d[0].peers[0].endpoint,
+        Some("192.0.2.7:51999".parse().expect("addr"))
+    );
     assert_eq!(d[0].peers[0].persistent_keepalive, 25);
 }
 
@@ -486,20 +544,31 @@ fn endpoint_ip_and_port_are_programmed() {
 fn operational_state_is_filled() {
     let (b, _log) = memory();
     let mut h = Harness::new(b);
-    h.commit(&config(IFACE, &[peer(1, &["10.0.2.0/24"], ",\"endpoint\":\"192.0.2.7\"")]))
-        .expect("commit");
+    h.commit(&config(
+        IFACE,
+        &[peer(1, &["10.0.2.0/24"], ",\"endpoint\":\"192.0.2.7\"")],
+    ))
+    .expect("commit");
     let mut oper = h.running.duplicate().expect("dup");
-    h.plugin.operational(&h.running, &mut oper).expect("operational");
+    h.plugin
+        .operational(&h.running, &mut oper)
+        .expect("operational");
     let base = "/wgnetconf-tunnel:tunnel/wireguard[instance='1']";
     let get = |p: &str| oper.find_path(p).ok().and_then(|n| n.value_canonical());
     let private = h.leaf(&format!("{base}/private-key")).expect("key");
-    assert_eq!(get(&format!("{base}/public-key")), Some(pubkey(&private).expect("pk")));
+    assert_eq!(
+        get(&format!("{base}/public-key")),
+        Some(pubkey(&private).expect("pk"))
+    );
     assert_eq!(get(&format!("{base}/oper-status")).as_deref(), Some("up"));
     assert_eq!(
         get(&format!("{base}/peer[instance='1']/current-endpoint")).as_deref(),
         Some("192.0.2.7:51820")
     );
-    assert_eq!(get(&format!("{base}/peer[instance='1']/rx-bytes")).as_deref(), Some("0"));
+    assert_eq!(
+        get(&format!("{base}/peer[instance='1']/rx-bytes")).as_deref(),
+        Some("0")
+    );
 }
 
 #[test]
@@ -516,13 +585,19 @@ fn one_peer_commit_with_10000_peers_is_proportional() {
     let mut h = Harness::new(b);
     let iface = iface_with_key();
     let base = many_peers(10_000);
-    h.commit(&config(&iface, &clone_peers(&base))).expect("initial");
+    h.commit(&config(&iface, &clone_peers(&base)))
+        .expect("initial");
     let mut ps = clone_peers(&base);
     ps[5000].extra.push_str(",\"persistent-keepalive\":25");
     let json = config(&iface, &ps);
     let new = parse(&json).expect("parse");
     let diff = h.running.diff(&new, DataDiffFlags::DEFAULTS).expect("diff");
-    let commit = Commit { context: context(), old: &h.running, new: &new, diff: &diff };
+    let commit = Commit {
+        context: context(),
+        old: &h.running,
+        new: &new,
+        diff: &diff,
+    };
     log.clear();
     let t = Instant::now();
     h.plugin.validate(&commit).expect("validate");

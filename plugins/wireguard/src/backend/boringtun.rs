@@ -25,6 +25,8 @@
 //!   the device's write lock). The updated peer loses its session and
 //!   counters; other peers are not affected. The kernel backend updates in
 //!   place.
+//! - Its UAPI parser carries `remove`, endpoint, keepalive and preshared key
+//!   over from one peer section to the next; see [`peers_set_body`].
 //! - A failed `listen_port` change leaves boringtun without sockets; we
 //!   re-open the old port before reporting the error.
 //! - boringtun reads the tun MTU once, at creation, and never reads more than
@@ -82,7 +84,9 @@ impl Device {
                 .read_line(&mut line)
                 .map_err(|e| BackendError(format!("boringtun UAPI read: {e}")))?;
             if n == 0 {
-                return Err(BackendError::new("boringtun UAPI: device closed the channel"));
+                return Err(BackendError::new(
+                    "boringtun UAPI: device closed the channel",
+                ));
             }
             let line = line.trim_end_matches('\n');
             if let Some(errno) = line.strip_prefix("errno=") {
@@ -91,7 +95,9 @@ impl Device {
                 let _ = self.uapi.read_line(&mut blank);
                 let errno: i32 = errno.trim().parse().unwrap_or(libc::EIO);
                 if errno != 0 {
-                    return Err(BackendError(std::io::Error::from_raw_os_error(errno).to_string()));
+                    return Err(BackendError(
+                        std::io::Error::from_raw_os_error(errno).to_string(),
+                    ));
                 }
                 return Ok(lines);
             }
@@ -191,29 +197,41 @@ fn parse_get(lines: &[String], now: SystemTime) -> UapiGet {
         }
     }
     finish(&mut cur, &mut hs_sec, &mut hs_nsec, &mut out);
-    out.peers.sort_by(|a, b| a.0.public_key.cmp(&b.0.public_key));
+    out.peers
+        .sort_by(|a, b| a.0.public_key.cmp(&b.0.public_key));
     out
 }
 
 /// The `set=1` body that (re)programs peers: each is removed and re-added in
 /// the same transaction (boringtun 0.7 panics on in-place updates).
+///
+/// boringtun's UAPI parser does not reset a peer section's fields when the
+/// next `public_key=` starts: `remove`, `endpoint`, keepalive and preshared
+/// key carry over to the following peer. So every section sets `remove`,
+/// the preshared key (zeros = none, as in the protocol) and the keepalive
+/// explicitly, and peers without an endpoint come first (an endpoint cannot
+/// be unset, only carried over).
 pub fn peers_set_body(peers: &[PeerConfig]) -> String {
+    let mut ordered: Vec<&PeerConfig> = peers.iter().collect();
+    ordered.sort_by_key(|p| p.endpoint.is_some());
+    let zero = "00".repeat(32);
     let mut s = String::new();
-    for p in peers {
+    for p in ordered {
         let key = p.public_key.to_hex();
-        s.push_str(&format!("public_key={key}\nremove=true\npublic_key={key}\n"));
-        if let Some(psk) = &p.preshared_key {
-            s.push_str(&format!("preshared_key={}\n", psk.expose_hex()));
+        s.push_str(&format!(
+            "public_key={key}\nremove=true\npublic_key={key}\nremove=false\n"
+        ));
+        match &p.preshared_key {
+            Some(psk) => s.push_str(&format!("preshared_key={}\n", psk.expose_hex())),
+            None => s.push_str(&format!("preshared_key={zero}\n")),
         }
         if let Some(ep) = p.endpoint {
             s.push_str(&format!("endpoint={ep}\n"));
         }
-        if p.persistent_keepalive > 0 {
-            s.push_str(&format!(
-                "persistent_keepalive_interval={}\n",
-                p.persistent_keepalive
-            ));
-        }
+        s.push_str(&format!(
+            "persistent_keepalive_interval={}\n",
+            p.persistent_keepalive
+        ));
         s.push_str("replace_allowed_ips=true\n");
         for a in &p.allowed_ips {
             s.push_str(&format!("allowed_ip={a}\n"));
@@ -396,7 +414,13 @@ pub fn raise_rcvbuf(port: u16) -> usize {
         let mut ty: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         if unsafe {
-            libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, &mut ty as *mut _ as *mut _, &mut len)
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_TYPE,
+                &mut ty as *mut _ as *mut _,
+                &mut len,
+            )
         } != 0
             || ty != libc::SOCK_DGRAM
         {
@@ -404,7 +428,9 @@ pub fn raise_rcvbuf(port: u16) -> usize {
         }
         let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let mut slen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        if unsafe { libc::getsockname(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut slen) } != 0 {
+        if unsafe { libc::getsockname(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut slen) }
+            != 0
+        {
             continue;
         }
         let bound = match ss.ss_family as i32 {
@@ -615,7 +641,10 @@ mod tests {
         assert_eq!(g.peers.len(), 1);
         let (c, s) = &g.peers[0];
         assert_eq!(c.allowed_ips[0].to_string(), "10.0.1.0/24");
-        assert_eq!(s.last_handshake, Some(SystemTime::UNIX_EPOCH + Duration::from_secs(995)));
+        assert_eq!(
+            s.last_handshake,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(995))
+        );
         assert_eq!((s.rx_bytes, s.tx_bytes), (10, 20));
         assert_eq!(s.endpoint, Some("192.0.2.1:51821".parse().unwrap()));
     }
@@ -629,13 +658,20 @@ mod tests {
             persistent_keepalive: 25,
             allowed_ips: vec!["10.0.2.0/24".parse().unwrap()],
         };
-        let body = peers_set_body(&[p]);
-        let k = "01".repeat(32);
+        let mut q = p.clone();
+        q.public_key = PublicKey([2; 32]);
+        q.endpoint = None;
+        let body = peers_set_body(&[p, q]);
+        let (k1, k2, z) = ("01".repeat(32), "02".repeat(32), "00".repeat(32));
+        // The peer without endpoint first; every field explicit.
         assert_eq!(
             body,
             format!(
-                "public_key={k}\nremove=true\npublic_key={k}\nendpoint=192.0.2.1:51820\n\
-                 persistent_keepalive_interval=25\nreplace_allowed_ips=true\nallowed_ip=10.0.2.0/24\n"
+                "public_key={k2}\nremove=true\npublic_key={k2}\nremove=false\npreshared_key={z}\n\
+                 persistent_keepalive_interval=25\nreplace_allowed_ips=true\nallowed_ip=10.0.2.0/24\n\
+                 public_key={k1}\nremove=true\npublic_key={k1}\nremove=false\npreshared_key={z}\n\
+                 endpoint=192.0.2.1:51820\npersistent_keepalive_interval=25\nreplace_allowed_ips=true\n\
+                 allowed_ip=10.0.2.0/24\n"
             )
         );
     }

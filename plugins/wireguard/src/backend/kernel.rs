@@ -69,7 +69,11 @@ pub fn family_id() -> Result<u16> {
 }
 
 /// `WG_CMD_SET_DEVICE` with key and port.
-pub fn set_device_message(name: &str, key: Option<&SecretKey>, port: Option<u16>) -> WireguardMessage {
+pub fn set_device_message(
+    name: &str,
+    key: Option<&SecretKey>,
+    port: Option<u16>,
+) -> WireguardMessage {
     let mut attributes = vec![WireguardAttribute::IfName(name.to_string())];
     if let Some(k) = key {
         attributes.push(WireguardAttribute::PrivateKey(k.0));
@@ -191,7 +195,10 @@ impl KernelBackend {
 
 /// Peers and port from `WG_CMD_GET_DEVICE` replies (possibly split over
 /// several messages).
-pub fn parse_device(replies: &[WireguardMessage], _now: SystemTime) -> (u16, Vec<(PeerConfig, PeerState)>) {
+pub fn parse_device(
+    replies: &[WireguardMessage],
+    _now: SystemTime,
+) -> (u16, Vec<(PeerConfig, PeerState)>) {
     let mut port = 0;
     let mut peers: Vec<(PeerConfig, PeerState)> = Vec::new();
     for m in replies {
@@ -234,7 +241,10 @@ pub fn parse_device(replies: &[WireguardMessage], _now: SystemTime) -> (u16, Vec
                                     // The kernel reports an absolute (wall clock) time.
                                     s.last_handshake = Some(
                                         SystemTime::UNIX_EPOCH
-                                            + Duration::new(t.seconds as u64, t.nano_seconds as u32),
+                                            + Duration::new(
+                                                t.seconds as u64,
+                                                t.nano_seconds as u32,
+                                            ),
                                     )
                                 }
                                 WireguardPeerAttribute::RxBytes(b) => s.rx_bytes = *b,
@@ -348,16 +358,22 @@ impl Backend for KernelBackend {
         if peers.is_empty() {
             return Ok(());
         }
-        self.wg(set_peers_message(iface, peers), &format!("{iface}: set peers"))
-            .map(|_| ())
+        self.wg(
+            set_peers_message(iface, peers),
+            &format!("{iface}: set peers"),
+        )
+        .map(|_| ())
     }
 
     fn remove_peers(&mut self, iface: &str, keys: &[PublicKey]) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
-        self.wg(remove_peers_message(iface, keys), &format!("{iface}: remove peers"))
-            .map(|_| ())
+        self.wg(
+            remove_peers_message(iface, keys),
+            &format!("{iface}: remove peers"),
+        )
+        .map(|_| ())
     }
 
     fn add_route(&mut self, iface: &str, dest: IpNet) -> Result<()> {
@@ -475,12 +491,20 @@ mod tests {
             panic!("no peers attribute");
         };
         let attrs = &peers[0].0;
-        assert!(attrs.contains(&WireguardPeerAttribute::Flags(WireguardPeerFlags::ReplaceAllowedIps)));
+        assert!(attrs.contains(&WireguardPeerAttribute::Flags(
+            WireguardPeerFlags::ReplaceAllowedIps
+        )));
         assert!(attrs.contains(&WireguardPeerAttribute::PresharedKey([0; 32])));
         assert!(attrs.contains(&WireguardPeerAttribute::PersistentKeepalive(25)));
         let (_, parsed) = parse_device(std::slice::from_ref(&msg), SystemTime::now());
-        assert_eq!(parsed[0].0.allowed_ips, vec!["10.0.2.0/24".parse::<IpNet>().unwrap()]);
-        assert_eq!(parsed[0].0.endpoint, Some("192.0.2.1:51820".parse().unwrap()));
+        assert_eq!(
+            parsed[0].0.allowed_ips,
+            vec!["10.0.2.0/24".parse::<IpNet>().unwrap()]
+        );
+        assert_eq!(
+            parsed[0].0.endpoint,
+            Some("192.0.2.1:51820".parse().unwrap())
+        );
     }
 
     #[test]

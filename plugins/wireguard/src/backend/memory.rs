@@ -37,7 +37,10 @@ struct LogInner {
 impl MemoryLog {
     /// Every mutating call so far, e.g. `set_peers wg1 [<key>]`.
     pub fn calls(&self) -> Vec<String> {
-        self.inner.lock().map(|l| l.calls.clone()).unwrap_or_default()
+        self.inner
+            .lock()
+            .map(|l| l.calls.clone())
+            .unwrap_or_default()
     }
     pub fn clear(&self) {
         if let Ok(mut l) = self.inner.lock() {
@@ -52,7 +55,10 @@ impl MemoryLog {
     }
     /// The state after the last mutating call.
     pub fn dump(&self) -> Vec<InterfaceDump> {
-        self.inner.lock().map(|l| l.dump.clone()).unwrap_or_default()
+        self.inner
+            .lock()
+            .map(|l| l.dump.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -80,7 +86,10 @@ impl MemoryBackend {
         l.count += 1;
         if l.fail_at == Some(l.count) {
             l.fail_at = None;
-            return Err(BackendError(format!("injected failure at call {}: {what}", l.count)));
+            return Err(BackendError(format!(
+                "injected failure at call {}: {what}",
+                l.count
+            )));
         }
         l.calls.push(what);
         Ok(())
@@ -208,7 +217,9 @@ impl Backend for MemoryBackend {
     fn add_route(&mut self, iface: &str, dest: IpNet) -> Result<()> {
         self.iface(iface)?;
         if !self.iface(iface)?.cfg.up {
-            return Err(BackendError(format!("{iface}: route {dest}: network is down")));
+            return Err(BackendError(format!(
+                "{iface}: route {dest}: network is down"
+            )));
         }
         self.call(format!("add_route {iface} {dest}"))?;
         if !self.iface(iface)?.routes.insert(dest) {

@@ -150,7 +150,9 @@ pub fn open(name: &str) -> Result<Box<dyn Backend>> {
             Ok(k) => Ok(Box::new(k)),
             Err(kerr) => match boringtun::BoringtunBackend::open() {
                 Ok(b) => {
-                    tracing::info!("wireguard: kernel backend unavailable ({kerr}); using boringtun");
+                    tracing::info!(
+                        "wireguard: kernel backend unavailable ({kerr}); using boringtun"
+                    );
                     Ok(Box::new(b))
                 }
                 Err(berr) => Err(BackendError(format!(

@@ -53,7 +53,11 @@ impl NlSocket {
         // A non-dump request asks for an ACK too: a GET without it is
         // answered by the object alone, and the loop below would wait for an
         // ACK that never comes.
-        let ack = if flags & NLM_F_DUMP == NLM_F_DUMP { 0 } else { NLM_F_ACK };
+        let ack = if flags & NLM_F_DUMP == NLM_F_DUMP {
+            0
+        } else {
+            NLM_F_ACK
+        };
         header.flags = NLM_F_REQUEST | ack | flags;
         self.seq = self.seq.wrapping_add(1);
         header.sequence_number = self.seq;
@@ -157,7 +161,11 @@ impl Rtnl {
         let index = need_index(name)?;
         let mut msg = LinkMessage::default();
         msg.header.index = index;
-        self.ack(RouteNetlinkMessage::DelLink(msg), 0, &format!("delete {name}"))
+        self.ack(
+            RouteNetlinkMessage::DelLink(msg),
+            0,
+            &format!("delete {name}"),
+        )
     }
 
     /// Set MTU and/or administrative state.
@@ -332,7 +340,9 @@ pub fn wireguard_link_message(name: &str) -> LinkMessage {
     let mut msg = LinkMessage::default();
     msg.attributes.push(LinkAttribute::IfName(name.to_string()));
     msg.attributes
-        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Wireguard)]));
+        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+            InfoKind::Wireguard,
+        )]));
     msg
 }
 

@@ -1,0 +1,324 @@
+//! Real data plane: two network namespaces joined by a veth pair, a boringtun
+//! interface in each, configured through the backend trait; ping across the
+//! tunnel, check handshake and counters; then a failing multi-peer change must
+//! leave `dump()` exactly as it was.
+//!
+//! Needs root, `/dev/net/tun` and `ip`; otherwise the test prints why and
+//! passes. Each backend lives in a thread that entered its namespace with
+//! `setns(2)` (boringtun's worker threads inherit it); namespaces are removed
+//! by a Drop guard even when an assertion fails.
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use ipnet::IpNet;
+use wgnetconf_wireguard::backend::boringtun::BoringtunBackend;
+use wgnetconf_wireguard::backend::{Backend, InterfaceConfig, PeerConfig};
+use wgnetconf_wireguard::keys::{PublicKey, SecretKey};
+use wgnetconf_wireguard::plan::{self, Op};
+
+fn skip_reason() -> Option<String> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root".into());
+    }
+    if std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .is_err()
+    {
+        return Some("/dev/net/tun not usable".into());
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        return Some("no `ip` command".into());
+    }
+    None
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Deletes the namespaces (and with them the veth pair) on drop.
+struct Namespaces(Vec<String>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut BoringtunBackend) + Send>;
+
+/// A thread inside a network namespace owning a boringtun backend.
+struct NsWorker {
+    tx: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl NsWorker {
+    fn new(ns: &str) -> NsWorker {
+        let path = format!("/var/run/netns/{ns}");
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let thread = std::thread::spawn(move || {
+            let f = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("{path}: {e}")));
+                    return;
+                }
+            };
+            if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                let _ = ready_tx.send(Err(format!("setns: {}", std::io::Error::last_os_error())));
+                return;
+            }
+            let mut backend = match BoringtunBackend::open() {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.0));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            for job in rx {
+                job(&mut backend);
+            }
+            // backend dropped here, inside the namespace: devices removed.
+        });
+        ready_rx
+            .recv()
+            .expect("worker start")
+            .expect("worker in namespace");
+        NsWorker {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut BoringtunBackend) -> R + Send + 'static,
+    ) -> R {
+        let (rtx, rrx) = mpsc::channel();
+        let job: Job = Box::new(move |b| {
+            let _ = rtx.send(f(b));
+        });
+        self.tx
+            .as_ref()
+            .expect("worker")
+            .send(job)
+            .expect("send job");
+        rrx.recv().expect("job result")
+    }
+}
+
+impl Drop for NsWorker {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("prefix")
+}
+
+/// Ping `dst` from `src` (a site address, so the source is in the remote
+/// peer's allowed IPs), retrying until the deadline.
+fn ping(ns: &str, src: &str, dst: &str, deadline: Duration) -> bool {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        let ok = Command::new("ip")
+            .args([
+                "netns", "exec", ns, "ping", "-c", "1", "-W", "1", "-I", src, dst,
+            ])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if ok {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn boringtun_tunnel_between_two_namespaces() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED boringtun_tunnel_between_two_namespaces: {why}");
+        return;
+    }
+    let tag = std::process::id();
+    let (na, nb) = (format!("wgtA{tag}"), format!("wgtB{tag}"));
+    let _ns = Namespaces(vec![na.clone(), nb.clone()]);
+    ip(&["netns", "add", &na]);
+    ip(&["netns", "add", &nb]);
+    let (va, vb) = (format!("va{tag}"), format!("vb{tag}"));
+    ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
+    ip(&["link", "set", &va, "netns", &na]);
+    ip(&["link", "set", &vb, "netns", &nb]);
+    ip(&["-n", &na, "addr", "add", "192.0.2.1/24", "dev", &va]);
+    ip(&["-n", &nb, "addr", "add", "192.0.2.2/24", "dev", &vb]);
+    for (ns, v) in [(&na, &va), (&nb, &vb)] {
+        ip(&["-n", ns, "link", "set", v, "up"]);
+        ip(&["-n", ns, "link", "set", "lo", "up"]);
+    }
+
+    // Workers after the namespace guard: dropped first (devices go, then the
+    // namespaces).
+    let a = NsWorker::new(&na);
+    let b = NsWorker::new(&nb);
+
+    let (ka, kb) = (SecretKey::generate(), SecretKey::generate());
+    let (pa, pb) = (ka.public_key(), kb.public_key());
+    let cfg = |key: &SecretKey| InterfaceConfig {
+        name: "wg1".into(),
+        private_key: key.clone(),
+        listen_port: 51820,
+        mtu: 1420,
+        up: true,
+    };
+    let peer = |key: PublicKey, ep: &str, allowed: &str| PeerConfig {
+        public_key: key,
+        preshared_key: None,
+        endpoint: Some(ep.parse::<SocketAddr>().expect("endpoint")),
+        persistent_keepalive: 0,
+        allowed_ips: vec![net(allowed)],
+    };
+    let setup = |w: &NsWorker, c: InterfaceConfig, addr: &str, p: PeerConfig| {
+        let addr = net(addr);
+        w.run(move |be| -> Result<(), String> {
+            let ops = vec![
+                Op::CreateInterface(c),
+                Op::AddAddress("wg1".into(), addr),
+                Op::SetPeers("wg1".into(), vec![(None, p.clone())]),
+                Op::AddRoute("wg1".into(), p.allowed_ips[0]),
+            ];
+            plan::execute(be, &ops).map_err(|e| e.0)
+        })
+    };
+    // Both names are wg1, one per namespace: no shared UAPI socket file.
+    setup(
+        &a,
+        cfg(&ka),
+        "10.0.0.1/24",
+        peer(pb, "192.0.2.2:51820", "10.0.2.0/24"),
+    )
+    .expect("setup A");
+    setup(
+        &b,
+        cfg(&kb),
+        "10.0.0.2/24",
+        peer(pa, "192.0.2.1:51820", "10.0.1.0/24"),
+    )
+    .expect("setup B");
+    // A loopback-side address for each site network so the ping has a target.
+    ip(&["-n", &na, "addr", "add", "10.0.1.1/24", "dev", "lo"]);
+    ip(&["-n", &nb, "addr", "add", "10.0.2.1/24", "dev", "lo"]);
+
+    if !ping(&na, "10.0.1.1", "10.0.2.1", Duration::from_secs(15)) {
+        for ns in [&na, &nb] {
+            for what in [&["addr"][..], &["route"][..]] {
+                let out = Command::new("ip")
+                    .arg("-n")
+                    .arg(ns)
+                    .args(what)
+                    .output()
+                    .expect("ip");
+                eprintln!("{ns} {what:?}:\n{}", String::from_utf8_lossy(&out.stdout));
+            }
+        }
+        eprintln!("A: {:?}", a.run(|be| be.interface_state("wg1")));
+        eprintln!("B: {:?}", b.run(|be| be.interface_state("wg1")));
+        panic!("no ping from site A to site B over the tunnel");
+    }
+
+    let st = a
+        .run(|be| be.interface_state("wg1"))
+        .expect("state")
+        .expect("wg1 exists");
+    assert!(st.up, "wg1 oper up");
+    assert_eq!(st.listen_port, 51820);
+    assert_eq!(st.public_key, Some(pa));
+    let p = &st.peers[0];
+    assert_eq!(p.public_key, pb);
+    let hs = p.last_handshake.expect("a handshake happened");
+    let age = SystemTime::now().duration_since(hs).unwrap_or_default();
+    assert!(age < Duration::from_secs(60), "handshake age {age:?}");
+    assert!(
+        p.rx_bytes > 0 && p.tx_bytes > 0,
+        "rx {} tx {}",
+        p.rx_bytes,
+        p.tx_bytes
+    );
+    assert_eq!(p.endpoint, Some("192.0.2.2:51820".parse().expect("addr")));
+    eprintln!(
+        "A→B: handshake {age:?} ago, rx {} tx {}",
+        p.rx_bytes, p.tx_bytes
+    );
+
+    // A multi-peer change that fails half way (the last route already exists)
+    // must leave everything as it was.
+    let before = a.run(|be| be.dump()).expect("dump before");
+    let extra1 = SecretKey::generate().public_key();
+    let extra2 = SecretKey::generate().public_key();
+    let mut b_changed = peer(pb, "192.0.2.2:51820", "10.0.2.0/24");
+    b_changed.persistent_keepalive = 25;
+    b_changed.allowed_ips.push(net("10.0.22.0/24"));
+    let old_b = peer(pb, "192.0.2.2:51820", "10.0.2.0/24");
+    let old_cfg = cfg(&ka);
+    let mut new_cfg = cfg(&ka);
+    new_cfg.mtu = 1380;
+    new_cfg.listen_port = 51900;
+    let result = a.run(move |be| {
+        let ops = vec![
+            Op::SetPeers(
+                "wg1".into(),
+                vec![
+                    (None, peer(extra1, "192.0.2.9:51820", "10.0.9.0/24")),
+                    (None, peer(extra2, "192.0.2.10:51820", "10.0.10.0/24")),
+                    (Some(old_b), b_changed),
+                ],
+            ),
+            Op::SetInterface {
+                old: old_cfg,
+                new: new_cfg,
+            },
+            Op::AddAddress("wg1".into(), net("10.0.5.1/24")),
+            Op::AddRoute("wg1".into(), net("10.0.9.0/24")),
+            Op::AddRoute("wg1".into(), net("10.0.10.0/24")),
+            // Already there: EEXIST.
+            Op::AddRoute("wg1".into(), net("10.0.2.0/24")),
+        ];
+        plan::execute(be, &ops)
+    });
+    let err = result.expect_err("the change must fail");
+    assert!(err.0.contains("10.0.2.0/24"), "{err}");
+    let after = a.run(|be| be.dump()).expect("dump after");
+    assert_eq!(after, before, "dump changed by a failed commit");
+
+    // And the tunnel still carries traffic (peer B re-added by the undo).
+    assert!(
+        ping(&na, "10.0.1.1", "10.0.2.1", Duration::from_secs(15)),
+        "tunnel broken after undo"
+    );
+
+    // Removing the interface removes the tun device.
+    a.run(|be| be.remove_interface("wg1")).expect("remove");
+    assert!(a.run(|be| be.dump()).expect("dump").is_empty());
+}
