@@ -49,10 +49,24 @@ fn op_of(node: &DataNodeRef<'_>, inherited: EditOp) -> Result<EditOp, RpcError> 
 
 /// A node that exists only as an implicit default counts as absent for
 /// create and delete (RFC 6243 §4.5.2 semantics for basic-mode explicit).
+///
+/// libyang's `is_default` is false for every container, but a non-presence
+/// container that holds only defaults (as validation creates them) is just
+/// as implicit: it is absent from get-config, so `create` on it must work
+/// and `delete` on it must report data-missing.
 fn exists(target: &DataTree<'static>, path: &str) -> bool {
     match target.find_path(path) {
-        Ok(n) => !n.is_default(),
+        Ok(n) => explicit(&n),
         Err(_) => false,
+    }
+}
+
+fn explicit(n: &DataNodeRef<'_>) -> bool {
+    let s = n.schema();
+    match s.kind() {
+        SchemaNodeKind::Leaf | SchemaNodeKind::LeafList => !n.is_default(),
+        SchemaNodeKind::Container if s.is_np_container() => n.children().any(|c| explicit(&c)),
+        _ => true,
     }
 }
 
@@ -83,17 +97,19 @@ fn apply_node(
     let is_leaf = matches!(kind, SchemaNodeKind::Leaf | SchemaNodeKind::LeafList);
     match op {
         EditOp::Create if present => {
-            return Err(RpcError::app(
-                "data-exists",
-                format!("{} already exists", describe(&path)),
+            return Err(
+                RpcError::app("data-exists", format!("{} already exists", describe(&path)))
+                    .with_path(json_path_to_error_path(schema, &path))
+                    .bad_element(snode.name().to_string()),
             )
-            .with_path(json_path_to_error_path(schema, &path))
-            .bad_element(snode.name().to_string()))
         }
         EditOp::Delete if !present => {
             return Err(RpcError::app(
                 "data-missing",
-                format!("{} does not exist, so it cannot be deleted", describe(&path)),
+                format!(
+                    "{} does not exist, so it cannot be deleted",
+                    describe(&path)
+                ),
             )
             .with_path(json_path_to_error_path(schema, &path))
             .bad_element(snode.name().to_string()))
