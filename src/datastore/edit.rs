@@ -129,13 +129,30 @@ fn apply_node(
         }
         _ => {}
     }
-    if op == EditOp::None && !present {
-        // Nothing to create at this level; descend so that deeper explicit
-        // operations take effect (their parents are created by new_path).
-        for child in node.children() {
-            apply_node(schema, target, &child, op)?;
+    if op == EditOp::None {
+        // RFC 6241 §7.2, default-operation none: "If the configuration in
+        // the <config> parameter contains data for which there is not a
+        // corresponding level in the target datastore, an <rpc-error> is
+        // returned with an <error-tag> value of data-missing." Implicit
+        // nodes (defaults, non-presence containers) are levels that exist.
+        if target.find_path(&path).is_err() {
+            return Err(RpcError::app(
+                "data-missing",
+                format!(
+                    "{} does not exist (default-operation none creates nothing)",
+                    describe(&path)
+                ),
+            )
+            .with_path(json_path_to_error_path(schema, &path))
+            .bad_element(snode.name().to_string()));
         }
-        return Ok(());
+        if !present {
+            // Descend so that deeper explicit operations take effect.
+            for child in node.children() {
+                apply_node(schema, target, &child, op)?;
+            }
+            return Ok(());
+        }
     }
     if is_leaf {
         if op != EditOp::None {
