@@ -78,10 +78,11 @@ impl Core {
             Operation::CloseSession => Ok(Outcome::Close),
             Operation::KillSession { session_id } => {
                 if session_id == session {
-                    return Err(one(
-                        RpcError::protocol("invalid-value", "a session cannot kill itself; use close-session")
-                            .bad_element("session-id"),
-                    ));
+                    return Err(one(RpcError::protocol(
+                        "invalid-value",
+                        "a session cannot kill itself; use close-session",
+                    )
+                    .bad_element("session-id")));
                 }
                 Ok(Outcome::Kill(session_id))
             }
@@ -132,7 +133,10 @@ impl Core {
         self.ds.tree(ds).ok_or_else(|| {
             RpcError::app(
                 "invalid-value",
-                format!("the {} datastore does not exist (deleted or never saved)", ds.name()),
+                format!(
+                    "the {} datastore does not exist (deleted or never saved)",
+                    ds.name()
+                ),
             )
         })
     }

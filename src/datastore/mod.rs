@@ -239,7 +239,9 @@ impl Datastores {
             } else {
                 format!("{} is locked by session {holder}", ds.name())
             };
-            return Err(RpcError::protocol("lock-denied", msg).with_info("session-id", holder.to_string()));
+            return Err(
+                RpcError::protocol("lock-denied", msg).with_info("session-id", holder.to_string())
+            );
         }
         if ds == Datastore::Candidate && self.candidate_modified() {
             return Err(RpcError::protocol(
@@ -264,7 +266,10 @@ impl Datastores {
             }
             Some(h) => Err(RpcError::protocol(
                 "lock-denied",
-                format!("{} is locked by session {h}, not by this session", ds.name()),
+                format!(
+                    "{} is locked by session {h}, not by this session",
+                    ds.name()
+                ),
             )
             .with_info("session-id", h.to_string())),
             None => Err(RpcError::protocol(

@@ -78,7 +78,12 @@ pub fn json_path_to_error_path(schema: &Schema, path: &str) -> ErrorPath {
                 current_module = m.clone();
                 m
             };
-            match module.and_then(|m| schema.ctx.get_module_implemented(&m).or_else(|| schema.ctx.get_module_latest(&m))) {
+            match module.and_then(|m| {
+                schema
+                    .ctx
+                    .get_module_implemented(&m)
+                    .or_else(|| schema.ctx.get_module_latest(&m))
+            }) {
                 Some(m) => {
                     let prefix = m.prefix().to_string();
                     if !namespaces.iter().any(|(p, _)| p == &prefix) {
@@ -133,7 +138,10 @@ fn quoted(msg: &str, n: usize) -> Option<String> {
 
 /// Maps a libyang error (from parsing an edit or validating a tree).
 pub fn libyang_error(schema: &Schema, err: &yang5::Error) -> RpcError {
-    let msg = err.msg.clone().unwrap_or_else(|| "invalid data".to_string());
+    let msg = err
+        .msg
+        .clone()
+        .unwrap_or_else(|| "invalid data".to_string());
     let path = err.path.clone();
     let apptag = err.apptag.clone();
     let with_path = |e: RpcError| match &path {
@@ -145,7 +153,9 @@ pub fn libyang_error(schema: &Schema, err: &yang5::Error) -> RpcError {
         Some("data-not-unique") => {
             let mut e = RpcError::operation_failed(msg.clone()).with_app_tag("data-not-unique");
             // "Unique data leaf(s) "port" not satisfied in "/a" and "/b"."
-            if let (Some(leaves), Some(a), Some(b)) = (quoted(&msg, 0), quoted(&msg, 1), quoted(&msg, 2)) {
+            if let (Some(leaves), Some(a), Some(b)) =
+                (quoted(&msg, 0), quoted(&msg, 1), quoted(&msg, 2))
+            {
                 for entry in [a, b] {
                     for l in leaves.split_whitespace() {
                         let p = json_path_to_error_path(schema, &format!("{entry}/{l}"));
@@ -183,10 +193,12 @@ fn classify(msg: &str, leaf: Option<String>) -> RpcError {
         return e.with_info("bad-namespace", ns);
     }
     if msg.starts_with("Node \"") && msg.contains("not found") {
-        return RpcError::app("unknown-element", msg).bad_element(quoted(msg, 0).unwrap_or_default());
+        return RpcError::app("unknown-element", msg)
+            .bad_element(quoted(msg, 0).unwrap_or_default());
     }
     if msg.starts_with("Mandatory node") {
-        return RpcError::app("missing-element", msg).bad_element(quoted(msg, 0).unwrap_or_default());
+        return RpcError::app("missing-element", msg)
+            .bad_element(quoted(msg, 0).unwrap_or_default());
     }
     if msg.starts_with("Mandatory choice") {
         return RpcError::app("data-missing", msg).with_app_tag("missing-choice");

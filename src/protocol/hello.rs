@@ -20,13 +20,17 @@ pub const SERVER_CAPABILITIES: &[&str] = &[
 ];
 
 pub fn server_hello(capabilities: &[String], session_id: u32) -> String {
-    let mut out = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><hello xmlns=\"{NC_NS}\"><capabilities>");
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><hello xmlns=\"{NC_NS}\"><capabilities>"
+    );
     for c in capabilities {
         out.push_str("<capability>");
         out.push_str(&escape(c));
         out.push_str("</capability>");
     }
-    out.push_str(&format!("</capabilities><session-id>{session_id}</session-id></hello>"));
+    out.push_str(&format!(
+        "</capabilities><session-id>{session_id}</session-id></hello>"
+    ));
     out
 }
 

@@ -143,8 +143,11 @@ pub fn parse(root: &Elem) -> Result<Rpc, EnvelopeError> {
     };
     if !root.is(NC_NS, "rpc") {
         return Err(fail(
-            RpcError::rpc("unknown-element", format!("expected <rpc>, got <{}>", root.local))
-                .bad_element(root.local.clone()),
+            RpcError::rpc(
+                "unknown-element",
+                format!("expected <rpc>, got <{}>", root.local),
+            )
+            .bad_element(root.local.clone()),
         ));
     }
     let Some(message_id) = root.attr("message-id").map(|a| a.value.clone()) else {
@@ -228,10 +231,15 @@ fn parse_operation(op: &Elem, scope: &Scope) -> Result<Operation, RpcError> {
         "close-session" => Operation::CloseSession,
         "kill-session" => {
             let el = required(op, "session-id")?;
-            let id = el.text().parse::<u32>().ok().filter(|v| *v > 0).ok_or_else(|| {
-                RpcError::protocol("invalid-value", "session-id must be a positive integer")
-                    .bad_element("session-id")
-            })?;
+            let id = el
+                .text()
+                .parse::<u32>()
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| {
+                    RpcError::protocol("invalid-value", "session-id must be a positive integer")
+                        .bad_element("session-id")
+                })?;
             Operation::KillSession { session_id: id }
         }
         "commit" => {
@@ -248,10 +256,10 @@ fn parse_operation(op: &Elem, scope: &Scope) -> Result<Operation, RpcError> {
             source: source_param(op, scope, "source")?,
         },
         other => {
-            return Err(RpcError::not_supported(format!(
-                "operation <{other}> is not supported"
-            ))
-            .bad_element(other.to_string()))
+            return Err(
+                RpcError::not_supported(format!("operation <{other}> is not supported"))
+                    .bad_element(other.to_string()),
+            )
         }
     })
 }
@@ -287,23 +295,26 @@ fn required<'a>(op: &'a Elem, name: &str) -> Result<&'a Elem, RpcError> {
 fn datastore_of(param: &Elem) -> Result<Datastore, RpcError> {
     let mut elems = param.elems();
     let ds = elems.next().ok_or_else(|| {
-        RpcError::protocol("missing-element", format!("<{}> names no datastore", param.local))
-            .bad_element(param.local.clone())
+        RpcError::protocol(
+            "missing-element",
+            format!("<{}> names no datastore", param.local),
+        )
+        .bad_element(param.local.clone())
     })?;
     let d = match ds.local.as_str() {
         "running" => Datastore::Running,
         "candidate" => Datastore::Candidate,
         "startup" => Datastore::Startup,
         "url" => {
-            return Err(RpcError::not_supported("the :url capability is not supported")
-                .bad_element("url"))
+            return Err(
+                RpcError::not_supported("the :url capability is not supported").bad_element("url"),
+            )
         }
         other => {
-            return Err(RpcError::protocol(
-                "invalid-value",
-                format!("unknown datastore <{other}>"),
+            return Err(
+                RpcError::protocol("invalid-value", format!("unknown datastore <{other}>"))
+                    .bad_element(other.to_string()),
             )
-            .bad_element(other.to_string()))
         }
     };
     Ok(d)
@@ -430,8 +441,9 @@ fn edit_config(op: &Elem, scope: &Scope) -> Result<Operation, RpcError> {
             config_payload(c, &scope)
         }
         None if op.child(NC_NS, "url").is_some() => {
-            return Err(RpcError::not_supported("the :url capability is not supported")
-                .bad_element("url"))
+            return Err(
+                RpcError::not_supported("the :url capability is not supported").bad_element("url"),
+            )
         }
         None => {
             return Err(RpcError::protocol(
@@ -477,14 +489,23 @@ mod tests {
     #[test]
     fn unnamespaced_filter_inside_get() {
         let rpc = p(r#"<nc:rpc xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1"><nc:get><filter type="subtree"><top xmlns="urn:t"/></filter></nc:get></nc:rpc>"#).unwrap();
-        assert!(matches!(rpc.operation, Operation::Get { filter: Some(Filter::Subtree(_)) }));
+        assert!(matches!(
+            rpc.operation,
+            Operation::Get {
+                filter: Some(Filter::Subtree(_))
+            }
+        ));
     }
 
     #[test]
     fn envelope_errors() {
-        let e = p(r#"<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><get/></rpc>"#).unwrap_err();
+        let e =
+            p(r#"<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><get/></rpc>"#).unwrap_err();
         assert_eq!(e.tag, "missing-attribute");
-        let e = p(r#"<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1"><frob/></rpc>"#).unwrap_err();
+        let e = p(
+            r#"<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1"><frob/></rpc>"#,
+        )
+        .unwrap_err();
         assert_eq!(e.tag, "operation-not-supported");
         let e = p(r#"<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1"><get-config><source><nowhere/></source></get-config></rpc>"#).unwrap_err();
         assert_eq!(e.tag, "invalid-value");

@@ -234,7 +234,9 @@ pub fn parse(input: &[u8]) -> Result<Elem, XmlError> {
                 }
             }
             Event::End(_) => {
-                let elem = stack.pop().ok_or_else(|| XmlError("unbalanced end tag".into()))?;
+                let elem = stack
+                    .pop()
+                    .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(Child::Elem(elem)),
                     None => root = Some(elem),
@@ -263,7 +265,9 @@ pub fn parse(input: &[u8]) -> Result<Elem, XmlError> {
         }
     }
     if !stack.is_empty() {
-        return Err(XmlError("unexpected end of message inside an element".into()));
+        return Err(XmlError(
+            "unexpected end of message inside an element".into(),
+        ));
     }
     root.ok_or_else(|| XmlError("empty message".into()))
 }
@@ -378,7 +382,10 @@ mod tests {
         let back = parse(xml.as_bytes()).unwrap();
         assert_eq!(back.ns.as_deref(), Some("urn:x"));
         let c = back.elems().next().unwrap();
-        assert_eq!(c.ns.as_deref(), Some("urn:ietf:params:xml:ns:netconf:base:1.0"));
+        assert_eq!(
+            c.ns.as_deref(),
+            Some("urn:ietf:params:xml:ns:netconf:base:1.0")
+        );
         assert_eq!(c.text(), "<v>");
     }
 

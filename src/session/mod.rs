@@ -133,10 +133,16 @@ where
         let a = agent.clone();
         let outcome = tokio::task::spawn_blocking(move || match a.core.lock() {
             Ok(mut core) => core.handle(id, request.operation),
-            Err(_) => Err(vec![RpcError::operation_failed("internal error: core lock poisoned")]),
+            Err(_) => Err(vec![RpcError::operation_failed(
+                "internal error: core lock poisoned",
+            )]),
         })
         .await
-        .unwrap_or_else(|e| Err(vec![RpcError::operation_failed(format!("internal error: {e}"))]));
+        .unwrap_or_else(|e| {
+            Err(vec![RpcError::operation_failed(format!(
+                "internal error: {e}"
+            ))])
+        });
         let (text, close) = match outcome {
             Ok(Outcome::Ok) => (reply::ok(&attrs), false),
             Ok(Outcome::Data(xml)) => (reply::data(&attrs, &xml), false),
