@@ -387,6 +387,33 @@ fn filter(op: &Elem, scope: &Scope) -> Result<Option<Filter>, RpcError> {
     }
 }
 
+/// RFC 6241 Appendix A, bad-attribute: "An attribute value is not
+/// correct". An `operation` outside merge/replace/create/delete/remove is
+/// refused here, naming the attribute and its element, before libyang
+/// turns it into an anonymous invalid-value.
+fn check_operation_attrs(e: &Elem) -> Result<(), RpcError> {
+    for c in e.elems() {
+        for a in &c.attrs {
+            if a.local == "operation"
+                && a.ns.as_deref() == Some(NC_NS)
+                && !matches!(
+                    a.value.as_str(),
+                    "merge" | "replace" | "create" | "delete" | "remove"
+                )
+            {
+                return Err(RpcError::protocol(
+                    "bad-attribute",
+                    format!("unknown edit operation '{}'", a.value),
+                )
+                .with_info("bad-attribute", "operation")
+                .bad_element(c.local.clone()));
+            }
+        }
+        check_operation_attrs(c)?;
+    }
+    Ok(())
+}
+
 fn edit_config(op: &Elem, scope: &Scope) -> Result<Operation, RpcError> {
     let target = datastore_param(op, "target")?;
     let default_operation = match op.child(NC_NS, "default-operation") {
@@ -436,6 +463,7 @@ fn edit_config(op: &Elem, scope: &Scope) -> Result<Operation, RpcError> {
     };
     let config = match op.child(NC_NS, "config") {
         Some(c) => {
+            check_operation_attrs(c)?;
             let mut scope = scope.clone();
             scope.push(&op.ns_decls);
             config_payload(c, &scope)
@@ -509,5 +537,7 @@ mod tests {
         assert_eq!(e.tag, "operation-not-supported");
         let e = p(r#"<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1"><get-config><source><nowhere/></source></get-config></rpc>"#).unwrap_err();
         assert_eq!(e.tag, "invalid-value");
+        let e = p(r#"<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1"><edit-config><target><running/></target><config><a xmlns="urn:t" nc:operation="frob"/></config></edit-config></rpc>"#).unwrap_err();
+        assert_eq!(e.tag, "bad-attribute");
     }
 }
