@@ -206,6 +206,7 @@ fn parse_operation(op: &Elem, scope: &Scope) -> Result<Operation, RpcError> {
         });
     }
     check_children(op)?;
+    check_known_params(op)?;
     Ok(match op.local.as_str() {
         "get" => Operation::Get {
             filter: filter(op, scope)?,
@@ -280,6 +281,38 @@ fn check_children(op: &Elem) -> Result<(), RpcError> {
         }
     }
     Ok(())
+}
+
+/// The parameters each base operation takes (RFC 6241 §7); anything else
+/// is an unknown-element (Appendix A: "An unexpected element is present"),
+/// not something to ignore silently. commit reports its own.
+fn check_known_params(op: &Elem) -> Result<(), RpcError> {
+    let known: &[&str] = match op.local.as_str() {
+        "get" => &["filter"],
+        "get-config" => &["source", "filter"],
+        "edit-config" => &[
+            "target",
+            "default-operation",
+            "test-option",
+            "error-option",
+            "config",
+            "url",
+        ],
+        "copy-config" => &["target", "source"],
+        "validate" => &["source"],
+        "delete-config" | "lock" | "unlock" => &["target"],
+        "kill-session" => &["session-id"],
+        "close-session" | "discard-changes" => &[],
+        _ => return Ok(()),
+    };
+    match op.elems().find(|c| !known.contains(&c.local.as_str())) {
+        Some(c) => Err(RpcError::protocol(
+            "unknown-element",
+            format!("<{}> is not a parameter of <{}>", c.local, op.local),
+        )
+        .bad_element(c.local.clone())),
+        None => Ok(()),
+    }
 }
 
 fn required<'a>(op: &'a Elem, name: &str) -> Result<&'a Elem, RpcError> {
@@ -537,6 +570,8 @@ mod tests {
         assert_eq!(e.tag, "operation-not-supported");
         let e = p(r#"<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1"><get-config><source><nowhere/></source></get-config></rpc>"#).unwrap_err();
         assert_eq!(e.tag, "invalid-value");
+        let e = p(r#"<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1"><get-config><source><running/></source><frob/></get-config></rpc>"#).unwrap_err();
+        assert_eq!(e.tag, "unknown-element");
         let e = p(r#"<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1"><edit-config><target><running/></target><config><a xmlns="urn:t" nc:operation="frob"/></config></edit-config></rpc>"#).unwrap_err();
         assert_eq!(e.tag, "bad-attribute");
     }
