@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 use ipnet::IpNet;
 use yang5::data::DataTree;
 
-use crate::backend::{Backend, BackendError, InterfaceConfig, PeerConfig};
+use crate::backend::{Adopted, Backend, BackendError, InterfaceConfig, PeerConfig};
 use crate::keys::{PublicKey, SecretKey};
 use crate::model::{self, IfaceModel, IfaceTouch, PeerModel, Touched};
 
@@ -180,10 +180,26 @@ impl Op {
 /// Run `ops` in order. On failure, undo the failed op (if it can be partial)
 /// and every op before it, in reverse, and return the error.
 pub fn execute(b: &mut dyn Backend, ops: &[Op]) -> Result<(), BackendError> {
+    execute_failing_at(b, ops, None)
+}
+
+/// [`execute`], where op number `fail_at` (0-based), if any, fails without
+/// running: test-only fault injection (`WGNETCONF_FAULT_AFTER_OPS`).
+pub fn execute_failing_at(b: &mut dyn Backend, ops: &[Op], fail_at: Option<usize>) -> Result<(), BackendError> {
     for (k, op) in ops.iter().enumerate() {
-        if let Err(e) = op.run(b) {
+        let injected = fail_at == Some(k);
+        let r = if injected {
+            Err(BackendError(format!(
+                "injected failure before operation {} of {} (WGNETCONF_FAULT_AFTER_OPS={k})",
+                k + 1,
+                ops.len()
+            )))
+        } else {
+            op.run(b)
+        };
+        if let Err(e) = r {
             tracing::warn!("wireguard: {e}; undoing {k} operation(s) of this commit");
-            if op.may_be_partial() {
+            if op.may_be_partial() && !injected {
                 for inv in op.inverse() {
                     let _ = inv.run(b);
                 }
@@ -410,6 +426,76 @@ fn peer_entry(i: u16, m: &PeerModel, iface_enabled: bool) -> Result<PeerEntry, P
         allowed_ips,
         programmed,
     })
+}
+
+/// The applied picture of an interface the backend adopted (it existed
+/// before this process; kernel interfaces outlive the agent): what the
+/// system has, each system peer under the configured peer instance with the
+/// same public key in `new`. Peers `new` does not have get instance numbers
+/// `new` does not use, so planning against this picture removes them.
+pub fn adopted_iface(i: u16, ad: &Adopted, new: &DataTree<'static>) -> AppliedIface {
+    let configured: HashMap<PublicKey, u32> = model::read_all_peers(new, i)
+        .iter()
+        .filter_map(|p| PublicKey::from_base64(&p.public_key).ok().map(|k| (k, p.instance)))
+        .collect();
+    let used: BTreeSet<u32> = configured.values().copied().collect();
+    let mut spare = (0..=u32::MAX).rev().filter(|n| !used.contains(n));
+    let mut a = AppliedIface {
+        cfg: ad.cfg.clone(),
+        enable: ad.cfg.up,
+        public_key: ad.cfg.private_key.public_key(),
+        addresses: ad.addresses.iter().copied().collect(),
+        routes: ad.routes.iter().copied().collect(),
+        peers: HashMap::new(),
+        owner: HashMap::new(),
+    };
+    for p in &ad.peers {
+        let instance = match configured.get(&p.public_key) {
+            Some(&n) => n,
+            None => spare.next().unwrap_or(u32::MAX),
+        };
+        a.set_peer(
+            instance,
+            Some(PeerEntry {
+                enable: true,
+                public_key: p.public_key,
+                allowed_ips: p.allowed_ips.clone(),
+                programmed: Some(p.clone()),
+            }),
+        );
+    }
+    a
+}
+
+/// For an adopted interface `i`, replace the plan's route operations (which
+/// assume the routes are those of the programmed peers' allowed-ips) with the
+/// difference between the routes the system has (`applied`'s, from
+/// [`adopted_iface`]) and those `new` wants.
+pub fn reconcile_routes(
+    plan: &mut Plan,
+    applied: &Applied,
+    new: &DataTree<'static>,
+    i: u16,
+) -> Result<(), PlanError> {
+    let (Some(a), Some(m)) = (applied.ifaces.get(&i), model::read_iface(new, i)) else {
+        return Ok(());
+    };
+    let wanted = full_iface(new, &m)?.routes;
+    let name = &a.cfg.name;
+    plan.ops.retain(|op| {
+        !matches!(op, Op::AddRoute(n, _) | Op::RemoveRoute(n, _) if n == name)
+    });
+    plan.edits.retain(|e| !matches!(e, StateEdit::Routes { i: j, .. } if *j == i));
+    let remove: Vec<IpNet> = a.routes.difference(&wanted).copied().collect();
+    let add: Vec<IpNet> = wanted.difference(&a.routes).copied().collect();
+    let mut ops: Vec<Op> = remove.iter().map(|r| Op::RemoveRoute(name.clone(), *r)).collect();
+    ops.append(&mut plan.ops);
+    ops.extend(add.iter().map(|r| Op::AddRoute(name.clone(), *r)));
+    plan.ops = ops;
+    if !add.is_empty() || !remove.is_empty() {
+        plan.edits.push(StateEdit::Routes { i, add, remove });
+    }
+    Ok(())
 }
 
 /// The ops and state edits of one commit.

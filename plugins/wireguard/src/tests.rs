@@ -107,9 +107,10 @@ impl Harness {
             new: &new,
             diff: &diff,
         };
-        self.plugin.apply(&commit).map_err(CommitError::Apply)?;
-        drop(commit);
+        let applied = self.plugin.apply(&commit).map_err(CommitError::Apply);
+        let _ = commit;
         drop(diff);
+        applied?;
         self.running = new;
         Ok(())
     }

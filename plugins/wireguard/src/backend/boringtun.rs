@@ -197,8 +197,7 @@ fn parse_get(lines: &[String], now: SystemTime) -> UapiGet {
         }
     }
     finish(&mut cur, &mut hs_sec, &mut hs_nsec, &mut out);
-    out.peers
-        .sort_by(|a, b| a.0.public_key.cmp(&b.0.public_key));
+    out.peers.sort_by_key(|a| a.0.public_key);
     out
 }
 

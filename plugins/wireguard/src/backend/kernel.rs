@@ -4,7 +4,9 @@
 //! The family is resolved with `CTRL_CMD_GETFAMILY` when the backend opens;
 //! without it [`KernelBackend::open`] fails with [`NO_MODULE`]. Unlike
 //! boringtun, the kernel updates a peer in place (sessions and counters of an
-//! updated peer survive).
+//! updated peer survive), and interfaces outlive the agent: shutdown leaves
+//! them, and the next start adopts them ([`Backend::adopt`]) and reconciles
+//! them to the configuration without recreating them.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -23,8 +25,8 @@ use netlink_sys::protocols::NETLINK_GENERIC;
 
 use super::netlink::{NlSocket, Rtnl};
 use super::{
-    Backend, BackendError, InterfaceConfig, InterfaceDump, InterfaceState, PeerConfig, PeerState,
-    Result,
+    Adopted, Backend, BackendError, InterfaceConfig, InterfaceDump, InterfaceState, PeerConfig,
+    PeerState, Result,
 };
 use crate::keys::{PublicKey, SecretKey};
 
@@ -287,7 +289,7 @@ pub fn parse_device(
         c.allowed_ips.sort();
         c.allowed_ips.dedup();
     }
-    peers.sort_by(|a, b| a.0.public_key.cmp(&b.0.public_key));
+    peers.sort_by_key(|a| a.0.public_key);
     (port, peers)
 }
 
@@ -431,10 +433,57 @@ impl Backend for KernelBackend {
         }))
     }
 
+    fn adopt(&mut self, name: &str) -> Result<Option<Adopted>> {
+        let Some(link) = self.rtnl.link(name)? else {
+            return Ok(None);
+        };
+        // GET_DEVICE fails on a link that is not a WireGuard one.
+        let replies = self
+            .wg(
+                WireguardMessage {
+                    cmd: WireguardCmd::GetDevice,
+                    attributes: vec![WireguardAttribute::IfName(name.to_string())],
+                },
+                &format!("{name} exists but is not a usable WireGuard interface"),
+            )?;
+        let private_key = replies
+            .iter()
+            .find_map(|m| {
+                m.attributes.iter().find_map(|a| match a {
+                    WireguardAttribute::PrivateKey(k) => Some(SecretKey(*k)),
+                    _ => None,
+                })
+            })
+            .unwrap_or(SecretKey([0; 32]));
+        let (listen_port, peers) = parse_device(&replies, SystemTime::now());
+        let adopted = Adopted {
+            cfg: InterfaceConfig {
+                name: name.to_string(),
+                private_key,
+                listen_port,
+                mtu: link.mtu as u16,
+                up: link.admin_up,
+            },
+            addresses: self.rtnl.addresses(name)?,
+            routes: self.rtnl.routes(name)?,
+            peers: peers.into_iter().map(|(c, _)| c).collect(),
+        };
+        self.ifaces.insert(name.to_string());
+        tracing::info!(
+            "wireguard: adopting the existing kernel interface {name} ({} peer(s))",
+            adopted.peers.len()
+        );
+        Ok(Some(adopted))
+    }
+
+    /// Kernel interfaces outlive the agent: they stay, with their peers'
+    /// sessions, and the next start adopts them ([`Backend::adopt`]).
     fn shutdown(&mut self) {
-        let names: Vec<String> = self.ifaces.iter().cloned().collect();
-        for n in names {
-            let _ = self.remove_interface(&n);
+        if !self.ifaces.is_empty() {
+            tracing::info!(
+                "wireguard: leaving kernel interface(s) {} in place",
+                self.ifaces.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
         }
     }
 }

@@ -75,6 +75,20 @@ pub struct InterfaceDump {
     pub peers: Vec<PeerConfig>,
 }
 
+/// An interface that exists in the system but that the backend did not
+/// create in this process (kernel interfaces outlive the agent), as it is
+/// programmed: the plugin reconciles it to the configuration instead of
+/// creating it again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Adopted {
+    pub cfg: InterfaceConfig,
+    pub addresses: Vec<IpNet>,
+    /// Routes via the interface in the main table (static, as added by
+    /// [`Backend::add_route`]).
+    pub routes: Vec<IpNet>,
+    pub peers: Vec<PeerConfig>,
+}
+
 /// Run-time state of one peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerState {
@@ -131,7 +145,17 @@ pub trait Backend: Send {
     /// Run-time state of one interface; `None` if it does not exist.
     fn interface_state(&mut self, name: &str) -> Result<Option<InterfaceState>>;
 
-    /// Remove everything (agent shutdown). Best effort.
+    /// Take over interface `name` if it already exists in the system, and
+    /// report what it has; `None` when it does not exist (or this backend's
+    /// interfaces cannot outlive it). After this the backend manages it as
+    /// if it had created it.
+    fn adopt(&mut self, _name: &str) -> Result<Option<Adopted>> {
+        Ok(None)
+    }
+
+    /// Agent shutdown: remove what must not outlive the process (boringtun
+    /// devices). Kernel interfaces stay, with their sessions, for the next
+    /// start to adopt. Best effort.
     fn shutdown(&mut self) {}
 }
 
