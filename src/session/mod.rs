@@ -99,12 +99,22 @@ where
         writer.framing = Framing::Chunked;
     }
     debug!(session = id, chunked = client.base_1_1, "hello done");
+    // RFC 6241 Appendix A: malformed-message "is new in :base:1.1 and MUST
+    // NOT be sent to old clients"; they get operation-failed (error-type
+    // rpc), the base:1.0 tag for failures no other tag covers.
+    let malformed = |message: String| {
+        if client.base_1_1 {
+            RpcError::malformed(message)
+        } else {
+            RpcError::rpc("operation-failed", message)
+        }
+    };
     loop {
         let msg = match reader.next_message().await {
             Ok(Some(m)) => m,
             Ok(None) => return "peer closed".into(),
             Err(FramingError::TooLarge(n)) => {
-                let e = RpcError::malformed(format!("message larger than {n} bytes; closing"));
+                let e = malformed(format!("message larger than {n} bytes; closing"));
                 let _ = send(writer, &reply::errors("", &[e])).await;
                 return "message too large".into();
             }
@@ -113,7 +123,7 @@ where
         let root = match xml::parse(&msg) {
             Ok(r) => r,
             Err(e) => {
-                let err = RpcError::malformed(format!("malformed message: {e}"));
+                let err = malformed(format!("malformed message: {e}"));
                 if let Err(e) = send(writer, &reply::errors("", &[err])).await {
                     return e;
                 }
