@@ -53,7 +53,41 @@ pub fn parse_config(schema: &Schema, xml: &str) -> Result<DataTree<'static>, Rpc
         DataParserFlags::NO_VALIDATION | DataParserFlags::STRICT | DataParserFlags::NO_STATE,
         DataValidationFlags::empty(),
     )
-    .map_err(|e| libyang_error(schema, &e))
+    .map_err(|e| with_bad_element(libyang_error(schema, &e), xml))
+}
+
+/// RFC 6241 Appendix A: unknown-namespace carries, besides
+/// `<bad-namespace>`, the `<bad-element>` "that contains the unexpected
+/// namespace". libyang names only the namespace; find the element.
+fn with_bad_element(err: RpcError, xml: &str) -> RpcError {
+    if err.tag != "unknown-namespace" || err.info.iter().any(|i| i.name == "bad-element") {
+        return err;
+    }
+    let Some(ns) = err
+        .info
+        .iter()
+        .find(|i| i.name == "bad-namespace")
+        .map(|i| i.value.clone())
+    else {
+        return err;
+    };
+    // The payload is a sequence of top-level elements: wrap it.
+    let Ok(root) = crate::protocol::xml::parse(format!("<c>{xml}</c>").as_bytes()) else {
+        return err;
+    };
+    fn find(e: &crate::protocol::xml::Elem, ns: &str) -> Option<String> {
+        e.elems().find_map(|c| {
+            if c.ns.as_deref() == Some(ns) {
+                Some(c.local.clone())
+            } else {
+                find(c, ns)
+            }
+        })
+    }
+    match find(&root, &ns) {
+        Some(name) => err.bad_element(name),
+        None => err,
+    }
 }
 
 /// Full libyang validation of a configuration (adds default nodes).
