@@ -37,13 +37,25 @@ use plan::{Applied, Op, StateEdit};
 struct Undo {
     ops: Vec<Op>,
     state: Vec<StateEdit>,
+    /// Interfaces adopted by this commit: forgotten again on abort (the
+    /// system keeps them, as they were before the commit).
+    adopted: Vec<u16>,
 }
+
+/// Test-only fault injection: with `WGNETCONF_FAULT_AFTER_OPS=N` in the
+/// agent's environment, the first commit with more than N backend
+/// operations fails after running N of them (which are then undone), once.
+/// For the VM test of the kernel backend (`tests/vm`); never set in
+/// production.
+pub const FAULT_ENV: &str = "WGNETCONF_FAULT_AFTER_OPS";
 
 pub struct WireguardPlugin {
     backend_name: String,
     backend: Option<Box<dyn Backend>>,
     applied: Applied,
     last: Option<Undo>,
+    /// [`FAULT_ENV`], until it fired.
+    fault_after_ops: Option<usize>,
 }
 
 impl std::fmt::Debug for WireguardPlugin {
@@ -71,6 +83,9 @@ impl WireguardPlugin {
             backend: None,
             applied: Applied::default(),
             last: None,
+            fault_after_ops: std::env::var(FAULT_ENV)
+                .ok()
+                .and_then(|v| v.trim().parse().ok()),
         })
     }
 
@@ -81,6 +96,7 @@ impl WireguardPlugin {
             backend: Some(backend),
             applied: Applied::default(),
             last: None,
+            fault_after_ops: None,
         }
     }
 
@@ -107,6 +123,69 @@ impl WireguardPlugin {
             .as_deref_mut()
             .ok_or_else(|| PluginError::failed("WireGuard backend not started"))
     }
+
+    /// Interfaces `new` has that the plugin has not applied but the system
+    /// already has (kernel interfaces outlive the agent: at boot, all of
+    /// them): take them over as they are, so that the commit reconciles them
+    /// (changing only what differs, sessions kept) instead of creating them.
+    fn adopt(
+        &mut self,
+        new: &DataTree<'static>,
+        touched: &mut model::Touched,
+    ) -> Result<Vec<u16>, PluginError> {
+        let mut adopted = Vec::new();
+        for (&i, t) in touched.iter_mut() {
+            if self.applied.ifaces.contains_key(&i) || model::read_iface(new, i).is_none() {
+                continue;
+            }
+            let found = match self.backend()?.adopt(&model::iface_name(i)) {
+                Ok(f) => f,
+                Err(e) => {
+                    for j in &adopted {
+                        self.applied.ifaces.remove(j);
+                    }
+                    return Err(PluginError::failed(e.0).with_path(model::iface_path(i)));
+                }
+            };
+            if let Some(ad) = found {
+                self.applied
+                    .ifaces
+                    .insert(i, plan::adopted_iface(i, &ad, new));
+                t.whole = true;
+                adopted.push(i);
+            }
+        }
+        Ok(adopted)
+    }
+
+    /// Plan and execute; returns the ops run and the inverse state edits.
+    fn apply_touched(
+        &mut self,
+        new: &DataTree<'static>,
+        touched: &model::Touched,
+        adopted: &[u16],
+    ) -> Result<(Vec<Op>, Vec<StateEdit>), PluginError> {
+        let perr = |e: plan::PlanError| PluginError::failed(e.message).with_path(e.path);
+        let mut plan = plan::plan(&self.applied, new, touched).map_err(perr)?;
+        for &i in adopted {
+            plan::reconcile_routes(&mut plan, &self.applied, new, i).map_err(perr)?;
+        }
+        let fail_at = match self.fault_after_ops {
+            Some(n) if plan.ops.len() > n => {
+                self.fault_after_ops = None;
+                Some(n)
+            }
+            _ => None,
+        };
+        let backend = self.backend()?;
+        plan::execute_failing_at(backend, &plan.ops, fail_at).map_err(|e| {
+            PluginError::failed(format!(
+                "{e} (the WireGuard changes of this commit were undone)"
+            ))
+        })?;
+        let inverse = self.applied.edit_all(plan.edits);
+        Ok((plan.ops, inverse))
+    }
 }
 
 impl Plugin for WireguardPlugin {
@@ -123,6 +202,9 @@ impl Plugin for WireguardPlugin {
             let b = backend::open(&self.backend_name).map_err(|e| PluginError::failed(e.0))?;
             tracing::info!("wireguard: using the {} backend", b.kind());
             self.backend = Some(b);
+        }
+        if let Some(n) = self.fault_after_ops {
+            tracing::warn!("wireguard: {FAULT_ENV}={n}: the first commit with more than {n} operations will fail (test only)");
         }
         Ok(())
     }
@@ -163,21 +245,24 @@ impl Plugin for WireguardPlugin {
 
     fn apply(&mut self, commit: &Commit<'_>) -> Result<(), PluginError> {
         self.last = None;
-        let touched = model::touched(commit.diff, commit.old, commit.new);
-        let plan = plan::plan(&self.applied, commit.new, &touched)
-            .map_err(|e| PluginError::failed(e.message).with_path(e.path))?;
-        let backend = self.backend()?;
-        plan::execute(backend, &plan.ops).map_err(|e| {
-            PluginError::failed(format!(
-                "{e} (the WireGuard changes of this commit were undone)"
-            ))
-        })?;
-        let inverse = self.applied.edit_all(plan.edits);
-        self.last = Some(Undo {
-            ops: plan.ops,
-            state: inverse,
-        });
-        Ok(())
+        let mut touched = model::touched(commit.diff, commit.old, commit.new);
+        let adopted = self.adopt(commit.new, &mut touched)?;
+        match self.apply_touched(commit.new, &touched, &adopted) {
+            Ok((ops, state)) => {
+                self.last = Some(Undo {
+                    ops,
+                    state,
+                    adopted,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                for i in adopted {
+                    self.applied.ifaces.remove(&i);
+                }
+                Err(e)
+            }
+        }
     }
 
     fn abort(&mut self, _commit: &Commit<'_>) {
@@ -188,6 +273,9 @@ impl Plugin for WireguardPlugin {
             plan::undo(b, &undo.ops);
         }
         let _ = self.applied.edit_all(undo.state);
+        for i in undo.adopted {
+            self.applied.ifaces.remove(&i);
+        }
     }
 
     fn operational(

@@ -185,7 +185,11 @@ pub fn execute(b: &mut dyn Backend, ops: &[Op]) -> Result<(), BackendError> {
 
 /// [`execute`], where op number `fail_at` (0-based), if any, fails without
 /// running: test-only fault injection (`WGNETCONF_FAULT_AFTER_OPS`).
-pub fn execute_failing_at(b: &mut dyn Backend, ops: &[Op], fail_at: Option<usize>) -> Result<(), BackendError> {
+pub fn execute_failing_at(
+    b: &mut dyn Backend,
+    ops: &[Op],
+    fail_at: Option<usize>,
+) -> Result<(), BackendError> {
     for (k, op) in ops.iter().enumerate() {
         let injected = fail_at == Some(k);
         let r = if injected {
@@ -436,7 +440,11 @@ fn peer_entry(i: u16, m: &PeerModel, iface_enabled: bool) -> Result<PeerEntry, P
 pub fn adopted_iface(i: u16, ad: &Adopted, new: &DataTree<'static>) -> AppliedIface {
     let configured: HashMap<PublicKey, u32> = model::read_all_peers(new, i)
         .iter()
-        .filter_map(|p| PublicKey::from_base64(&p.public_key).ok().map(|k| (k, p.instance)))
+        .filter_map(|p| {
+            PublicKey::from_base64(&p.public_key)
+                .ok()
+                .map(|k| (k, p.instance))
+        })
         .collect();
     let used: BTreeSet<u32> = configured.values().copied().collect();
     let mut spare = (0..=u32::MAX).rev().filter(|n| !used.contains(n));
@@ -482,13 +490,16 @@ pub fn reconcile_routes(
     };
     let wanted = full_iface(new, &m)?.routes;
     let name = &a.cfg.name;
-    plan.ops.retain(|op| {
-        !matches!(op, Op::AddRoute(n, _) | Op::RemoveRoute(n, _) if n == name)
-    });
-    plan.edits.retain(|e| !matches!(e, StateEdit::Routes { i: j, .. } if *j == i));
+    plan.ops
+        .retain(|op| !matches!(op, Op::AddRoute(n, _) | Op::RemoveRoute(n, _) if n == name));
+    plan.edits
+        .retain(|e| !matches!(e, StateEdit::Routes { i: j, .. } if *j == i));
     let remove: Vec<IpNet> = a.routes.difference(&wanted).copied().collect();
     let add: Vec<IpNet> = wanted.difference(&a.routes).copied().collect();
-    let mut ops: Vec<Op> = remove.iter().map(|r| Op::RemoveRoute(name.clone(), *r)).collect();
+    let mut ops: Vec<Op> = remove
+        .iter()
+        .map(|r| Op::RemoveRoute(name.clone(), *r))
+        .collect();
     ops.append(&mut plan.ops);
     ops.extend(add.iter().map(|r| Op::AddRoute(name.clone(), *r)));
     plan.ops = ops;

@@ -438,14 +438,13 @@ impl Backend for KernelBackend {
             return Ok(None);
         };
         // GET_DEVICE fails on a link that is not a WireGuard one.
-        let replies = self
-            .wg(
-                WireguardMessage {
-                    cmd: WireguardCmd::GetDevice,
-                    attributes: vec![WireguardAttribute::IfName(name.to_string())],
-                },
-                &format!("{name} exists but is not a usable WireGuard interface"),
-            )?;
+        let replies = self.wg(
+            WireguardMessage {
+                cmd: WireguardCmd::GetDevice,
+                attributes: vec![WireguardAttribute::IfName(name.to_string())],
+            },
+            &format!("{name} exists but is not a usable WireGuard interface"),
+        )?;
         let private_key = replies
             .iter()
             .find_map(|m| {

@@ -17,6 +17,7 @@ struct Iface {
     addresses: BTreeSet<IpNet>,
     routes: BTreeSet<IpNet>,
     peers: BTreeMap<PublicKey, PeerConfig>,
+    owner: BTreeMap<IpNet, PublicKey>,
 }
 
 /// Shared view of the calls made, so a test keeps a handle after the backend
@@ -31,7 +32,7 @@ struct LogInner {
     calls: Vec<String>,
     fail_at: Option<usize>,
     count: usize,
-    dump: Vec<InterfaceDump>,
+    ifaces: BTreeMap<String, Iface>,
 }
 
 impl MemoryLog {
@@ -57,14 +58,15 @@ impl MemoryLog {
     pub fn dump(&self) -> Vec<InterfaceDump> {
         self.inner
             .lock()
-            .map(|l| l.dump.clone())
+            .map(|l| snapshot(&l.ifaces))
             .unwrap_or_default()
     }
 }
 
+/// State lives in the shared [`MemoryLog`] so tests can read it after the
+/// backend moved into the plugin; reading is on demand (no per-call copy).
 #[derive(Default)]
 pub struct MemoryBackend {
-    ifaces: BTreeMap<String, Iface>,
     log: MemoryLog,
 }
 
@@ -95,34 +97,35 @@ impl MemoryBackend {
         Ok(())
     }
 
-    fn publish(&mut self) {
-        let d = self.snapshot();
-        if let Ok(mut l) = self.log.inner.lock() {
-            l.dump = d;
-        }
+    fn with<R>(&mut self, f: impl FnOnce(&mut BTreeMap<String, Iface>) -> R) -> Result<R> {
+        let mut l = self
+            .log
+            .inner
+            .lock()
+            .map_err(|_| BackendError::new("memory state poisoned"))?;
+        Ok(f(&mut l.ifaces))
     }
 
-    fn snapshot(&self) -> Vec<InterfaceDump> {
-        self.ifaces
-            .values()
-            .map(|i| InterfaceDump {
-                name: i.cfg.name.clone(),
-                public_key: Some(i.cfg.private_key.public_key()),
-                listen_port: i.cfg.listen_port,
-                mtu: i.cfg.mtu,
-                up: i.cfg.up,
-                addresses: i.addresses.iter().copied().collect(),
-                routes: i.routes.iter().copied().collect(),
-                peers: i.peers.values().cloned().collect(),
-            })
-            .collect()
-    }
-
-    fn iface(&mut self, name: &str) -> Result<&mut Iface> {
-        self.ifaces
-            .get_mut(name)
+    fn with_iface<R>(&mut self, name: &str, f: impl FnOnce(&mut Iface) -> R) -> Result<R> {
+        self.with(|m| m.get_mut(name).map(f))?
             .ok_or_else(|| BackendError(format!("{name}: no such interface")))
     }
+}
+
+fn snapshot(ifaces: &BTreeMap<String, Iface>) -> Vec<InterfaceDump> {
+    ifaces
+        .values()
+        .map(|i| InterfaceDump {
+            name: i.cfg.name.clone(),
+            public_key: Some(i.cfg.private_key.public_key()),
+            listen_port: i.cfg.listen_port,
+            mtu: i.cfg.mtu,
+            up: i.cfg.up,
+            addresses: i.addresses.iter().copied().collect(),
+            routes: i.routes.iter().copied().collect(),
+            peers: i.peers.values().cloned().collect(),
+        })
+        .collect()
 }
 
 impl Backend for MemoryBackend {
@@ -131,133 +134,141 @@ impl Backend for MemoryBackend {
     }
 
     fn create_interface(&mut self, cfg: &InterfaceConfig) -> Result<()> {
-        if self.ifaces.contains_key(&cfg.name) {
+        if self.with(|m| m.contains_key(&cfg.name))? {
             return Err(BackendError(format!("{}: exists", cfg.name)));
         }
         self.call(format!("create_interface {}", cfg.name))?;
-        self.ifaces.insert(
-            cfg.name.clone(),
-            Iface {
-                cfg: cfg.clone(),
-                addresses: BTreeSet::new(),
-                routes: BTreeSet::new(),
-                peers: BTreeMap::new(),
-            },
-        );
-        self.publish();
+        self.with(|m| {
+            m.insert(
+                cfg.name.clone(),
+                Iface {
+                    cfg: cfg.clone(),
+                    addresses: BTreeSet::new(),
+                    routes: BTreeSet::new(),
+                    peers: BTreeMap::new(),
+                    owner: BTreeMap::new(),
+                },
+            )
+        })?;
         Ok(())
     }
 
     fn remove_interface(&mut self, name: &str) -> Result<()> {
-        self.iface(name)?;
+        self.with_iface(name, |_| ())?;
         self.call(format!("remove_interface {name}"))?;
-        self.ifaces.remove(name);
-        self.publish();
+        self.with(|m| m.remove(name))?;
         Ok(())
     }
 
-    fn set_interface(&mut self, old: &InterfaceConfig, new: &InterfaceConfig) -> Result<()> {
-        let _ = old;
-        self.iface(&new.name)?;
+    fn set_interface(&mut self, _old: &InterfaceConfig, new: &InterfaceConfig) -> Result<()> {
+        self.with_iface(&new.name, |_| ())?;
         self.call(format!("set_interface {}", new.name))?;
-        self.iface(&new.name)?.cfg = new.clone();
-        self.publish();
-        Ok(())
+        self.with_iface(&new.name, |i| i.cfg = new.clone())
     }
 
     fn add_address(&mut self, iface: &str, addr: IpNet) -> Result<()> {
-        self.iface(iface)?;
-        self.call(format!("add_address {iface} {addr}"))?;
-        if !self.iface(iface)?.addresses.insert(addr) {
+        if self.with_iface(iface, |i| i.addresses.contains(&addr))? {
             return Err(BackendError(format!("{iface}: address {addr} exists")));
         }
-        self.publish();
-        Ok(())
+        self.call(format!("add_address {iface} {addr}"))?;
+        self.with_iface(iface, |i| i.addresses.insert(addr))
+            .map(|_| ())
     }
 
     fn remove_address(&mut self, iface: &str, addr: IpNet) -> Result<()> {
-        self.iface(iface)?;
+        self.with_iface(iface, |_| ())?;
         self.call(format!("remove_address {iface} {addr}"))?;
-        self.iface(iface)?.addresses.remove(&addr);
-        self.publish();
-        Ok(())
+        self.with_iface(iface, |i| i.addresses.remove(&addr))
+            .map(|_| ())
     }
 
     fn set_peers(&mut self, iface: &str, peers: &[PeerConfig]) -> Result<()> {
-        self.iface(iface)?;
+        self.with_iface(iface, |_| ())?;
         let keys: Vec<String> = peers.iter().map(|p| p.public_key.to_base64()).collect();
         self.call(format!("set_peers {iface} {}", keys.join(",")))?;
-        let i = self.iface(iface)?;
-        for p in peers {
-            // WireGuard semantics: an allowed IP belongs to one peer; setting it
-            // on another moves it.
-            for other in i.peers.values_mut() {
-                if other.public_key != p.public_key {
-                    other.allowed_ips.retain(|a| !p.allowed_ips.contains(a));
+        self.with_iface(iface, |i| {
+            for p in peers {
+                if let Some(old) = i.peers.get(&p.public_key) {
+                    for a in &old.allowed_ips {
+                        i.owner.remove(a);
+                    }
                 }
+                // WireGuard semantics: an allowed IP belongs to one peer;
+                // setting it on another moves it.
+                for a in &p.allowed_ips {
+                    if let Some(prev) = i.owner.insert(*a, p.public_key) {
+                        if prev != p.public_key {
+                            if let Some(o) = i.peers.get_mut(&prev) {
+                                o.allowed_ips.retain(|x| x != a);
+                            }
+                        }
+                    }
+                }
+                i.peers.insert(p.public_key, p.clone());
             }
-            i.peers.insert(p.public_key, p.clone());
-        }
-        self.publish();
-        Ok(())
+        })
     }
 
     fn remove_peers(&mut self, iface: &str, keys: &[PublicKey]) -> Result<()> {
-        self.iface(iface)?;
+        self.with_iface(iface, |_| ())?;
         let names: Vec<String> = keys.iter().map(|k| k.to_base64()).collect();
         self.call(format!("remove_peers {iface} {}", names.join(",")))?;
-        let i = self.iface(iface)?;
-        for k in keys {
-            i.peers.remove(k);
-        }
-        self.publish();
-        Ok(())
+        self.with_iface(iface, |i| {
+            for k in keys {
+                if let Some(old) = i.peers.remove(k) {
+                    for a in &old.allowed_ips {
+                        i.owner.remove(a);
+                    }
+                }
+            }
+        })
     }
 
     fn add_route(&mut self, iface: &str, dest: IpNet) -> Result<()> {
-        self.iface(iface)?;
-        if !self.iface(iface)?.cfg.up {
+        let (up, exists) = self.with_iface(iface, |i| (i.cfg.up, i.routes.contains(&dest)))?;
+        if !up {
             return Err(BackendError(format!(
                 "{iface}: route {dest}: network is down"
             )));
         }
-        self.call(format!("add_route {iface} {dest}"))?;
-        if !self.iface(iface)?.routes.insert(dest) {
+        if exists {
             return Err(BackendError(format!("{iface}: route {dest} exists")));
         }
-        self.publish();
-        Ok(())
+        self.call(format!("add_route {iface} {dest}"))?;
+        self.with_iface(iface, |i| i.routes.insert(dest))
+            .map(|_| ())
     }
 
     fn remove_route(&mut self, iface: &str, dest: IpNet) -> Result<()> {
-        self.iface(iface)?;
+        self.with_iface(iface, |_| ())?;
         self.call(format!("remove_route {iface} {dest}"))?;
-        self.iface(iface)?.routes.remove(&dest);
-        self.publish();
-        Ok(())
+        self.with_iface(iface, |i| i.routes.remove(&dest))
+            .map(|_| ())
     }
 
     fn dump(&mut self) -> Result<Vec<InterfaceDump>> {
-        Ok(self.snapshot())
+        self.with(|m| snapshot(m))
     }
 
     fn interface_state(&mut self, name: &str) -> Result<Option<InterfaceState>> {
-        Ok(self.ifaces.get(name).map(|i| InterfaceState {
-            name: name.to_string(),
-            public_key: Some(i.cfg.private_key.public_key()),
-            listen_port: i.cfg.listen_port,
-            up: i.cfg.up,
-            peers: i
-                .peers
-                .values()
-                .map(|p| PeerState {
-                    public_key: p.public_key,
-                    endpoint: p.endpoint,
-                    last_handshake: None,
-                    rx_bytes: 0,
-                    tx_bytes: 0,
-                })
-                .collect(),
-        }))
+        self.with(|m| {
+            m.get(name).map(|i| InterfaceState {
+                name: name.to_string(),
+                public_key: Some(i.cfg.private_key.public_key()),
+                listen_port: i.cfg.listen_port,
+                up: i.cfg.up,
+                peers: i
+                    .peers
+                    .values()
+                    .map(|p| PeerState {
+                        public_key: p.public_key,
+                        endpoint: p.endpoint,
+                        last_handshake: None,
+                        rx_bytes: 0,
+                        tx_bytes: 0,
+                    })
+                    .collect(),
+            })
+        })
     }
 }
