@@ -169,7 +169,7 @@ impl Core {
         if test_option != TestOption::TestOnly {
             self.ds.check_writable(target, session).map_err(one)?;
         }
-        let edit_tree = parse_config(&self.schema, config).map_err(one)?;
+        let (edit_tree, valueless) = datastore::parse_edit(&self.schema, config).map_err(one)?;
         let mut new = if default_op == EditOp::Replace {
             DataTree::new(self.schema.ctx)
         } else {
@@ -180,7 +180,7 @@ impl Core {
         } else {
             default_op
         };
-        edit::apply(&self.schema, &mut new, &edit_tree, op).map_err(one)?;
+        edit::apply(&self.schema, &mut new, &edit_tree, &valueless, op).map_err(one)?;
         match (target, test_option) {
             (_, TestOption::TestOnly) => {
                 self.pipeline

@@ -10,6 +10,7 @@ use yang5::data::{Data, DataNodeRef, DataTree};
 use yang5::schema::SchemaNodeKind;
 
 use super::yang_error::{json_path_to_error_path, libyang_error};
+use super::ValuelessDelete;
 use crate::protocol::error::RpcError;
 use crate::protocol::rpc::EditOp;
 use crate::schema::Schema;
@@ -20,8 +21,28 @@ pub fn apply(
     schema: &Schema,
     target: &mut DataTree<'static>,
     edit: &DataTree<'static>,
+    valueless: &[ValuelessDelete],
     default_op: EditOp,
 ) -> Result<(), RpcError> {
+    for v in valueless {
+        let present = exists(target, &v.path);
+        if v.op == EditOp::Delete && !present {
+            return Err(RpcError::app(
+                "data-missing",
+                format!(
+                    "{} does not exist, so it cannot be deleted",
+                    describe(&v.path)
+                ),
+            )
+            .with_path(json_path_to_error_path(schema, &v.path))
+            .bad_element(v.name.clone()));
+        }
+        if present {
+            target
+                .remove(&v.path)
+                .map_err(|e| libyang_error(schema, &e))?;
+        }
+    }
     let Some(first) = edit.reference() else {
         return Ok(());
     };

@@ -25,7 +25,9 @@ use yang5::data::{
 };
 
 use crate::protocol::error::RpcError;
-use crate::protocol::rpc::Datastore;
+use crate::protocol::rpc::{Datastore, EditOp};
+use crate::protocol::xml::Elem;
+use crate::protocol::NC_NS;
 use crate::schema::Schema;
 use yang_error::libyang_error;
 
@@ -54,6 +56,127 @@ pub fn parse_config(schema: &Schema, xml: &str) -> Result<DataTree<'static>, Rpc
         DataValidationFlags::empty(),
     )
     .map_err(|e| with_bad_element(libyang_error(schema, &e), xml))
+}
+
+/// A leaf deleted or removed without a value (`<mtu nc:operation="delete"/>`),
+/// taken out of an edit before libyang parses it: the element identifies the
+/// leaf, and its empty text is no valid value of most types (RFC 6241 §7.2:
+/// delete and remove act on "the configuration data identified by the
+/// element").
+#[derive(Clone, Debug)]
+pub struct ValuelessDelete {
+    pub op: EditOp,
+    /// JSON data path of the leaf.
+    pub path: String,
+    pub name: String,
+}
+
+/// Parses an edit-config `<config>` payload: like [`parse_config`], with the
+/// value-less leaf deletes and removes returned apart.
+pub fn parse_edit(
+    schema: &Schema,
+    xml: &str,
+) -> Result<(DataTree<'static>, Vec<ValuelessDelete>), RpcError> {
+    let mut out = Vec::new();
+    if let Ok(mut root) = crate::protocol::xml::parse(format!("<c>{xml}</c>").as_bytes()) {
+        strip_valueless(schema, &mut root, "", "", None, &mut out);
+        if !out.is_empty() {
+            let stripped: String = root.elems().map(|e| e.to_xml(&[])).collect();
+            return Ok((parse_config(schema, &stripped)?, out));
+        }
+    }
+    Ok((parse_config(schema, xml)?, out))
+}
+
+fn quote_value(v: &str) -> String {
+    if v.contains('\'') {
+        format!("\"{v}\"")
+    } else {
+        format!("'{v}'")
+    }
+}
+
+fn strip_valueless(
+    schema: &Schema,
+    parent: &mut Elem,
+    data_path: &str,
+    schema_path: &str,
+    module: Option<&str>,
+    out: &mut Vec<ValuelessDelete>,
+) {
+    use crate::protocol::xml::Child;
+    use yang5::schema::SchemaNodeKind;
+    let mut i = 0;
+    while i < parent.children.len() {
+        let Child::Elem(c) = &parent.children[i] else {
+            i += 1;
+            continue;
+        };
+        let Some(m) = c.ns.as_deref().and_then(|ns| schema.module_by_ns(ns)) else {
+            i += 1;
+            continue;
+        };
+        let mname = m.name().to_string();
+        let step = if module == Some(mname.as_str()) {
+            c.local.clone()
+        } else {
+            format!("{mname}:{}", c.local)
+        };
+        let spath = format!("{schema_path}/{step}");
+        let Ok(snode) = schema.ctx.find_path(&spath) else {
+            i += 1;
+            continue;
+        };
+        let mut dpath = format!("{data_path}/{step}");
+        match snode.kind() {
+            SchemaNodeKind::Leaf => {
+                let op = c
+                    .attrs
+                    .iter()
+                    .find(|a| a.local == "operation" && a.ns.as_deref() == Some(NC_NS))
+                    .and_then(|a| match a.value.as_str() {
+                        "delete" => Some(EditOp::Delete),
+                        "remove" => Some(EditOp::Remove),
+                        _ => None,
+                    });
+                if let Some(op) = op {
+                    if !snode.is_list_key() && !c.has_elem_children() && c.text().is_empty() {
+                        out.push(ValuelessDelete {
+                            op,
+                            path: dpath,
+                            name: c.local.clone(),
+                        });
+                        parent.children.remove(i);
+                        continue;
+                    }
+                }
+            }
+            SchemaNodeKind::Container => {}
+            SchemaNodeKind::List => {
+                let mut complete = true;
+                for k in snode.list_keys() {
+                    match c.elems().find(|e| e.local == k.name()) {
+                        Some(e) => {
+                            dpath.push_str(&format!("[{}={}]", k.name(), quote_value(&e.text())))
+                        }
+                        None => complete = false,
+                    }
+                }
+                if !complete {
+                    i += 1;
+                    continue;
+                }
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        if let Child::Elem(c) = &mut parent.children[i] {
+            strip_valueless(schema, c, &dpath, &spath, Some(&mname), out);
+        }
+        i += 1;
+    }
 }
 
 /// RFC 6241 Appendix A: unknown-namespace carries, besides
