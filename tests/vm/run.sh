@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The kernel backend on a real kernel: boots Debian's own kernel (which has
+# the WireGuard module, unlike the build machines') under qemu TCG with an
+# initramfs holding the agent, and runs tests/vm/site-to-site.sh inside it:
+# the guide's Figure 1 in network namespaces, one agent per site with the
+# kernel backend, configured only through NETCONF.
+#
+# Usage: tests/vm/run.sh            (root; installs what it needs with apt)
+# Environment:
+#   WGNETCONF_VM_CACHE    kernel + initramfs cache (default: <target dir>/vm)
+#   WGNETCONF_VM_PROFILE  cargo profile of the agent: debug (default, the build
+#                         scripts/test.sh already made) or release
+#   WGNETCONF_VM_TIMEOUT  seconds before the VM is killed (default 600)
+#   WGNETCONF_VM_BUILD=0  do not run cargo build (use the binary as it is)
+#   WGNETCONF_VM_BREAK    scratch runs only: break something in the VM test to
+#                         see it fail (allowed-ips: the peers' allowed-ips do
+#                         not cover the remote site)
+# Prints the serial console; the last line is `VM TEST: PASS` or
+# `VM TEST: FAIL: <reason>`. Exit status 0 only on PASS.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+CACHE=${WGNETCONF_VM_CACHE:-$TARGET_DIR/vm}
+PROFILE=${WGNETCONF_VM_PROFILE:-debug}
+TIMEOUT=${WGNETCONF_VM_TIMEOUT:-600}
+IETF_DIR=/usr/share/yuma/modules/ietf
+# What the agent needs of the IETF modules (ietf-netconf and its imports,
+# and what wgnetconf-tunnel imports).
+IETF_MODULES="ietf-netconf ietf-netconf-acm ietf-inet-types ietf-yang-types"
+
+fail() { echo "VM TEST: FAIL: $*" >&2; exit 1; }
+log() { echo "vm: $*" >&2; }
+
+[ "$(id -u)" -eq 0 ] || fail "needs root (apt, depmod)"
+
+# --- host packages -----------------------------------------------------------
+# qemu-system-x86 from bookworm (7.2) replaces the image's backports
+# qemu-utils 10.0 (a version conflict, harmless here); any busybox works
+# (Debian's dynamic one, whose libraries are copied, or busybox-static).
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v busybox >/dev/null || need+=(busybox-static)
+for p in cpio kmod wireguard-tools iproute2 libyuma-base zstd xz-utils; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null ||
+    fail "apt-get install ${need[*]}"
+fi
+
+# --- Debian's kernel, extracted, not installed -------------------------------
+mkdir -p "$CACHE"
+PKG=$(apt-cache depends linux-image-amd64 2>/dev/null |
+  awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+[ -n "$PKG" ] || fail "cannot find the kernel package linux-image-amd64 depends on"
+KROOT=$CACHE/$PKG
+if [ ! -d "$KROOT/lib/modules" ]; then
+  log "fetching $PKG"
+  rm -rf "$KROOT" "$CACHE"/dl && mkdir -p "$CACHE/dl"
+  (cd "$CACHE/dl" && apt-get download -q "$PKG" >/dev/null) || fail "apt-get download $PKG"
+  dpkg-deb -x "$CACHE"/dl/"$PKG"_*.deb "$KROOT.tmp" || fail "dpkg-deb -x $PKG"
+  rm -rf "$CACHE/dl"
+  mv "$KROOT.tmp" "$KROOT"
+fi
+KVER=$(ls "$KROOT/lib/modules" | head -1)
+KERNEL=$KROOT/boot/vmlinuz-$KVER
+[ -f "$KERNEL" ] || fail "no $KERNEL in $PKG"
+# An extracted package has no modules.dep (its postinst runs depmod).
+[ -e "$KROOT/lib/modules/$KVER/modules.dep" ] || depmod -b "$KROOT" "$KVER"
+
+# --- the agent ---------------------------------------------------------------
+if [ "${WGNETCONF_VM_BUILD:-1}" != 0 ]; then
+  flag=(); [ "$PROFILE" = release ] && flag=(--release)
+  log "cargo build ${flag[*]} --bin wgnetconf"
+  (cd "$ROOT" && cargo build -q "${flag[@]}" --bin wgnetconf) || fail "cargo build"
+fi
+AGENT=$TARGET_DIR/$PROFILE/wgnetconf
+[ -x "$AGENT" ] || fail "no agent binary at $AGENT"
+
+# --- initramfs ---------------------------------------------------------------
+R=$(mktemp -d "${TMPDIR:-/tmp}/wgnetconf-vm.XXXXXX")
+trap 'rm -rf "$R"' EXIT
+mkdir -p "$R"/{bin,lib,lib64,proc,sys,dev,run,tmp,etc,mods,var/lib,test}
+ln -s ../run "$R/var/run"
+echo "root:x:0:0:root:/root:/bin/sh" > "$R/etc/passwd"
+echo "root:x:0:" > "$R/etc/group"
+
+# A binary and the libraries ldd lists (none for a static one).
+copy_bin() {
+  install -D -m755 "$1" "$R/bin/${2:-$(basename "$1")}"
+  if ldd "$1" >/dev/null 2>&1; then
+    ldd "$1" | grep -oE '/[^ ]+' | while read -r lib; do
+      [ -e "$R$lib" ] || install -D -m755 "$(readlink -f "$lib")" "$R$lib"
+    done
+  fi
+}
+BUSYBOX=$(command -v busybox)
+copy_bin "$BUSYBOX" busybox
+for a in $("$BUSYBOX" --list); do
+  case "$a" in ip|wg|busybox) ;; *) ln -sf busybox "$R/bin/$a" ;; esac
+done
+# The real iproute2 (netns, wireguard links); busybox's ip applet has neither.
+copy_bin "$(command -v ip)" ip
+copy_bin "$(command -v wg)" wg
+copy_bin "$AGENT" wgnetconf
+
+# WireGuard and veth with their dependencies, in load order.
+: > "$R/mods/order"
+for m in wireguard veth; do
+  modprobe -d "$KROOT" -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}' |
+    while read -r ko; do
+      n=$(basename "$ko"); n=${n%.xz}; n=${n%.zst}
+      grep -qx "$n" "$R/mods/order" && continue
+      case "$ko" in
+        *.xz) xz -dc "$ko" > "$R/mods/$n" ;;
+        *.zst) zstd -qdc "$ko" > "$R/mods/$n" ;;
+        *) cp "$ko" "$R/mods/$n" ;;
+      esac
+      echo "$n" >> "$R/mods/order"
+    done
+done
+grep -qx wireguard.ko "$R/mods/order" || fail "no wireguard.ko in $PKG"
+
+# YANG: the IETF modules where the agent looks for them, ours where an
+# installed agent looks for them.
+mkdir -p "$R$IETF_DIR" "$R/usr/share/wgnetconf/yang"
+for m in $IETF_MODULES; do
+  f=$(ls "$IETF_DIR/$m"@*.yang 2>/dev/null | sort | tail -1)
+  [ -n "$f" ] || fail "no $m in $IETF_DIR (libyuma-base)"
+  cp "$f" "$R$IETF_DIR/"
+done
+cp "$ROOT"/yang/*.yang "$R/usr/share/wgnetconf/yang/"
+
+install -m755 "$HERE/init" "$R/init"
+install -m755 "$HERE/site-to-site.sh" "$R/test/site-to-site.sh"
+[ -n "${WGNETCONF_VM_BREAK:-}" ] && echo "$WGNETCONF_VM_BREAK" > "$R/test/break"
+INITRD=$CACHE/initramfs.gz
+(cd "$R" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) > "$INITRD"
+log "initramfs $(du -h "$INITRD" | cut -f1), kernel $KVER, modules: $(tr '\n' ' ' < "$R/mods/order")"
+
+# --- boot --------------------------------------------------------------------
+# No network device at all (-nic none): the VM cannot touch the host's network.
+CONSOLE=$CACHE/console.log
+start=$(date +%s)
+set +e
+timeout --foreground -k 5 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 1 -m 512 \
+  -nographic -no-reboot -nic none -kernel "$KERNEL" -initrd "$INITRD" \
+  -append "console=ttyS0 panic=-1 quiet loglevel=3" < /dev/null | tee "$CONSOLE"
+rc=${PIPESTATUS[0]}
+set -e
+log "VM ran $(( $(date +%s) - start ))s (qemu exit $rc), console in $CONSOLE"
+if grep -aq '^VM TEST: PASS' "$CONSOLE"; then
+  exit 0
+fi
+reason=$(grep -a '^VM TEST: FAIL' "$CONSOLE" | head -1 | tr -d '\r')
+[ -n "$reason" ] || reason="VM TEST: FAIL: no result on the console (qemu exit $rc$([ "$rc" = 124 ] && echo ", timed out after ${TIMEOUT}s"))"
+echo "$reason" >&2
+exit 1
