@@ -61,7 +61,9 @@ KROOT=$CACHE/$PKG
 if [ ! -d "$KROOT/lib/modules" ]; then
   log "fetching $PKG"
   rm -rf "$KROOT" "$CACHE"/dl && mkdir -p "$CACHE/dl"
-  (cd "$CACHE/dl" && apt-get download -q "$PKG" >/dev/null) || fail "apt-get download $PKG"
+  chmod 755 "$CACHE/dl"   # apt's _apt user downloads into it
+  (cd "$CACHE/dl" && apt-get download -q "$PKG" > "$CACHE/dl.log" 2>&1) ||
+    fail "apt-get download $PKG: $(tail -3 "$CACHE/dl.log")"
   dpkg-deb -x "$CACHE"/dl/"$PKG"_*.deb "$KROOT.tmp" || fail "dpkg-deb -x $PKG"
   rm -rf "$CACHE/dl"
   mv "$KROOT.tmp" "$KROOT"
