@@ -35,7 +35,8 @@ pub struct RpcError {
     pub error_type: ErrorType,
     pub tag: &'static str,
     pub app_tag: Option<String>,
-    pub path: Option<ErrorPath>,
+    /// Boxed: keeps `Result<_, RpcError>` small (clippy::result_large_err).
+    pub path: Option<Box<ErrorPath>>,
     pub message: String,
     /// error-info children, written as `<name>value</name>`; a name may
     /// carry its own namespace (`non-unique` is in the YANG namespace).
@@ -95,7 +96,7 @@ impl RpcError {
     }
 
     pub fn with_path(mut self, path: ErrorPath) -> Self {
-        self.path = Some(path);
+        self.path = Some(Box::new(path));
         self
     }
 

@@ -132,14 +132,15 @@ pub struct Rpc {
 /// Error raised before the operation is known: reply with these attributes.
 pub struct EnvelopeError {
     pub reply_attrs: String,
-    pub error: RpcError,
+    /// Boxed: keeps `Result<Rpc, EnvelopeError>` small.
+    pub error: Box<RpcError>,
 }
 
 pub fn parse(root: &Elem) -> Result<Rpc, EnvelopeError> {
     let reply_attrs = echo_attrs(root);
     let fail = |error: RpcError| EnvelopeError {
         reply_attrs: reply_attrs.clone(),
-        error,
+        error: Box::new(error),
     };
     if !root.is(NC_NS, "rpc") {
         return Err(fail(
@@ -529,7 +530,7 @@ mod tests {
     use crate::protocol::xml;
 
     fn p(s: &str) -> Result<Rpc, RpcError> {
-        parse(&xml::parse(s.as_bytes()).unwrap()).map_err(|e| e.error)
+        parse(&xml::parse(s.as_bytes()).unwrap()).map_err(|e| *e.error)
     }
 
     #[test]

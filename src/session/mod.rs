@@ -133,7 +133,7 @@ where
         let request = match rpc::parse(&root) {
             Ok(r) => r,
             Err(e) => {
-                if let Err(e) = send(writer, &reply::errors(&e.reply_attrs, &[e.error])).await {
+                if let Err(e) = send(writer, &reply::errors(&e.reply_attrs, &[*e.error])).await {
                     return e;
                 }
                 continue;
