@@ -71,8 +71,8 @@ fn replace_at_every_level() {
     assert_eq!(d.get("system/hostname").as_deref(), Some("rep"));
     assert!(d.find("system/dns").is_none(), "{}", d.canon());
     assert!(d.find("system/mtu").is_none(), "{}", d.canon());
-    // List entry: replaced as a whole (tags and port go).
-    c.edit("running", &srv_nc(&format!("<server nc:operation=\"replace\"><name>a</name><address>10.9.9.9</address><port>80</port></server>")))
+    // List entry: replaced as a whole (its tags go).
+    c.edit("running", &srv_nc("<server nc:operation=\"replace\"><name>a</name><address>10.9.9.9</address><port>80</port></server>"))
         .assert_ok();
     let d = c.get_config("running");
     let a = d.server("a").unwrap();
@@ -486,10 +486,17 @@ fn unknown_operation_attribute_value_is_refused() {
 
 #[test]
 fn edit_config_startup_is_refused() {
-    // :startup makes startup writable with copy-config only (RFC 6241
-    // §8.7.1: edit-config targets running or candidate).
+    // The agent changes startup only with copy-config and delete-config
+    // (RFC 6241 §8.7.1: running is saved to startup with <copy-config>).
     let (_env, _agent, mut c) = agent_with_seed();
+    c.copy("running", "startup").assert_ok();
+    let before = c.get_config("startup").canon();
     c.edit("startup", &system("<hostname>x</hostname>")).error();
+    assert_eq!(c.get_config("startup").canon(), before);
+    assert_eq!(
+        c.get_config("running").get("system/hostname").as_deref(),
+        Some("alpha")
+    );
 }
 
 #[test]

@@ -167,14 +167,18 @@ fn check_non_unique(e: &RpcErr) {
         "{e:?}"
     );
     assert_eq!(e.app_tag.as_deref(), Some("data-not-unique"), "{e:?}");
-    let nu: Vec<_> = e.info.iter().filter(|(n, ..)| n == "non-unique").collect();
+    let nu: Vec<_> = e.info.iter().filter(|i| i.name == "non-unique").collect();
     assert_eq!(nu.len(), 2, "{e:?}");
     let want_scope = vec![("wt".to_string(), TEST_NS.to_string())];
     let mut got: Vec<String> = nu
         .iter()
-        .map(|(_, ns, v, scope)| {
-            assert_eq!(ns.as_deref(), Some(YANG_NS), "non-unique namespace: {e:?}");
-            resolve_path(v, scope)
+        .map(|i| {
+            assert_eq!(
+                i.ns.as_deref(),
+                Some(YANG_NS),
+                "non-unique namespace: {e:?}"
+            );
+            resolve_path(&i.value, &i.scope)
         })
         .collect();
     got.sort();

@@ -80,7 +80,9 @@ fn writes_to_a_locked_datastore_are_in_use() {
     other
         .copy("running", "startup")
         .expect_error("protocol", "in-use");
-    other.copy("startup", "running").error();
+    other
+        .copy("candidate", "running")
+        .expect_error("protocol", "in-use");
     other
         .rpc(&format!(
             "<copy-config><target><candidate/></target><source><config>{edit}</config></source></copy-config>"
@@ -267,4 +269,27 @@ fn running_lock_blocks_edit_from_openssh_session() {
     other
         .edit("running", &system("<hostname>x</hostname>"))
         .assert_ok();
+}
+
+#[test]
+fn unlocked_candidate_changes_outlive_their_session() {
+    // The candidate is shared (RFC 6241 §8.3.1); only a lock holder's
+    // changes go with it (§8.3.5.2). Changes made without the lock stay
+    // for anyone to commit or discard.
+    let env = Env::new();
+    let agent = env.start();
+    let mut a = agent.session(&env);
+    a.edit("candidate", &system("<hostname>shared</hostname>"))
+        .assert_ok();
+    a.close();
+    let mut b = agent.session(&env);
+    assert_eq!(
+        b.get_config("candidate").get("system/hostname").as_deref(),
+        Some("shared")
+    );
+    b.commit().assert_ok();
+    assert_eq!(
+        b.get_config("running").get("system/hostname").as_deref(),
+        Some("shared")
+    );
 }

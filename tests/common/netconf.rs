@@ -705,23 +705,32 @@ pub struct RpcErr {
     /// Prefix → namespace bindings in scope on `<error-path>`.
     pub path_ns: Vec<(String, String)>,
     pub message: Option<String>,
-    /// error-info children: (local name, namespace, text, bindings in scope).
-    pub info: Vec<(String, Option<String>, String, Vec<(String, String)>)>,
+    pub info: Vec<Info>,
+}
+
+/// One child of `<error-info>`.
+#[derive(Clone, Debug)]
+pub struct Info {
+    pub name: String,
+    pub ns: Option<String>,
+    pub value: String,
+    /// Prefix → namespace bindings in scope on the element.
+    pub scope: Vec<(String, String)>,
 }
 
 impl RpcErr {
     pub fn info(&self, name: &str) -> Option<&str> {
         self.info
             .iter()
-            .find(|(n, ..)| n == name)
-            .map(|(_, _, v, _)| v.as_str())
+            .find(|i| i.name == name)
+            .map(|i| i.value.as_str())
     }
 
     pub fn infos(&self, name: &str) -> Vec<&str> {
         self.info
             .iter()
-            .filter(|(n, ..)| n == name)
-            .map(|(_, _, v, _)| v.as_str())
+            .filter(|i| i.name == name)
+            .map(|i| i.value.as_str())
             .collect()
     }
 }
@@ -767,7 +776,12 @@ impl Reply {
                         .child("error-info")
                         .map(|i| {
                             i.elems()
-                                .map(|c| (c.local.clone(), c.ns.clone(), c.text(), c.scope.clone()))
+                                .map(|c| Info {
+                                    name: c.local.clone(),
+                                    ns: c.ns.clone(),
+                                    value: c.text(),
+                                    scope: c.scope.clone(),
+                                })
                                 .collect()
                         })
                         .unwrap_or_default(),
