@@ -293,3 +293,40 @@ fn unlocked_candidate_changes_outlive_their_session() {
         Some("shared")
     );
 }
+
+#[test]
+fn locked_edit_commit_unlock_workflow_keeps_the_commit() {
+    // RFC 6241 Appendix E.1: lock running, lock candidate, edit, commit,
+    // unlock. Unlocking after the commit discards nothing: the candidate
+    // equals running.
+    let env = Env::new();
+    let agent = env.start();
+    let mut a = agent.session(&env);
+    let mut b = agent.session(&env);
+    a.lock("running").assert_ok();
+    a.lock("candidate").assert_ok();
+    a.edit("candidate", &system("<hostname>wf</hostname>"))
+        .assert_ok();
+    a.rpc("<validate><source><candidate/></source></validate>")
+        .assert_ok();
+    a.commit().assert_ok();
+    a.unlock("candidate").assert_ok();
+    a.unlock("running").assert_ok();
+    for ds in ["running", "candidate"] {
+        assert_eq!(
+            b.get_config(ds).get("system/hostname").as_deref(),
+            Some("wf"),
+            "{ds}"
+        );
+    }
+    // discard-changes by the lock holder works on its own changes.
+    b.lock("candidate").assert_ok();
+    b.edit("candidate", &system("<hostname>tmp</hostname>"))
+        .assert_ok();
+    b.rpc("<discard-changes/>").assert_ok();
+    assert_eq!(
+        b.get_config("candidate").get("system/hostname").as_deref(),
+        Some("wf")
+    );
+    b.unlock("candidate").assert_ok();
+}
