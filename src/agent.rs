@@ -369,12 +369,14 @@ async fn serve(config: Config) -> Result<(), String> {
         .as_ref()
         .map(|(p, _)| p.display().to_string())
         .unwrap_or_default();
+    // Signal handlers first: a SIGTERM right after READY must stop cleanly.
+    let signals = Signals::install();
     // The one line tests and scripts wait for: everything is listening and
     // the boot configuration is applied.
     println!("READY ssh={} unix={}", ssh_addrs.join(","), unix_path);
     info!(ssh = %ssh_addrs.join(","), unix = %unix_path, "ready");
 
-    wait_for_signal().await;
+    signals.wait().await;
     info!("stopping");
     let _ = shutdown_tx.send(true);
     // Sessions notice the shutdown and close; give them a moment.
@@ -400,14 +402,31 @@ async fn serve(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, installed before the agent announces READY.
+struct Signals(
+    Option<(
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    )>,
+);
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(t), Ok(i)) => Signals(Some((t, i))),
+            _ => Signals(None),
+        }
+    }
+
+    async fn wait(self) {
+        let Some((mut term, mut int)) = self.0 else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
