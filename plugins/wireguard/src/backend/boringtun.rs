@@ -29,6 +29,12 @@
 //!   over from one peer section to the next; see [`peers_set_body`].
 //! - A failed `listen_port` change leaves boringtun without sockets; we
 //!   re-open the old port before reporting the error.
+//! - Every `listen_port` change (including the first one, from the random
+//!   port boringtun binds at creation) leaks the previous sockets: boringtun
+//!   registers a `try_clone` of each socket with its event loop but
+//!   unregisters by the original's fd, so the clones stay open, bound and
+//!   *served* (WireGuard answered on the old port and on a random one).
+//!   After each change we retire them: see [`retire_leaked_sockets`].
 //! - boringtun reads the tun MTU once, at creation, and never reads more than
 //!   that many bytes per packet when the UAPI socket is an fd. We therefore
 //!   create the tun queue ourselves first, set its MTU to the model maximum
@@ -107,6 +113,30 @@ impl Device {
 
     fn set(&mut self, body: &str) -> Result<()> {
         self.uapi(&format!("set=1\n{body}\n")).map(|_| ())
+    }
+
+    /// Moves the device to `port`; on failure it is back on the old port.
+    /// Either way the sockets boringtun leaks are retired and the receive
+    /// buffer of the live ones raised.
+    fn set_listen_port(&mut self, port: u16) -> Result<()> {
+        let old = self.listen_port;
+        let before = udp_sockets(Some(old));
+        let r = self.set(&format!("listen_port={port}\n"));
+        let live = match &r {
+            Ok(()) => port,
+            Err(_) => {
+                // boringtun dropped its old sockets before failing: re-open.
+                let _ = self.set(&format!("listen_port={old}\n"));
+                old
+            }
+        };
+        self.listen_port = live;
+        let retired = retire_leaked_sockets(&before);
+        if retired > 0 {
+            tracing::debug!("boringtun: closed {retired} leaked socket(s) of port {old}");
+        }
+        raise_rcvbuf(live);
+        r
     }
 }
 
@@ -329,13 +359,12 @@ impl BoringtunBackend {
             },
         );
         let dev = self.dev(name)?;
-        dev.set(&format!(
-            "private_key={}\nlisten_port={}\n",
-            cfg.private_key.expose_hex(),
-            cfg.listen_port
-        ))
-        .map_err(|e| BackendError(format!("{name}: listen port {}: {e}", cfg.listen_port)))?;
-        raise_rcvbuf(cfg.listen_port);
+        dev.set(&format!("private_key={}\n", cfg.private_key.expose_hex()))?;
+        // boringtun listens on a random port until told otherwise.
+        let random = parse_get(&dev.uapi("get=1\n\n")?, SystemTime::now()).listen_port;
+        dev.listen_port = random;
+        dev.set_listen_port(cfg.listen_port)
+            .map_err(|e| BackendError(format!("{name}: listen port {}: {e}", cfg.listen_port)))?;
         self.rtnl.set_link(name, Some(cfg.mtu), Some(cfg.up))?;
         Ok(())
     }
@@ -389,13 +418,21 @@ fn open_tun_queue(name: &str) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Raise SO_RCVBUF on this process's UDP sockets bound to `port`
-/// (boringtun's listeners). Best effort.
-pub fn raise_rcvbuf(port: u16) -> usize {
+/// One UDP socket descriptor of this process: fd, the socket's inode
+/// (`socket:[N]`, shared by dup'ed descriptors) and its bound port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct UdpFd {
+    fd: i32,
+    inode: String,
+    port: u16,
+}
+
+/// This process's UDP socket descriptors, those bound to `port` if given.
+fn udp_sockets(port: Option<u16>) -> Vec<UdpFd> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return 0;
+        return Vec::new();
     };
-    let mut done = 0;
+    let mut out = Vec::new();
     for entry in dir.flatten() {
         let Some(fd) = entry
             .file_name()
@@ -407,65 +444,134 @@ pub fn raise_rcvbuf(port: u16) -> usize {
         let Ok(target) = std::fs::read_link(entry.path()) else {
             continue;
         };
-        if !target.to_string_lossy().starts_with("socket:") {
+        let inode = target.to_string_lossy().into_owned();
+        if !inode.starts_with("socket:") {
             continue;
         }
-        let mut ty: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        if unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_TYPE,
-                &mut ty as *mut _ as *mut _,
-                &mut len,
-            )
-        } != 0
-            || ty != libc::SOCK_DGRAM
-        {
+        let Some(bound) = udp_port(fd) else {
             continue;
-        }
-        let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let mut slen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        if unsafe { libc::getsockname(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut slen) }
-            != 0
-        {
-            continue;
-        }
-        let bound = match ss.ss_family as i32 {
-            libc::AF_INET => {
-                let sin = unsafe { &*(&ss as *const _ as *const libc::sockaddr_in) };
-                u16::from_be(sin.sin_port)
-            }
-            libc::AF_INET6 => {
-                let sin6 = unsafe { &*(&ss as *const _ as *const libc::sockaddr_in6) };
-                u16::from_be(sin6.sin6_port)
-            }
-            _ => continue,
         };
-        if bound != port {
+        if port.is_none_or(|p| p == bound) {
+            out.push(UdpFd {
+                fd,
+                inode,
+                port: bound,
+            });
+        }
+    }
+    out
+}
+
+/// The local port of `fd` if it is a bound UDP (datagram) socket.
+fn udp_port(fd: i32) -> Option<u16> {
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt/getsockname write at most `len` bytes into the
+    // buffers we own; a stale fd just fails.
+    if unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            &mut ty as *mut _ as *mut _,
+            &mut len,
+        )
+    } != 0
+        || ty != libc::SOCK_DGRAM
+    {
+        return None;
+    }
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut slen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    if unsafe { libc::getsockname(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut slen) } != 0 {
+        return None;
+    }
+    match ss.ss_family as i32 {
+        libc::AF_INET => {
+            let sin = unsafe { &*(&ss as *const _ as *const libc::sockaddr_in) };
+            Some(u16::from_be(sin.sin_port))
+        }
+        libc::AF_INET6 => {
+            let sin6 = unsafe { &*(&ss as *const _ as *const libc::sockaddr_in6) };
+            Some(u16::from_be(sin6.sin6_port))
+        }
+        _ => None,
+    }
+}
+
+/// Retires the sockets a boringtun `listen_port` change leaked.
+///
+/// `before` are the UDP descriptors on the old port, taken before the
+/// change: each of the device's sockets had two (boringtun's own and the
+/// clone its event loop reads). boringtun closes its own and keeps the
+/// clone registered forever. A socket that went from two descriptors to one
+/// is such a clone: we `dup2` a fresh unbound, non-blocking UDP socket over
+/// it. That closes the leaked socket (the port is free, epoll forgets it,
+/// nothing is served on it any more) while the descriptor number stays
+/// valid for boringtun, which closes it when the device goes. Sockets of
+/// other devices (two descriptors before and after) are not touched.
+/// Returns how many were retired.
+fn retire_leaked_sockets(before: &[UdpFd]) -> usize {
+    use std::collections::HashMap;
+    let mut count_before: HashMap<&str, usize> = HashMap::new();
+    for s in before {
+        *count_before.entry(&s.inode).or_default() += 1;
+    }
+    let after = udp_sockets(None);
+    let mut count_after: HashMap<&str, usize> = HashMap::new();
+    for s in &after {
+        *count_after.entry(&s.inode).or_default() += 1;
+    }
+    let mut retired = 0;
+    for s in &after {
+        let (b, a) = (
+            count_before.get(s.inode.as_str()).copied().unwrap_or(0),
+            count_after.get(s.inode.as_str()).copied().unwrap_or(0),
+        );
+        if !(b >= 2 && a == 1) {
             continue;
         }
+        // SAFETY: `fresh` is ours; dup3 atomically replaces `s.fd`, which
+        // boringtun's (never unregistered) handler owns and keeps open until
+        // the device is dropped, so the number cannot be reused meanwhile.
+        unsafe {
+            let fresh = libc::socket(
+                libc::AF_INET,
+                libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            );
+            if fresh < 0 {
+                continue;
+            }
+            if libc::dup3(fresh, s.fd, libc::O_CLOEXEC) >= 0 {
+                retired += 1;
+            }
+            libc::close(fresh);
+        }
+    }
+    retired
+}
+
+/// Raise SO_RCVBUF on this process's UDP sockets bound to `port`
+/// (boringtun's listeners). Best effort.
+pub fn raise_rcvbuf(port: u16) -> usize {
+    let mut done = 0;
+    for s in udp_sockets(Some(port)) {
         let size: libc::c_int = UDP_RCVBUF;
-        let ok = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                &size as *const _ as *const _,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        } == 0
-            || unsafe {
+        let set = |opt| {
+            // SAFETY: setsockopt reads one c_int we own.
+            let r = unsafe {
                 libc::setsockopt(
-                    fd,
+                    s.fd,
                     libc::SOL_SOCKET,
-                    libc::SO_RCVBUF,
+                    opt,
                     &size as *const _ as *const _,
                     std::mem::size_of::<libc::c_int>() as libc::socklen_t,
                 )
-            } == 0;
-        if ok {
+            };
+            r == 0
+        };
+        if set(libc::SO_RCVBUFFORCE) || set(libc::SO_RCVBUF) {
             done += 1;
         }
     }
@@ -498,11 +604,7 @@ impl Backend for BoringtunBackend {
             dev.private_key = new.private_key.clone();
         }
         if dev.listen_port != new.listen_port {
-            let old_port = dev.listen_port;
-            if let Err(e) = dev.set(&format!("listen_port={}\n", new.listen_port)) {
-                // boringtun dropped its old sockets before failing: re-open.
-                let _ = dev.set(&format!("listen_port={old_port}\n"));
-                raise_rcvbuf(old_port);
+            if let Err(e) = dev.set_listen_port(new.listen_port) {
                 if old.private_key != new.private_key {
                     let _ = dev.set(&format!("private_key={}\n", old.private_key.expose_hex()));
                     dev.private_key = old.private_key.clone();
@@ -512,8 +614,6 @@ impl Backend for BoringtunBackend {
                     new.listen_port
                 )));
             }
-            dev.listen_port = new.listen_port;
-            raise_rcvbuf(new.listen_port);
         }
         let mtu = (old.mtu != new.mtu).then_some(new.mtu);
         let up = (old.up != new.up).then_some(new.up);
@@ -617,6 +717,36 @@ impl Backend for BoringtunBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A UDP socket on 127.0.0.1 (port `port`, 0 = any) and a dup of it,
+    /// as boringtun has (its own and the event loop's clone).
+    fn socket_pair_on(port: u16) -> (std::net::UdpSocket, OwnedFd) {
+        let s = std::net::UdpSocket::bind(("127.0.0.1", port)).expect("bind");
+        let clone: OwnedFd = s.try_clone().expect("dup").into();
+        (s, clone)
+    }
+
+    #[test]
+    fn leaked_listen_sockets_are_retired_and_others_left_alone() {
+        // The device being moved: two descriptors per socket before.
+        let (own, clone) = socket_pair_on(0);
+        let port = own.local_addr().expect("addr").port();
+        let before = udp_sockets(Some(port));
+        assert_eq!(before.len(), 2, "{before:?}");
+        // boringtun drops its own socket, the clone stays.
+        drop(own);
+        assert_eq!(retire_leaked_sockets(&before), 1);
+        // The descriptor is still open but no longer bound to the port.
+        let fd = clone.as_raw_fd();
+        assert_eq!(udp_port(fd), Some(0));
+        assert!(udp_sockets(Some(port)).is_empty());
+        // Nothing else is touched: a pair that keeps both descriptors.
+        let (keep, keep_clone) = socket_pair_on(0);
+        let kport = keep.local_addr().expect("addr").port();
+        let before = udp_sockets(Some(kport));
+        assert_eq!(retire_leaked_sockets(&before), 0);
+        assert_eq!(udp_port(keep_clone.as_raw_fd()), Some(kport));
+    }
 
     #[test]
     fn get_reply_is_parsed_with_absolute_handshake_time() {
