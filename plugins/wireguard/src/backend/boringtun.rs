@@ -73,6 +73,8 @@ struct Device {
     handle: Option<DeviceHandle>,
     private_key: SecretKey,
     listen_port: u16,
+    /// Latest handshake reported per peer, see [`steady_handshakes`].
+    handshakes: BTreeMap<PublicKey, SystemTime>,
 }
 
 impl Device {
@@ -231,6 +233,35 @@ fn parse_get(lines: &[String], now: SystemTime) -> UapiGet {
     out
 }
 
+/// Keeps a peer's latest handshake steady between reads.
+///
+/// boringtun reports the handshake's *age*; the absolute time we derive
+/// (`now - age`) moves by the UAPI round trip from one read to the next, so
+/// the second-resolution `latest-handshake` would sometimes step by one
+/// second without any new handshake. A time within a second of the one
+/// reported before is the same handshake (WireGuard does not handshake
+/// twice within REKEY_TIMEOUT, 5 s): report the earlier value.
+fn steady_handshakes(get: &mut UapiGet, seen: &mut BTreeMap<PublicKey, SystemTime>) {
+    let mut next = BTreeMap::new();
+    for (_, st) in get.peers.iter_mut() {
+        let Some(t) = st.last_handshake else {
+            continue;
+        };
+        let t = match seen.get(&st.public_key) {
+            Some(&prev)
+                if t.duration_since(prev).unwrap_or_else(|e| e.duration())
+                    < Duration::from_secs(1) =>
+            {
+                prev
+            }
+            _ => t,
+        };
+        st.last_handshake = Some(t);
+        next.insert(st.public_key, t);
+    }
+    *seen = next;
+}
+
 /// The `set=1` body that (re)programs peers: each is removed and re-added in
 /// the same transaction (boringtun 0.7 panics on in-place updates).
 ///
@@ -356,6 +387,7 @@ impl BoringtunBackend {
                 handle: Some(handle),
                 private_key: cfg.private_key.clone(),
                 listen_port: cfg.listen_port,
+                handshakes: BTreeMap::new(),
             },
         );
         let dev = self.dev(name)?;
@@ -372,7 +404,9 @@ impl BoringtunBackend {
     fn get(&mut self, name: &str) -> Result<UapiGet> {
         let dev = self.dev(name)?;
         let lines = dev.uapi("get=1\n\n")?;
-        Ok(parse_get(&lines, SystemTime::now()))
+        let mut get = parse_get(&lines, SystemTime::now());
+        steady_handshakes(&mut get, &mut dev.handshakes);
+        Ok(get)
     }
 }
 
@@ -746,6 +780,35 @@ mod tests {
         let before = udp_sockets(Some(kport));
         assert_eq!(retire_leaked_sockets(&before), 0);
         assert_eq!(udp_port(keep_clone.as_raw_fd()), Some(kport));
+    }
+
+    #[test]
+    fn latest_handshake_is_steady_across_reads() {
+        let k = "11".repeat(32);
+        let reply = |sec: u64, nsec: u32| -> Vec<String> {
+            vec![
+                "listen_port=51820".into(),
+                format!("public_key={k}"),
+                format!("last_handshake_time_sec={sec}"),
+                format!("last_handshake_time_nsec={nsec}"),
+            ]
+        };
+        let at = |ms: u64| SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+        let mut seen = BTreeMap::new();
+        let mut read = |now_ms: u64, sec: u64, nsec: u32| {
+            let mut g = parse_get(&reply(sec, nsec), at(now_ms));
+            steady_handshakes(&mut g, &mut seen);
+            g.peers[0].1.last_handshake.expect("handshake")
+        };
+        // Handshake at 999.9995 s; the second read's clock is 1 ms later
+        // than boringtun's: 1000.0005 s, the next second.
+        let first = read(1_004_999, 4, 999_500_000);
+        assert_eq!(first, at(999_999) + Duration::from_micros(500));
+        // boringtun computed the age at 1006.000 s, we read the clock at 1006.001.
+        assert_eq!(read(1_006_001, 6, 500_000), first);
+        // A new handshake (10 s later) is reported as such.
+        let second = read(1_011_000, 1, 0);
+        assert_eq!(second, at(1_010_000));
     }
 
     #[test]
