@@ -12,6 +12,7 @@
 #                         scripts/test.sh already made) or release
 #   WGNETCONF_VM_TIMEOUT  seconds before the VM is killed (default 600)
 #   WGNETCONF_VM_BUILD=0  do not run cargo build (use the binary as it is)
+#   WGNETCONF_VM_TRACE=1  run the test in the VM with `set -x`
 #   WGNETCONF_VM_BREAK    scratch runs only: break something in the VM test to
 #                         see it fail (allowed-ips: the peers' allowed-ips do
 #                         not cover the remote site)
@@ -140,6 +141,7 @@ cp "$ROOT"/yang/*.yang "$R/usr/share/wgnetconf/yang/"
 install -m755 "$HERE/init" "$R/init"
 install -m755 "$HERE/site-to-site.sh" "$R/test/site-to-site.sh"
 [ -n "${WGNETCONF_VM_BREAK:-}" ] && echo "$WGNETCONF_VM_BREAK" > "$R/test/break"
+[ "${WGNETCONF_VM_TRACE:-0}" = 1 ] && touch "$R/test/trace"
 INITRD=$CACHE/initramfs.gz
 (cd "$R" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) > "$INITRD"
 log "initramfs $(du -h "$INITRD" | cut -f1), kernel $KVER, modules: $(tr '\n' ' ' < "$R/mods/order")"
