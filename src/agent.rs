@@ -28,6 +28,8 @@ pub struct Agent {
     /// Schema, datastores, plugins: one lock, so commits are serialised.
     pub core: Mutex<Core>,
     pub sessions: Registry,
+    /// The NETCONF event stream (RFC 5277).
+    pub hub: Arc<crate::notify::Hub>,
     /// What our `<hello>` announces.
     pub capabilities: Vec<String>,
 }
@@ -282,6 +284,7 @@ pub fn build_core(config: &Config) -> Result<Core, String> {
         schema,
         ds,
         pipeline,
+        ext: crate::core::hooks::Extras::new(config),
     };
     match source {
         BootSource::Running => info!("restarting with the saved running configuration"),
@@ -289,6 +292,7 @@ pub fn build_core(config: &Config) -> Result<Core, String> {
         BootSource::Empty => info!("boot: no saved configuration, running is empty"),
     }
     core.boot()?;
+    core.confirmed_restore()?;
     Ok(core)
 }
 
@@ -348,10 +352,12 @@ async fn serve(config: Config) -> Result<(), String> {
     let agent = Arc::new(Agent {
         config,
         shutdown: shutdown_rx,
+        hub: core.ext.hub.clone(),
         core: Mutex::new(core),
         sessions: Registry::default(),
         capabilities,
     });
+    crate::core::hooks::spawn_tasks(&agent);
     let ssh = crate::transport::ssh::bind(agent.clone(), users.clone())
         .await
         .map_err(|e| e.to_string())?;

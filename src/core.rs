@@ -11,10 +11,16 @@ use crate::protocol::rpc::{Datastore, EditOp, Filter, Operation, Source, TestOpt
 use crate::schema::Schema;
 use crate::transaction::Pipeline;
 
+mod confirmed;
+pub mod hooks;
+mod nmda;
+
 pub struct Core {
     pub schema: Schema,
     pub ds: Datastores,
     pub pipeline: Pipeline,
+    /// Confirmed commit, events (`core/hooks.rs`).
+    pub ext: hooks::Extras,
 }
 
 /// What an operation produced.
@@ -26,6 +32,8 @@ pub enum Outcome {
     Close,
     /// kill-session succeeded for this session id: the caller ends it.
     Kill(u32),
+    /// The whole content of `<rpc-reply>` (get-data's NMDA `<data>`).
+    Reply(String),
 }
 
 type OpResult = Result<Outcome, Vec<RpcError>>;
@@ -55,6 +63,7 @@ impl Core {
     }
 
     pub fn handle(&mut self, session: u32, op: Operation) -> OpResult {
+        self.ext.actor = Some(session);
         match op {
             Operation::Get { filter } => self.get(filter),
             Operation::GetConfig { source, filter } => self.get_config(source, filter),
@@ -86,7 +95,14 @@ impl Core {
                 }
                 Ok(Outcome::Kill(session_id))
             }
-            Operation::Commit => self.commit(session),
+            Operation::Commit => self.confirmed_commit(session, Default::default()),
+            Operation::ConfirmedCommit(p) => self.confirmed_commit(session, p),
+            Operation::CancelCommit { persist_id } => self.cancel_commit(session, persist_id),
+            Operation::GetData(p) => self.get_data(p),
+            Operation::EditData(p) => self.edit_data(session, p),
+            Operation::CreateSubscription(_) => Err(one(RpcError::operation_failed(
+                "create-subscription is run by the session",
+            ))),
             Operation::DiscardChanges => {
                 self.ds
                     .check_writable(Datastore::Candidate, session)
@@ -147,7 +163,9 @@ impl Core {
         let committed = self
             .pipeline
             .commit(&self.schema, &ds.running, new, |t| ds.persist_running(t))?;
+        let change = hooks::running_change(&self.schema, &self.ds.running, &committed);
         self.ds.install_running(committed);
+        self.ext.config_changed("running", change);
         Ok(())
     }
 
@@ -240,6 +258,7 @@ impl Core {
                 datastore::validate_config(&self.schema, &mut new).map_err(one)?;
                 self.ds.set_startup(new).map_err(one)?;
                 info!("startup saved");
+                self.ext.config_changed("startup", Vec::new());
             }
         }
         Ok(Outcome::Ok)
@@ -255,6 +274,7 @@ impl Core {
         }
         self.ds.check_writable(target, session).map_err(one)?;
         self.ds.delete_startup().map_err(one)?;
+        self.ext.config_changed("startup", Vec::new());
         Ok(Outcome::Ok)
     }
 
@@ -289,5 +309,6 @@ impl Core {
     /// A session ended: its locks and locked candidate changes go.
     pub fn session_ended(&mut self, session: u32) {
         self.ds.release_session(session);
+        self.confirmed_session_ended(session);
     }
 }

@@ -19,6 +19,7 @@ pub mod client;
 pub mod config;
 pub mod core;
 pub mod datastore;
+pub mod notify;
 pub mod protocol;
 pub mod schema;
 pub mod session;

@@ -16,7 +16,11 @@ pub const IETF_DIR: &str = "/usr/share/yuma/modules/ietf";
 /// Modules the agent itself needs, loaded before the search path's ones.
 /// ietf-netconf brings the `nc:operation` annotation libyang uses to parse
 /// edit-config payloads.
-const PROTOCOL_MODULES: &[(&str, &[&str])] = &[("ietf-netconf", &["*"])];
+const PROTOCOL_MODULES: &[(&str, &[&str])] = &[
+    ("ietf-netconf", &["*"]),
+    ("ietf-datastores", &["*"]),
+    ("ietf-netconf-nmda", &["*"]),
+    ("ietf-netconf-notifications", &["*"])];
 
 /// The repository's own YANG directory (used when running from a checkout)
 /// and the installed one.

@@ -17,6 +17,9 @@ pub const SERVER_CAPABILITIES: &[&str] = &[
     "urn:ietf:params:netconf:capability:validate:1.0",
     "urn:ietf:params:netconf:capability:validate:1.1",
     "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
+    "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
+    "urn:ietf:params:netconf:capability:notification:1.0",
+    "urn:ietf:params:netconf:capability:interleave:1.0",
 ];
 
 pub fn server_hello(capabilities: &[String], session_id: u32) -> String {

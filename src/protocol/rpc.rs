@@ -118,6 +118,16 @@ pub enum Operation {
     Validate {
         source: Source,
     },
+    /// `<commit>` with confirmed-commit parameters (RFC 6241 §8.4).
+    ConfirmedCommit(super::ext_rpc::CommitParams),
+    CancelCommit {
+        persist_id: Option<String>,
+    },
+    /// NMDA (RFC 8526).
+    GetData(super::ext_rpc::GetData),
+    EditData(super::ext_rpc::EditData),
+    /// RFC 5277; run by the session, not the core.
+    CreateSubscription(super::ext_rpc::Subscribe),
 }
 
 #[derive(Clone, Debug)]
@@ -195,6 +205,9 @@ fn echo_attrs(root: &Elem) -> String {
 }
 
 fn parse_operation(op: &Elem, scope: &Scope) -> Result<Operation, RpcError> {
+    if let Some(r) = super::ext_rpc::parse_foreign(op, scope) {
+        return r;
+    }
     if op.ns.as_deref() != Some(NC_NS) {
         return Err(match &op.ns {
             None => RpcError::protocol("unknown-namespace", "the operation has no namespace")
@@ -244,15 +257,8 @@ fn parse_operation(op: &Elem, scope: &Scope) -> Result<Operation, RpcError> {
                 })?;
             Operation::KillSession { session_id: id }
         }
-        "commit" => {
-            if let Some(e) = op.elems().next() {
-                return Err(RpcError::not_supported(
-                    "confirmed commit is not supported yet (no :confirmed-commit capability)",
-                )
-                .bad_element(e.local.clone()));
-            }
-            Operation::Commit
-        }
+        "commit" => super::ext_rpc::commit(op)?,
+        "cancel-commit" => super::ext_rpc::cancel_commit(op)?,
         "discard-changes" => Operation::DiscardChanges,
         "validate" => Operation::Validate {
             source: source_param(op, scope, "source")?,
@@ -303,6 +309,8 @@ fn check_known_params(op: &Elem) -> Result<(), RpcError> {
         "validate" => &["source"],
         "delete-config" | "lock" | "unlock" => &["target"],
         "kill-session" => &["session-id"],
+        "commit" => &["confirmed", "confirm-timeout", "persist", "persist-id"],
+        "cancel-commit" => &["persist-id"],
         "close-session" | "discard-changes" => &[],
         _ => return Ok(()),
     };
@@ -369,7 +377,7 @@ fn source_param(op: &Elem, scope: &Scope, name: &str) -> Result<Source, RpcError
 }
 
 /// The children of `<config>` as standalone XML for libyang.
-fn config_payload(config: &Elem, scope: &Scope) -> String {
+pub(crate) fn config_payload(config: &Elem, scope: &Scope) -> String {
     let mut scope = scope.clone();
     scope.push(&config.ns_decls);
     let decls = scope.flatten();
@@ -425,7 +433,7 @@ fn filter(op: &Elem, scope: &Scope) -> Result<Option<Filter>, RpcError> {
 /// correct". An `operation` outside merge/replace/create/delete/remove is
 /// refused here, naming the attribute and its element, before libyang
 /// turns it into an anonymous invalid-value.
-fn check_operation_attrs(e: &Elem) -> Result<(), RpcError> {
+pub(crate) fn check_operation_attrs(e: &Elem) -> Result<(), RpcError> {
     for c in e.elems() {
         for a in &c.attrs {
             if a.local == "operation"

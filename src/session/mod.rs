@@ -34,6 +34,7 @@ where
 {
     let (id, kill) = agent.sessions.register(peer.clone());
     info!(session = id, user = %peer.user, source = %peer.source, "session start");
+    agent.hub.session_start(id, &peer.user, &peer.source);
     let (r, w) = tokio::io::split(stream);
     let mut reader = FrameReader::new(r, agent.config.netconf.max_message_bytes);
     let mut writer = FrameWriter::new(w);
@@ -52,6 +53,7 @@ where
     })
     .await;
     agent.sessions.remove(id);
+    agent.hub.session_end(id, &end);
     info!(session = id, reason = %end, "session end");
 }
 
@@ -109,8 +111,25 @@ where
             RpcError::rpc("operation-failed", message)
         }
     };
+    // RFC 5277: this session's subscription; its notifications are
+    // written while the session waits for the next rpc (:interleave).
+    let mut subscription: Option<crate::notify::Subscription> = None;
     loop {
-        let msg = match reader.next_message().await {
+        let next = {
+            let read = reader.next_message();
+            tokio::pin!(read);
+            loop {
+                tokio::select! {
+                    m = &mut read => break m,
+                    n = crate::notify::next(&mut subscription) => {
+                        if let Err(e) = send(writer, &n).await {
+                            return e;
+                        }
+                    }
+                }
+            }
+        };
+        let msg = match next {
             Ok(Some(m)) => m,
             Ok(None) => return "peer closed".into(),
             Err(FramingError::TooLarge(n)) => {
@@ -140,6 +159,13 @@ where
             }
         };
         let attrs = request.reply_attrs.clone();
+        if let rpc::Operation::CreateSubscription(p) = &request.operation {
+            let text = crate::notify::create_subscription(&agent.hub, &mut subscription, p, &attrs);
+            if let Err(e) = send(writer, &text).await {
+                return e;
+            }
+            continue;
+        }
         let a = agent.clone();
         let outcome = tokio::task::spawn_blocking(move || match a.core.lock() {
             Ok(mut core) => core.handle(id, request.operation),
@@ -157,8 +183,16 @@ where
             Ok(Outcome::Ok) => (reply::ok(&attrs), false),
             Ok(Outcome::Data(xml)) => (reply::data(&attrs, &xml), false),
             Ok(Outcome::Close) => (reply::ok(&attrs), true),
+            Ok(Outcome::Reply(body)) => (
+                format!(
+                    "<rpc-reply xmlns=\"{}\"{attrs}>{body}</rpc-reply>",
+                    crate::protocol::NC_NS
+                ),
+                false,
+            ),
             Ok(Outcome::Kill(victim)) => {
                 if agent.sessions.kill(victim) {
+                    agent.hub.killed(victim, id);
                     // Release the victim's locks now, so the reply's "ok"
                     // means they are gone.
                     let a = agent.clone();

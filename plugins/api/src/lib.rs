@@ -191,6 +191,13 @@ pub trait Plugin: Send {
         Ok(())
     }
 
+    /// Notifications the plugin has to send (RFC 5277 stream NETCONF), each
+    /// a tree holding one YANG `notification` of the plugin's modules. The
+    /// agent polls this every few seconds, serialised with commits.
+    fn events(&mut self) -> Vec<DataTree<'static>> {
+        Vec::new()
+    }
+
     /// Called on agent shutdown.
     fn stop(&mut self) {}
 }

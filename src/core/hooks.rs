@@ -1,0 +1,156 @@
+//! What the core carries beyond RFC 6241's operations: the confirmed-commit
+//! state, the event hub, and the background tasks the agent starts for them
+//! (the confirm timer, the plugins' event poll).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+use yang5::data::{DataDiffFlags, DataTree};
+
+use super::confirmed::Confirmed;
+use super::Core;
+use crate::agent::Agent;
+use crate::config::Config;
+use crate::datastore::yang_error::json_path_to_error_path;
+use crate::notify::{self, Edit, Hub};
+use crate::schema::Schema;
+
+/// At most this many `<edit>`s in one netconf-config-change; a bigger
+/// change reports none (the list is optional, RFC 6470).
+const MAX_EDITS: usize = 100;
+/// How often the plugins are asked for events.
+const EVENT_POLL: Duration = Duration::from_secs(5);
+
+pub struct Extras {
+    pub confirmed: Confirmed,
+    pub hub: Arc<Hub>,
+    /// The session whose operation is running (`None`: the server itself,
+    /// e.g. a confirmed-commit timeout).
+    pub(crate) actor: Option<u32>,
+}
+
+impl Extras {
+    pub fn new(config: &Config) -> Extras {
+        Extras {
+            confirmed: Confirmed::new(config.run_dir.join("confirmed-commit")),
+            hub: Arc::new(Hub::new()),
+            actor: None,
+        }
+    }
+
+    /// netconf-config-change for `datastore` with `edits`.
+    pub fn config_changed(&self, datastore: &str, edits: Vec<Edit>) {
+        let by = self.actor.and_then(|s| self.hub.session(s));
+        self.hub
+            .emit(notify::config_change(by.as_ref(), datastore, &edits));
+    }
+
+    /// netconf-confirmed-commit `event` by the acting session.
+    pub fn confirm_event(&self, event: &str, timeout: Option<u32>) {
+        let by = self.actor.and_then(|s| self.hub.session(s));
+        self.hub
+            .emit(notify::confirmed_commit(by.as_ref(), event, timeout));
+    }
+}
+
+/// The edits that take running from `old` to `new`, as RFC 6470 targets.
+pub fn running_change(
+    schema: &Schema,
+    old: &DataTree<'static>,
+    new: &DataTree<'static>,
+) -> Vec<Edit> {
+    let Ok(diff) = old.diff(new, DataDiffFlags::empty()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (op, node) in diff.iter() {
+        if out.len() == MAX_EDITS {
+            return Vec::new();
+        }
+        let p = json_path_to_error_path(schema, &node.path());
+        out.push(Edit {
+            target: p.path,
+            namespaces: p.namespaces,
+            operation: match op {
+                yang5::data::DataDiffOp::Create => "create",
+                yang5::data::DataDiffOp::Delete => "delete",
+                yang5::data::DataDiffOp::Replace => "replace",
+            },
+        });
+    }
+    out
+}
+
+/// Starts the confirm timer and the plugins' event poll; both stop with
+/// the agent.
+pub fn spawn_tasks(agent: &Arc<Agent>) {
+    let deadline = match agent.core.lock() {
+        Ok(core) => core.ext.confirmed.watch(),
+        Err(_) => return,
+    };
+    tokio::spawn(confirm_timer(agent.clone(), deadline));
+    tokio::spawn(event_poll(agent.clone()));
+}
+
+async fn confirm_timer(agent: Arc<Agent>, mut deadline: watch::Receiver<Option<SystemTime>>) {
+    let mut shutdown = agent.shutdown.clone();
+    loop {
+        let d = *deadline.borrow_and_update();
+        let wait = d.map(|t| t.duration_since(SystemTime::now()).unwrap_or_default());
+        tokio::select! {
+            r = deadline.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {
+                let a = agent.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Ok(mut core) = a.core.lock() {
+                        core.confirmed_expired();
+                    }
+                })
+                .await;
+            }
+            _ = crate::transport::shutdown_requested(&mut shutdown) => return,
+        }
+    }
+}
+
+async fn event_poll(agent: Arc<Agent>) {
+    let mut shutdown = agent.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(EVENT_POLL) => {}
+            _ = crate::transport::shutdown_requested(&mut shutdown) => return,
+        }
+        let a = agent.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(mut core) = a.core.lock() {
+                core.poll_plugin_events();
+            }
+        })
+        .await;
+    }
+}
+
+impl Core {
+    /// Asks every plugin for its events and sends them.
+    pub fn poll_plugin_events(&mut self) {
+        let hub = self.ext.hub.clone();
+        for p in self.pipeline.plugins_mut() {
+            for tree in p.events() {
+                match crate::datastore::print_xml(
+                    &tree,
+                    yang5::data::DataPrinterFlags::WITH_SIBLINGS
+                        | yang5::data::DataPrinterFlags::SHRINK,
+                ) {
+                    Ok(xml) if !xml.is_empty() => {
+                        info!(plugin = p.name(), "event");
+                        hub.emit(xml)
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!(plugin = p.name(), error = %e, "cannot print an event"),
+                }
+            }
+        }
+    }
+}
