@@ -9,3 +9,6 @@ scripts/install-deps.sh
 cargo build --all-targets
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
 conformance/run.sh
+# The kernel backend in a VM running Debian's kernel (tests/vm/README.md);
+# WGNETCONF_VM=0 skips it.
+if [ "${WGNETCONF_VM:-1}" != 0 ]; then tests/vm/run.sh; fi
