@@ -102,6 +102,8 @@ impl Client {
     ) -> Result<Client, ClientError> {
         let config = Arc::new(client::Config {
             inactivity_timeout: None,
+            // Small request/reply messages: no Nagle delay.
+            nodelay: true,
             ..Default::default()
         });
         let mut handle = client::connect(config, (host, port), AcceptAnyHostKey)

@@ -156,6 +156,12 @@ async fn accept_loop(listener: TcpListener, ctx: Shared) {
             tracing::warn!(peer = %addr, "too many unauthenticated SSH connections; dropping");
             continue;
         };
+        // Our own accept loop bypasses russh's, which is where its
+        // `nodelay` option is applied: without this, Nagle and delayed ACKs
+        // add ~40 ms to every small reply.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(peer = %addr, error = %e, "set_nodelay failed");
+        }
         tokio::spawn(connection(tcp, addr, ctx.clone(), permit));
     }
     tracing::info!("SSH listener stopped");
