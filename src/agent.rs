@@ -14,7 +14,6 @@ use crate::auth::users::UserDb;
 use crate::config::Config;
 use crate::core::Core;
 use crate::datastore::{BootSource, Datastores};
-use crate::protocol::hello::SERVER_CAPABILITIES;
 use crate::schema::{default_yang_dirs, Schema};
 use crate::session::registry::Registry;
 use crate::transaction::Pipeline;
@@ -35,7 +34,11 @@ pub struct Agent {
 }
 
 #[derive(Parser)]
-#[command(name = "wgnetconf", version, about = "NETCONF server for WireGuard tunnels")]
+#[command(
+    name = "wgnetconf",
+    version,
+    about = "NETCONF server for WireGuard tunnels"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -186,7 +189,10 @@ fn client_main<F>(fut: F) -> i32
 where
     F: std::future::Future<Output = Result<String, crate::client::ClientError>>,
 {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("wgnetconf: {e}");
@@ -285,6 +291,7 @@ pub fn build_core(config: &Config) -> Result<Core, String> {
         ds,
         pipeline,
         ext: crate::core::hooks::Extras::new(config),
+        monitor: Arc::new(crate::monitoring::Monitor::new()),
     };
     match source {
         BootSource::Running => info!("restarting with the saved running configuration"),
@@ -346,15 +353,16 @@ async fn serve(config: Config) -> Result<(), String> {
     let core = tokio::task::spawn_blocking(move || build_core(&cfg))
         .await
         .map_err(|e| e.to_string())??;
-    let mut capabilities: Vec<String> = SERVER_CAPABILITIES.iter().map(|s| s.to_string()).collect();
-    capabilities.extend(core.schema.module_capabilities());
+    let capabilities = crate::monitoring::capabilities(&core.schema);
+    core.monitor.set_capabilities(capabilities.clone());
+    let sessions = Registry::with_monitor(core.monitor.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let agent = Arc::new(Agent {
         config,
         shutdown: shutdown_rx,
         hub: core.ext.hub.clone(),
         core: Mutex::new(core),
-        sessions: Registry::default(),
+        sessions,
         capabilities,
     });
     crate::core::hooks::spawn_tasks(&agent);
@@ -409,17 +417,15 @@ async fn serve(config: Config) -> Result<(), String> {
 }
 
 /// SIGTERM and SIGINT, installed before the agent announces READY.
-struct Signals(
-    Option<(
-        tokio::signal::unix::Signal,
-        tokio::signal::unix::Signal,
-    )>,
-);
+struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
 
 impl Signals {
     fn install() -> Signals {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(t), Ok(i)) => Signals(Some((t, i))),
             _ => Signals(None),
         }

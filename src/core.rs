@@ -5,9 +5,11 @@
 use tracing::info;
 use yang5::data::DataTree;
 
-use crate::datastore::{self, edit, filter, parse_config, print_config, Datastores};
+use crate::datastore::{self, edit, parse_config, Datastores};
 use crate::protocol::error::RpcError;
+use crate::protocol::ext::WithDefaults;
 use crate::protocol::rpc::{Datastore, EditOp, Filter, Operation, Source, TestOption};
+use crate::retrieval::{self, Content};
 use crate::schema::Schema;
 use crate::transaction::Pipeline;
 
@@ -21,6 +23,9 @@ pub struct Core {
     pub pipeline: Pipeline,
     /// Confirmed commit, events (`core/hooks.rs`).
     pub ext: hooks::Extras,
+    /// Counters and sessions for ietf-netconf-monitoring (shared with the
+    /// session registry).
+    pub monitor: std::sync::Arc<crate::monitoring::Monitor>,
 }
 
 /// What an operation produced.
@@ -32,7 +37,8 @@ pub enum Outcome {
     Close,
     /// kill-session succeeded for this session id: the caller ends it.
     Kill(u32),
-    /// The whole content of `<rpc-reply>` (get-data's NMDA `<data>`).
+    /// The whole content of `<rpc-reply>` (an rpc's output in its own
+    /// namespace, e.g. get-schema's `<data>`).
     Reply(String),
 }
 
@@ -65,8 +71,18 @@ impl Core {
     pub fn handle(&mut self, session: u32, op: Operation) -> OpResult {
         self.ext.actor = Some(session);
         match op {
-            Operation::Get { filter } => self.get(filter),
-            Operation::GetConfig { source, filter } => self.get_config(source, filter),
+            Operation::Get {
+                filter,
+                with_defaults,
+            } => self.get(filter, with_defaults),
+            Operation::GetConfig {
+                source,
+                filter,
+                with_defaults,
+            } => self.get_config(source, filter, with_defaults),
+            Operation::GetSchema(req) => crate::monitoring::schemas::get_schema(&self.schema, &req)
+                .map(Outcome::Reply)
+                .map_err(one),
             Operation::EditConfig {
                 target,
                 default_operation,
@@ -74,7 +90,13 @@ impl Core {
                 error_option: _,
                 config,
             } => self.edit_config(session, target, default_operation, test_option, &config),
-            Operation::CopyConfig { target, source } => self.copy_config(session, target, source),
+            // with-defaults only shapes a copy to a <url> (RFC 6243 §4.5.3);
+            // datastores keep what they hold.
+            Operation::CopyConfig {
+                target,
+                source,
+                with_defaults: _,
+            } => self.copy_config(session, target, source),
             Operation::DeleteConfig { target } => self.delete_config(session, target),
             Operation::Lock { target } => {
                 self.ds.lock(target, session).map_err(one)?;
@@ -114,35 +136,48 @@ impl Core {
         }
     }
 
+    /// `<data>` of a configuration: filtered, in the basic mode (explicit).
     fn filtered(&self, tree: &DataTree<'static>, filter: Option<Filter>) -> OpResult {
-        let xml = match filter {
-            None => print_config(tree).map_err(one)?,
-            Some(Filter::Subtree(f)) => {
-                let xpaths = filter::subtree_to_xpaths(&self.schema, &f);
-                let sel = filter::select(&self.schema, tree, &xpaths).map_err(one)?;
-                print_config(&sel).map_err(one)?
-            }
-            Some(Filter::XPath { .. }) => {
-                return Err(one(RpcError::not_supported(
-                    "XPath filters are not supported (no :xpath capability)",
-                )
-                .bad_element("filter")))
-            }
-        };
-        Ok(Outcome::Data(xml))
+        self.filtered_with(tree, filter, None, Content::Config)
     }
 
-    fn get(&mut self, filter: Option<Filter>) -> OpResult {
-        let mut oper = datastore::duplicate(&self.ds.running).map_err(one)?;
-        self.pipeline
-            .operational(&self.ds.running, &mut oper)
-            .map_err(one)?;
-        self.filtered(&oper, filter)
+    /// `<data>` of `tree`: subtree or XPath filter, with-defaults mode.
+    fn filtered_with(
+        &self,
+        tree: &DataTree<'static>,
+        filter: Option<Filter>,
+        wd: Option<WithDefaults>,
+        content: Content,
+    ) -> OpResult {
+        retrieval::render(&self.schema, tree, filter.as_ref(), wd, content)
+            .map(Outcome::Data)
+            .map_err(one)
     }
 
-    fn get_config(&self, source: Datastore, filter: Option<Filter>) -> OpResult {
+    /// Running with the plugins' state data and the server's own
+    /// (monitoring, YANG library): what `<get>` reads.
+    pub fn operational_tree(&mut self) -> Result<DataTree<'static>, RpcError> {
+        let mut oper = datastore::duplicate(&self.ds.running)?;
+        self.pipeline.operational(&self.ds.running, &mut oper)?;
+        let own = crate::monitoring::state::state_tree(&self.schema, &self.ds, &self.monitor)?;
+        oper.merge(&own)
+            .map_err(|e| RpcError::operation_failed(format!("server state data: {e}")))?;
+        Ok(oper)
+    }
+
+    fn get(&mut self, filter: Option<Filter>, wd: Option<WithDefaults>) -> OpResult {
+        let oper = self.operational_tree().map_err(one)?;
+        self.filtered_with(&oper, filter, wd, Content::All)
+    }
+
+    fn get_config(
+        &self,
+        source: Datastore,
+        filter: Option<Filter>,
+        wd: Option<WithDefaults>,
+    ) -> OpResult {
         let tree = self.existing(source).map_err(one)?;
-        self.filtered(tree, filter)
+        self.filtered_with(tree, filter, wd, Content::Config)
     }
 
     fn existing(&self, ds: Datastore) -> Result<&DataTree<'static>, RpcError> {

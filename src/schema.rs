@@ -20,7 +20,14 @@ const PROTOCOL_MODULES: &[(&str, &[&str])] = &[
     ("ietf-netconf", &["*"]),
     ("ietf-datastores", &["*"]),
     ("ietf-netconf-nmda", &["*"]),
-    ("ietf-netconf-notifications", &["*"])];
+    ("ietf-netconf-notifications", &["*"]),
+    ("ietf-netconf-with-defaults", &["*"]),
+    ("ietf-netconf-monitoring", &["*"]),
+];
+
+/// libyang's own ietf-yang-library (RFC 8525), implemented by the context;
+/// named with its revision so the older one in [`IETF_DIR`] stays unused.
+const YANG_LIBRARY: (&str, &str) = ("ietf-yang-library", "2019-01-04");
 
 /// The repository's own YANG directory (used when running from a checkout)
 /// and the installed one.
@@ -69,7 +76,7 @@ impl Schema {
     /// Builds the context from `dirs` (every `*.yang` in them is loaded) and
     /// the IETF directory for imports.
     pub fn load(dirs: &[PathBuf]) -> Result<Schema, SchemaError> {
-        let mut ctx = Context::new(ContextFlags::NO_YANGLIBRARY | ContextFlags::DISABLE_SEARCHDIR_CWD)
+        let mut ctx = Context::new(ContextFlags::DISABLE_SEARCHDIR_CWD)
             .map_err(|e| SchemaError::Libyang(e.to_string()))?;
         for d in dirs {
             ctx.set_searchdir(d)
@@ -83,6 +90,11 @@ impl Schema {
         for (m, _) in PROTOCOL_MODULES {
             names.push((m.to_string(), None, PathBuf::from(IETF_DIR)));
         }
+        names.push((
+            YANG_LIBRARY.0.to_string(),
+            Some(YANG_LIBRARY.1.to_string()),
+            PathBuf::from(IETF_DIR),
+        ));
         for d in dirs {
             let mut found = Vec::new();
             for entry in std::fs::read_dir(d).map_err(|e| SchemaError::Dir(d.clone(), e))? {

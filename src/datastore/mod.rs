@@ -40,6 +40,8 @@ pub struct Datastores {
     running_path: PathBuf,
     startup_path: PathBuf,
     locks: HashMap<Datastore, u32>,
+    /// When each lock was taken (ietf-netconf-monitoring locked-time).
+    locked_at: HashMap<Datastore, std::time::SystemTime>,
 }
 
 /// Parses a `<config>` payload (or a datastore file) without validating it;
@@ -317,6 +319,7 @@ impl Datastores {
                 running_path,
                 startup_path,
                 locks: HashMap::new(),
+                locked_at: HashMap::new(),
             },
             source,
         ))
@@ -408,7 +411,15 @@ impl Datastores {
             .with_info("session-id", "0"));
         }
         self.locks.insert(ds, session);
+        self.locked_at.insert(ds, std::time::SystemTime::now());
         Ok(())
+    }
+
+    /// The lock holder of `ds` and since when.
+    pub fn lock_info(&self, ds: Datastore) -> Option<(u32, std::time::SystemTime)> {
+        let holder = self.lock_holder(ds)?;
+        let since = self.locked_at.get(&ds).copied()?;
+        Some((holder, since))
     }
 
     pub fn unlock(&mut self, ds: Datastore, session: u32) -> Result<(), RpcError> {

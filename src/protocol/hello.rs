@@ -20,6 +20,8 @@ pub const SERVER_CAPABILITIES: &[&str] = &[
     "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
     "urn:ietf:params:netconf:capability:notification:1.0",
     "urn:ietf:params:netconf:capability:interleave:1.0",
+    "urn:ietf:params:netconf:capability:with-defaults:1.0?basic-mode=explicit&also-supported=report-all,trim,report-all-tagged",
+    "urn:ietf:params:netconf:capability:xpath:1.0",
 ];
 
 pub fn server_hello(capabilities: &[String], session_id: u32) -> String {

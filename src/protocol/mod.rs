@@ -2,6 +2,7 @@
 //! replies and rpc-error (RFC 6241). Nothing here knows about datastores.
 
 pub mod error;
+pub mod ext;
 pub mod ext_rpc;
 pub mod framing;
 pub mod hello;

@@ -16,6 +16,11 @@ pub fn data(attrs: &str, content: &str) -> String {
     out
 }
 
+/// An rpc-reply around `content` as it is (an rpc's own output elements).
+pub fn raw(attrs: &str, content: &str) -> String {
+    format!("<rpc-reply xmlns=\"{NC_NS}\"{attrs}>{content}</rpc-reply>")
+}
+
 pub fn errors(attrs: &str, errors: &[RpcError]) -> String {
     super::error::error_reply(attrs, errors)
 }

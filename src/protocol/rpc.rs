@@ -3,6 +3,7 @@
 //! stay XML text for libyang; filters stay element trees.
 
 use super::error::RpcError;
+use super::ext::{self, GetSchema, WithDefaults};
 use super::xml::{escape, Elem, Scope};
 use super::NC_NS;
 
@@ -84,10 +85,12 @@ pub enum Filter {
 pub enum Operation {
     Get {
         filter: Option<Filter>,
+        with_defaults: Option<WithDefaults>,
     },
     GetConfig {
         source: Datastore,
         filter: Option<Filter>,
+        with_defaults: Option<WithDefaults>,
     },
     EditConfig {
         target: Datastore,
@@ -99,6 +102,7 @@ pub enum Operation {
     CopyConfig {
         target: Datastore,
         source: Source,
+        with_defaults: Option<WithDefaults>,
     },
     DeleteConfig {
         target: Datastore,
@@ -118,6 +122,8 @@ pub enum Operation {
     Validate {
         source: Source,
     },
+    /// `<get-schema>` of ietf-netconf-monitoring (RFC 6022 §3.1).
+    GetSchema(GetSchema),
     /// `<commit>` with confirmed-commit parameters (RFC 6241 §8.4).
     ConfirmedCommit(super::ext_rpc::CommitParams),
     CancelCommit {
@@ -208,6 +214,9 @@ fn parse_operation(op: &Elem, scope: &Scope) -> Result<Operation, RpcError> {
     if let Some(r) = super::ext_rpc::parse_foreign(op, scope) {
         return r;
     }
+    if op.is(ext::NCM_NS, "get-schema") {
+        return ext::parse_get_schema(op).map(Operation::GetSchema);
+    }
     if op.ns.as_deref() != Some(NC_NS) {
         return Err(match &op.ns {
             None => RpcError::protocol("unknown-namespace", "the operation has no namespace")
@@ -224,15 +233,18 @@ fn parse_operation(op: &Elem, scope: &Scope) -> Result<Operation, RpcError> {
     Ok(match op.local.as_str() {
         "get" => Operation::Get {
             filter: filter(op, scope)?,
+            with_defaults: ext::with_defaults_param(op)?,
         },
         "get-config" => Operation::GetConfig {
             source: datastore_param(op, "source")?,
             filter: filter(op, scope)?,
+            with_defaults: ext::with_defaults_param(op)?,
         },
         "edit-config" => edit_config(op, scope)?,
         "copy-config" => Operation::CopyConfig {
             target: datastore_param(op, "target")?,
             source: source_param(op, scope, "source")?,
+            with_defaults: ext::with_defaults_param(op)?,
         },
         "delete-config" => Operation::DeleteConfig {
             target: datastore_param(op, "target")?,
@@ -276,6 +288,9 @@ fn parse_operation(op: &Elem, scope: &Scope) -> Result<Operation, RpcError> {
 /// ncclient sends `<filter>`, unqualified).
 fn check_children(op: &Elem) -> Result<(), RpcError> {
     for c in op.elems() {
+        if ext::is_extension_param(op, c) {
+            continue;
+        }
         if let Some(ns) = &c.ns {
             if ns != NC_NS {
                 return Err(RpcError::protocol(
@@ -292,11 +307,11 @@ fn check_children(op: &Elem) -> Result<(), RpcError> {
 
 /// The parameters each base operation takes (RFC 6241 §7); anything else
 /// is an unknown-element (Appendix A: "An unexpected element is present"),
-/// not something to ignore silently. commit reports its own.
+/// not something to ignore silently.
 fn check_known_params(op: &Elem) -> Result<(), RpcError> {
     let known: &[&str] = match op.local.as_str() {
-        "get" => &["filter"],
-        "get-config" => &["source", "filter"],
+        "get" => &["filter", "with-defaults"],
+        "get-config" => &["source", "filter", "with-defaults"],
         "edit-config" => &[
             "target",
             "default-operation",
@@ -305,7 +320,7 @@ fn check_known_params(op: &Elem) -> Result<(), RpcError> {
             "config",
             "url",
         ],
-        "copy-config" => &["target", "source"],
+        "copy-config" => &["target", "source", "with-defaults"],
         "validate" => &["source"],
         "delete-config" | "lock" | "unlock" => &["target"],
         "kill-session" => &["session-id"],
@@ -562,7 +577,8 @@ mod tests {
         assert!(matches!(
             rpc.operation,
             Operation::Get {
-                filter: Some(Filter::Subtree(_))
+                filter: Some(Filter::Subtree(_)),
+                ..
             }
         ));
     }

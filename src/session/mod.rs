@@ -45,6 +45,11 @@ where
         _ = crate::transport::shutdown_requested(&mut shutdown) => "agent shutdown".to_string(),
     };
     writer.shutdown().await;
+    // RFC 6022 dropped-sessions: ended other than by close-session,
+    // kill-session or a bad hello (counted as in-bad-hellos).
+    if end != "close-session" && end != "killed" && !end.starts_with("bad hello") {
+        agent.sessions.monitor.session_dropped();
+    }
     let a = agent.clone();
     let _ = tokio::task::spawn_blocking(move || {
         if let Ok(mut core) = a.core.lock() {
@@ -93,6 +98,7 @@ where
         Ok(c) => c,
         Err(e) => {
             warn!(session = id, error = %e, "bad client hello; closing");
+            agent.sessions.monitor.bad_hello();
             return format!("bad hello: {e}");
         }
     };
@@ -111,6 +117,7 @@ where
             RpcError::rpc("operation-failed", message)
         }
     };
+    let monitor = &agent.sessions.monitor;
     // RFC 5277: this session's subscription; its notifications are
     // written while the session waits for the next rpc (:interleave).
     let mut subscription: Option<crate::notify::Subscription> = None;
@@ -134,6 +141,8 @@ where
             Ok(None) => return "peer closed".into(),
             Err(FramingError::TooLarge(n)) => {
                 let e = malformed(format!("message larger than {n} bytes; closing"));
+                monitor.bad_rpc(id);
+                monitor.rpc_error_sent(id);
                 let _ = send(writer, &reply::errors("", &[e])).await;
                 return "message too large".into();
             }
@@ -143,6 +152,8 @@ where
             Ok(r) => r,
             Err(e) => {
                 let err = malformed(format!("malformed message: {e}"));
+                monitor.bad_rpc(id);
+                monitor.rpc_error_sent(id);
                 if let Err(e) = send(writer, &reply::errors("", &[err])).await {
                     return e;
                 }
@@ -150,8 +161,13 @@ where
             }
         };
         let request = match rpc::parse(&root) {
-            Ok(r) => r,
+            Ok(r) => {
+                monitor.rpc_received(id);
+                r
+            }
             Err(e) => {
+                monitor.bad_rpc(id);
+                monitor.rpc_error_sent(id);
                 if let Err(e) = send(writer, &reply::errors(&e.reply_attrs, &[*e.error])).await {
                     return e;
                 }
@@ -182,14 +198,8 @@ where
         let (text, close) = match outcome {
             Ok(Outcome::Ok) => (reply::ok(&attrs), false),
             Ok(Outcome::Data(xml)) => (reply::data(&attrs, &xml), false),
+            Ok(Outcome::Reply(content)) => (reply::raw(&attrs, &content), false),
             Ok(Outcome::Close) => (reply::ok(&attrs), true),
-            Ok(Outcome::Reply(body)) => (
-                format!(
-                    "<rpc-reply xmlns=\"{}\"{attrs}>{body}</rpc-reply>",
-                    crate::protocol::NC_NS
-                ),
-                false,
-            ),
             Ok(Outcome::Kill(victim)) => {
                 if agent.sessions.kill(victim) {
                     agent.hub.killed(victim, id);
@@ -206,10 +216,14 @@ where
                 } else {
                     let e = RpcError::protocol("invalid-value", format!("no session {victim}"))
                         .bad_element("session-id");
+                    monitor.rpc_error_sent(id);
                     (reply::errors(&attrs, &[e]), false)
                 }
             }
-            Err(errors) => (reply::errors(&attrs, &errors), false),
+            Err(errors) => {
+                monitor.rpc_error_sent(id);
+                (reply::errors(&attrs, &errors), false)
+            }
         };
         if let Err(e) = send(writer, &text).await {
             return e;

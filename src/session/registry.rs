@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 use super::Peer;
+use crate::monitoring::Monitor;
 
 pub struct SessionEntry {
     pub peer: Peer,
@@ -18,14 +19,24 @@ pub struct SessionEntry {
 pub struct Registry {
     next: AtomicU32,
     live: Mutex<HashMap<u32, SessionEntry>>,
+    /// ietf-netconf-monitoring's view of the sessions and their counters.
+    pub monitor: Arc<Monitor>,
 }
 
 impl Registry {
+    pub fn with_monitor(monitor: Arc<Monitor>) -> Registry {
+        Registry {
+            monitor,
+            ..Registry::default()
+        }
+    }
+
     /// A new session id (never 0: RFC 6241 reserves it for non-NETCONF
     /// lock holders).
     pub fn register(&self, peer: Peer) -> (u32, Arc<Notify>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let kill = Arc::new(Notify::new());
+        self.monitor.session_started(id, &peer);
         if let Ok(mut live) = self.live.lock() {
             live.insert(
                 id,
@@ -39,6 +50,7 @@ impl Registry {
     }
 
     pub fn remove(&self, id: u32) {
+        self.monitor.session_ended(id);
         if let Ok(mut live) = self.live.lock() {
             live.remove(&id);
         }

@@ -1,0 +1,231 @@
+//! The read side of get, get-config (and get-data): a tree, a filter
+//! (subtree, RFC 6241 §6; XPath, RFC 6241 §8.9) and a with-defaults mode
+//! (RFC 6243 §3) become the XML inside `<data>`.
+//!
+//! XPath filters arrive with XML namespace prefixes declared on `<filter>`
+//! (or its ancestors); libyang evaluates JSON-style expressions whose
+//! prefixes are module names, so every `prefix:` is rewritten to the name
+//! of the module implementing the prefix's namespace.
+
+use yang5::data::{Data, DataImplicitFlags, DataPrinterFlags, DataTree};
+
+use crate::datastore::{self, filter, print_xml};
+use crate::protocol::error::RpcError;
+use crate::protocol::ext::WithDefaults;
+use crate::protocol::rpc::Filter;
+use crate::schema::Schema;
+
+/// Which kind of retrieval: `get` reports state data, `get-config` only
+/// configuration (this decides which default nodes report-all adds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Content {
+    All,
+    Config,
+}
+
+/// The `<data>` content for `tree` under `filter` and `wd` (the basic mode,
+/// explicit, when the client sent no `<with-defaults>`).
+pub fn render(
+    schema: &Schema,
+    tree: &DataTree<'static>,
+    filter: Option<&Filter>,
+    wd: Option<WithDefaults>,
+    content: Content,
+) -> Result<String, RpcError> {
+    let wd = wd.unwrap_or(WithDefaults::Explicit);
+    // report-all reports every default node: make sure the tree holds them
+    // (a candidate edited with test-option set was never validated).
+    let completed;
+    let tree = if matches!(wd, WithDefaults::ReportAll | WithDefaults::ReportAllTagged) {
+        let mut t = datastore::duplicate(tree)?;
+        let flags = match content {
+            Content::All => DataImplicitFlags::empty(),
+            Content::Config => DataImplicitFlags::NO_STATE,
+        };
+        t.add_implicit(flags)
+            .map_err(|e| RpcError::operation_failed(format!("cannot add defaults: {e}")))?;
+        completed = t;
+        &completed
+    } else {
+        tree
+    };
+    let selected;
+    let tree = match filter {
+        None => tree,
+        Some(Filter::Subtree(f)) => {
+            let xpaths = filter::subtree_to_xpaths(schema, f);
+            selected = filter::select(schema, tree, &xpaths)?;
+            &selected
+        }
+        Some(Filter::XPath { select, namespaces }) => {
+            selected = xpath_select(schema, tree, select, namespaces)?;
+            &selected
+        }
+    };
+    print(tree, wd)
+}
+
+/// Prints a whole tree in a with-defaults mode.
+pub fn print(tree: &DataTree<'static>, wd: WithDefaults) -> Result<String, RpcError> {
+    if tree.reference().is_none() {
+        return Ok(String::new());
+    }
+    let mode = match wd {
+        WithDefaults::Explicit => DataPrinterFlags::WD_EXPLICIT,
+        WithDefaults::Trim => DataPrinterFlags::WD_TRIM,
+        WithDefaults::ReportAll => DataPrinterFlags::WD_ALL,
+        // libyang tags with the RFC 6243 §6 attribute
+        // (urn:ietf:params:xml:ns:netconf:default:1.0) once
+        // ietf-netconf-with-defaults is in the context.
+        WithDefaults::ReportAllTagged => {
+            DataPrinterFlags::from_bits_retain(libyang5_sys::LYD_PRINT_WD_ALL_TAG)
+        }
+    };
+    print_xml(
+        tree,
+        DataPrinterFlags::WITH_SIBLINGS | DataPrinterFlags::SHRINK | mode,
+    )
+}
+
+fn bad_select(message: String) -> RpcError {
+    RpcError::protocol("invalid-value", message)
+        .with_info("bad-attribute", "select")
+        .bad_element("filter")
+}
+
+/// Evaluates an XPath filter: the selected nodes, with their ancestors and
+/// list keys, copied into a new tree.
+pub fn xpath_select(
+    schema: &Schema,
+    data: &DataTree<'static>,
+    select: &str,
+    namespaces: &[(String, String)],
+) -> Result<DataTree<'static>, RpcError> {
+    let mut result = DataTree::new(schema.ctx);
+    let Some(xpath) = to_json_xpath(schema, select, namespaces)? else {
+        // A namespace no loaded module implements: nothing matches.
+        return Ok(result);
+    };
+    if data.reference().is_none() {
+        return Ok(result);
+    }
+    let set = data
+        .find_xpath(&xpath)
+        .map_err(|e| bad_select(format!("XPath filter '{select}': {e}")))?;
+    for node in set {
+        let dup = node
+            .duplicate(true)
+            .map_err(|e| RpcError::operation_failed(format!("filter: {e}")))?;
+        result
+            .merge(&dup)
+            .map_err(|e| RpcError::operation_failed(format!("filter: {e}")))?;
+    }
+    Ok(result)
+}
+
+fn is_name_start(c: char) -> bool {
+    c.is_alphabetic() || c == '_'
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// Rewrites the XML prefixes of an XPath expression into module names.
+/// `Ok(None)`: a prefix names a namespace no loaded module implements (the
+/// expression can select nothing). An undeclared prefix is invalid-value
+/// with bad-attribute `select`. Literals of the form `prefix:name` with a
+/// declared prefix (identityref values) are rewritten too.
+pub fn to_json_xpath(
+    schema: &Schema,
+    select: &str,
+    namespaces: &[(String, String)],
+) -> Result<Option<String>, RpcError> {
+    if select.trim().is_empty() {
+        return Err(bad_select("the XPath filter's select is empty".into()));
+    }
+    if select.contains('\0') {
+        return Err(bad_select("NUL in the XPath filter".into()));
+    }
+    // Some(module) for a prefix bound to a loaded module, None for a
+    // prefix bound to any other namespace; Err for an undeclared one.
+    let module_of = |prefix: &str| -> Result<Option<String>, RpcError> {
+        let ns = namespaces
+            .iter()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, u)| u.as_str())
+            .ok_or_else(|| {
+                bad_select(format!(
+                    "the XPath filter uses the prefix '{prefix}', which is not declared"
+                ))
+            })?;
+        Ok(schema.module_by_ns(ns).map(|m| m.name().to_string()))
+    };
+    let chars: Vec<char> = select.chars().collect();
+    let mut out = String::with_capacity(select.len() + 32);
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' || c == '"' {
+            let start = i + 1;
+            let mut end = start;
+            while end < chars.len() && chars[end] != c {
+                end += 1;
+            }
+            if end >= chars.len() {
+                return Err(bad_select(format!(
+                    "unterminated literal in the XPath filter '{select}'"
+                )));
+            }
+            let lit: String = chars[start..end].iter().collect();
+            out.push(c);
+            out.push_str(&literal(&lit, namespaces, schema));
+            out.push(c);
+            i = end + 1;
+            continue;
+        }
+        if is_name_start(c) {
+            let start = i;
+            while i < chars.len() && is_name_char(chars[i]) {
+                i += 1;
+            }
+            let name: String = chars[start..i].iter().collect();
+            let prefixed = i + 1 < chars.len()
+                && chars[i] == ':'
+                && (is_name_start(chars[i + 1]) || chars[i + 1] == '*');
+            if prefixed {
+                match module_of(&name)? {
+                    Some(m) => out.push_str(&m),
+                    None => return Ok(None),
+                }
+                out.push(':');
+                i += 1;
+            } else {
+                out.push_str(&name);
+            }
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    Ok(Some(out))
+}
+
+/// A literal `prefix:name` whose prefix is declared for a loaded module
+/// becomes `module:name`; anything else stays as it is.
+fn literal(lit: &str, namespaces: &[(String, String)], schema: &Schema) -> String {
+    if let Some((p, name)) = lit.split_once(':') {
+        let plain =
+            |s: &str| s.chars().next().is_some_and(is_name_start) && s.chars().all(is_name_char);
+        if plain(p) && plain(name) {
+            if let Some(m) = namespaces
+                .iter()
+                .find(|(q, _)| q == p)
+                .and_then(|(_, ns)| schema.module_by_ns(ns))
+            {
+                return format!("{}:{name}", m.name());
+            }
+        }
+    }
+    lit.to_string()
+}
