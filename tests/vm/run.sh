@@ -25,10 +25,9 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 CACHE=${WGNETCONF_VM_CACHE:-$TARGET_DIR/vm}
 PROFILE=${WGNETCONF_VM_PROFILE:-debug}
 TIMEOUT=${WGNETCONF_VM_TIMEOUT:-600}
+# The IETF modules (libyuma-base): all of them (540K), so the VM follows
+# the agent's list of protocol modules (src/schema.rs) without edits here.
 IETF_DIR=/usr/share/yuma/modules/ietf
-# What the agent needs of the IETF modules (ietf-netconf and its imports,
-# and what wgnetconf-tunnel imports).
-IETF_MODULES="ietf-netconf ietf-netconf-acm ietf-inet-types ietf-yang-types"
 
 fail() { echo "VM TEST: FAIL: $*" >&2; exit 1; }
 log() { echo "vm: $*" >&2; }
@@ -131,11 +130,8 @@ grep -qx wireguard.ko "$R/mods/order" || fail "no wireguard.ko in $PKG"
 # YANG: the IETF modules where the agent looks for them, ours where an
 # installed agent looks for them.
 mkdir -p "$R$IETF_DIR" "$R/usr/share/wgnetconf/yang"
-for m in $IETF_MODULES; do
-  f=$(ls "$IETF_DIR/$m"@*.yang 2>/dev/null | sort | tail -1)
-  [ -n "$f" ] || fail "no $m in $IETF_DIR (libyuma-base)"
-  cp "$f" "$R$IETF_DIR/"
-done
+ls "$IETF_DIR"/ietf-netconf@*.yang >/dev/null 2>&1 || fail "no ietf-netconf in $IETF_DIR (libyuma-base)"
+cp "$IETF_DIR"/*.yang "$R$IETF_DIR/"
 cp "$ROOT"/yang/*.yang "$R/usr/share/wgnetconf/yang/"
 
 install -m755 "$HERE/init" "$R/init"
