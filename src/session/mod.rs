@@ -166,7 +166,13 @@ where
                 r
             }
             Err(e) => {
-                monitor.bad_rpc(id);
+                // RFC 6022 in-bad-rpcs: errors of the <rpc> envelope (type
+                // rpc); a refused operation parameter came in a correct rpc.
+                if e.error.error_type == crate::protocol::ErrorType::Rpc {
+                    monitor.bad_rpc(id);
+                } else {
+                    monitor.rpc_received(id);
+                }
                 monitor.rpc_error_sent(id);
                 if let Err(e) = send(writer, &reply::errors(&e.reply_attrs, &[*e.error])).await {
                     return e;
