@@ -182,21 +182,19 @@ impl Hub {
         let now = SystemTime::now();
         if let Some(s) = p.start {
             if s > now {
-                return Err(RpcError::protocol(
-                    "invalid-value",
-                    "startTime is in the future",
-                )
-                .bad_element("startTime"));
+                return Err(
+                    RpcError::protocol("invalid-value", "startTime is in the future")
+                        .bad_element("startTime"),
+                );
             }
         }
         if let Some(stop) = p.stop {
             match p.start {
                 None => {
-                    return Err(RpcError::protocol(
-                        "missing-element",
-                        "stopTime needs startTime",
+                    return Err(
+                        RpcError::protocol("missing-element", "stopTime needs startTime")
+                            .bad_element("startTime"),
                     )
-                    .bad_element("startTime"))
                 }
                 Some(s) if stop < s => {
                     return Err(RpcError::protocol(
@@ -252,10 +250,7 @@ pub fn message(time: SystemTime, body: &str) -> String {
 }
 
 fn complete(name: &str) -> String {
-    message(
-        SystemTime::now(),
-        &format!("<{name} xmlns=\"{NCEV_NS}\"/>"),
-    )
+    message(SystemTime::now(), &format!("<{name} xmlns=\"{NCEV_NS}\"/>"))
 }
 
 /// RFC 6241 §6 subtree filter applied to one event element: a top-level
@@ -298,9 +293,7 @@ pub async fn next(sub: &mut Option<Subscription>) -> String {
         let received = match s.stop {
             None => s.rx.recv().await,
             Some(stop) => {
-                let wait = stop
-                    .duration_since(SystemTime::now())
-                    .unwrap_or_default();
+                let wait = stop.duration_since(SystemTime::now()).unwrap_or_default();
                 tokio::select! {
                     r = s.rx.recv() => r,
                     _ = tokio::time::sleep(wait) => {
@@ -321,7 +314,10 @@ pub async fn next(sub: &mut Option<Subscription>) -> String {
                 }
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                warn!(missed = n, "notification subscriber too slow; events dropped");
+                warn!(
+                    missed = n,
+                    "notification subscriber too slow; events dropped"
+                );
             }
             Err(broadcast::error::RecvError::Closed) => {
                 *sub = None;
@@ -371,9 +367,7 @@ pub fn config_change(by: Option<&SessionInfo>, datastore: &str, edits: &[Edit]) 
         Some(i) => out.push_str(&i.xml()),
         None => out.push_str("<server/>"),
     }
-    out.push_str(&format!(
-        "</changed-by><datastore>{datastore}</datastore>"
-    ));
+    out.push_str(&format!("</changed-by><datastore>{datastore}</datastore>"));
     for e in edits {
         out.push_str("<edit><target");
         for (p, ns) in &e.namespaces {

@@ -17,8 +17,11 @@ fn hostname(c: &mut Client) -> Option<String> {
 }
 
 fn set_candidate(c: &mut Client, name: &str) {
-    c.edit("candidate", &system(&format!("<hostname>{name}</hostname>")))
-        .assert_ok();
+    c.edit(
+        "candidate",
+        &system(&format!("<hostname>{name}</hostname>")),
+    )
+    .assert_ok();
 }
 
 fn confirmed(c: &mut Client, extra: &str) -> Reply {
@@ -134,7 +137,10 @@ fn non_persist_rolls_back_when_its_session_ends() {
     confirmed(&mut c, "").assert_ok();
     // Another session cannot confirm or cancel it.
     let e = watcher.commit().expect_error("protocol", "in-use");
-    assert_eq!(e.info("session-id"), Some(c.session_id.to_string().as_str()));
+    assert_eq!(
+        e.info("session-id"),
+        Some(c.session_id.to_string().as_str())
+    );
     watcher
         .rpc("<cancel-commit/>")
         .expect_error("protocol", "in-use");
@@ -214,7 +220,11 @@ fn persist_survives_kill_9_and_still_rolls_back_on_time() {
     c.commit().assert_ok();
     set_candidate(&mut c, "risky");
     let start = Instant::now();
-    confirmed(&mut c, "<confirm-timeout>6</confirm-timeout><persist>k9</persist>").assert_ok();
+    confirmed(
+        &mut c,
+        "<confirm-timeout>6</confirm-timeout><persist>k9</persist>",
+    )
+    .assert_ok();
     let file = env.run_dir().join("confirmed-commit");
     {
         use std::os::unix::fs::PermissionsExt;
@@ -231,7 +241,10 @@ fn persist_survives_kill_9_and_still_rolls_back_on_time() {
     // And rolled back on time (6 s after the commit, not 6 s after boot).
     wait_hostname(&mut c, Some("safe"), Duration::from_secs(12));
     let elapsed = start.elapsed();
-    assert!(elapsed >= Duration::from_secs(5), "rolled back early: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(5),
+        "rolled back early: {elapsed:?}"
+    );
     assert!(!file.exists());
 }
 
@@ -243,13 +256,18 @@ fn persist_confirmed_after_restart() {
     set_candidate(&mut c, "one");
     c.commit().assert_ok();
     set_candidate(&mut c, "two");
-    confirmed(&mut c, "<confirm-timeout>30</confirm-timeout><persist>r</persist>").assert_ok();
+    confirmed(
+        &mut c,
+        "<confirm-timeout>30</confirm-timeout><persist>r</persist>",
+    )
+    .assert_ok();
     drop(c);
     agent.terminate();
     let agent = env.start();
     let mut c = agent.session(&env);
     assert_eq!(hostname(&mut c).as_deref(), Some("two"));
-    c.rpc("<commit><persist-id>r</persist-id></commit>").assert_ok();
+    c.rpc("<commit><persist-id>r</persist-id></commit>")
+        .assert_ok();
     assert!(!env.run_dir().join("confirmed-commit").exists());
 }
 

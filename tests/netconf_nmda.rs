@@ -90,7 +90,11 @@ fn capability_and_conventional_datastores() {
         &format!("<subtree-filter><servers xmlns=\"{TEST_NS}\"><server><name>b</name></server></servers></subtree-filter>"),
     );
     let d = data(&r);
-    assert!(d.server("b").is_some() && d.server("a").is_none(), "{}", r.text);
+    assert!(
+        d.server("b").is_some() && d.server("a").is_none(),
+        "{}",
+        r.text
+    );
     assert!(d.get("system/hostname").is_none());
 
     // max-depth 2: list entries with their keys, nothing deeper.
@@ -151,19 +155,42 @@ fn operational_has_the_plugin_state() {
     let r = get_data(&mut c, "operational", "");
     let d = data(&r);
     assert!(d.get("tunnel/wireguard/public-key").is_some(), "{}", r.text);
-    assert!(d.get("tunnel/wireguard/oper-status").is_some(), "{}", r.text);
+    assert!(
+        d.get("tunnel/wireguard/oper-status").is_some(),
+        "{}",
+        r.text
+    );
     // running has no state.
     let r = get_data(&mut c, "running", "");
     assert!(data(&r).get("tunnel/wireguard/oper-status").is_none());
     // config-filter false: state nodes with their keys only.
-    let r = get_data(&mut c, "operational", "<config-filter>false</config-filter>");
+    let r = get_data(
+        &mut c,
+        "operational",
+        "<config-filter>false</config-filter>",
+    );
     let d = data(&r);
-    assert!(d.get("tunnel/wireguard/oper-status").is_some(), "{}", r.text);
+    assert!(
+        d.get("tunnel/wireguard/oper-status").is_some(),
+        "{}",
+        r.text
+    );
     assert_eq!(d.get("tunnel/wireguard/instance").as_deref(), Some("3"));
-    assert!(d.get("tunnel/wireguard/listen-port").is_none(), "{}", r.text);
+    assert!(
+        d.get("tunnel/wireguard/listen-port").is_none(),
+        "{}",
+        r.text
+    );
     // config-filter true: no state.
     let r = get_data(&mut c, "operational", "<config-filter>true</config-filter>");
     let d = data(&r);
-    assert!(d.get("tunnel/wireguard/oper-status").is_none(), "{}", r.text);
-    assert_eq!(d.get("tunnel/wireguard/listen-port").as_deref(), Some("51999"));
+    assert!(
+        d.get("tunnel/wireguard/oper-status").is_none(),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        d.get("tunnel/wireguard/listen-port").as_deref(),
+        Some("51999")
+    );
 }

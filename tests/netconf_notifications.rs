@@ -84,7 +84,10 @@ fn config_change_from_another_session_with_interleave() {
         e.get("changed-by/session-id"),
         Some(other.session_id.to_string())
     );
-    assert_eq!(e.get("changed-by/source-host").as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        e.get("changed-by/source-host").as_deref(),
+        Some("127.0.0.1")
+    );
     let edit = e.find("edit").expect("an edit");
     let target = edit.find("target").expect("target");
     assert!(target.text.contains(":system"), "{}", target.text);
@@ -133,7 +136,9 @@ fn session_start_end_and_confirmed_commit_events() {
     let vid = victim.session_id.to_string();
     let mut killer = agent.session(&env);
     killer
-        .rpc(&format!("<kill-session><session-id>{vid}</session-id></kill-session>"))
+        .rpc(&format!(
+            "<kill-session><session-id>{vid}</session-id></kill-session>"
+        ))
         .assert_ok();
     let e = event_named(&mut sub, "netconf-session-end");
     assert_eq!(e.get("session-id"), Some(vid));

@@ -48,7 +48,7 @@ fn hex(s: &str) -> String {
 }
 
 fn unhex(s: &str) -> Option<String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..s.len())
@@ -217,7 +217,13 @@ impl Core {
             error!("{e}");
         }
         self.ext.confirmed.arm();
-        info!(session, timeout, persist = p.persist.is_some(), first, "confirmed commit");
+        info!(
+            session,
+            timeout,
+            persist = p.persist.is_some(),
+            first,
+            "confirmed commit"
+        );
         self.ext
             .confirm_event(if first { "start" } else { "extend" }, Some(timeout));
         Ok(Outcome::Ok)

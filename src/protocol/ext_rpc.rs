@@ -118,7 +118,9 @@ pub fn commit(op: &Elem) -> Result<Operation, RpcError> {
                     .ok_or_else(|| {
                         invalid(
                             "confirm-timeout",
-                            format!("confirm-timeout '{t}' is not a number of seconds 1..4294967295"),
+                            format!(
+                                "confirm-timeout '{t}' is not a number of seconds 1..4294967295"
+                            ),
                         )
                     })?;
                 p.timeout = Some(v);
@@ -200,7 +202,8 @@ fn datastore_ident(e: &Elem, scope: &Scope) -> Result<NmdaDatastore, RpcError> {
 
 fn check_nmda_children(op: &Elem, known: &[&str]) -> Result<(), RpcError> {
     for c in op.elems() {
-        if c.ns.as_deref() != Some(NMDA_NS) && !(c.ns.is_none() && known.contains(&c.local.as_str()))
+        if c.ns.as_deref() != Some(NMDA_NS)
+            && !(c.ns.is_none() && known.contains(&c.local.as_str()))
         {
             return Err(RpcError::protocol(
                 "unknown-namespace",
@@ -271,7 +274,12 @@ fn get_data(op: &Elem, scope: &Scope) -> Result<GetData, RpcError> {
             _ => {}
         }
     }
-    if op.elems().filter(|c| c.local.ends_with("-filter") && c.local != "config-filter").count() > 1 {
+    if op
+        .elems()
+        .filter(|c| c.local.ends_with("-filter") && c.local != "config-filter")
+        .count()
+        > 1
+    {
         return Err(RpcError::protocol(
             "invalid-value",
             "subtree-filter and xpath-filter are alternatives",
@@ -291,7 +299,10 @@ fn get_data(op: &Elem, scope: &Scope) -> Result<GetData, RpcError> {
         Some(c) => match c.text().trim() {
             "unbounded" => None,
             t => Some(t.parse::<u16>().ok().filter(|v| *v > 0).ok_or_else(|| {
-                invalid("max-depth", format!("max-depth '{t}' is not 1..65535 or unbounded"))
+                invalid(
+                    "max-depth",
+                    format!("max-depth '{t}' is not 1..65535 or unbounded"),
+                )
             })?),
         },
     };
@@ -462,9 +473,7 @@ pub fn parse_date_time(s: &str) -> Option<SystemTime> {
 
 /// RFC 3339 UTC with microseconds, e.g. `2026-11-25T10:00:00.000123Z`.
 pub fn format_date_time(t: SystemTime) -> String {
-    let d = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);

@@ -18,6 +18,7 @@
 //! must pass every commit (the boot config first) through the plugin.
 
 pub mod backend;
+pub mod events;
 pub mod keys;
 pub mod model;
 pub mod plan;
@@ -56,6 +57,9 @@ pub struct WireguardPlugin {
     last: Option<Undo>,
     /// [`FAULT_ENV`], until it fired.
     fault_after_ops: Option<usize>,
+    /// For building notification trees (set at start).
+    context: Option<&'static Context>,
+    handshakes: events::HandshakeTracker,
 }
 
 impl std::fmt::Debug for WireguardPlugin {
@@ -86,6 +90,8 @@ impl WireguardPlugin {
             fault_after_ops: std::env::var(FAULT_ENV)
                 .ok()
                 .and_then(|v| v.trim().parse().ok()),
+            context: None,
+            handshakes: events::HandshakeTracker::default(),
         })
     }
 
@@ -97,6 +103,8 @@ impl WireguardPlugin {
             applied: Applied::default(),
             last: None,
             fault_after_ops: None,
+            context: None,
+            handshakes: events::HandshakeTracker::default(),
         }
     }
 
@@ -197,7 +205,8 @@ impl Plugin for WireguardPlugin {
         &[model::MODULE]
     }
 
-    fn start(&mut self, _context: &'static Context) -> Result<(), PluginError> {
+    fn start(&mut self, context: &'static Context) -> Result<(), PluginError> {
+        self.context = Some(context);
         if self.backend.is_none() {
             let b = backend::open(&self.backend_name).map_err(|e| PluginError::failed(e.0))?;
             tracing::info!("wireguard: using the {} backend", b.kind());
@@ -287,6 +296,35 @@ impl Plugin for WireguardPlugin {
             return Ok(());
         };
         state::fill(b, &self.applied, oper)
+    }
+
+    fn events(&mut self) -> Vec<DataTree<'static>> {
+        let Some(ctx) = self.context else {
+            return Vec::new();
+        };
+        let Some(b) = self.backend.as_deref_mut() else {
+            return Vec::new();
+        };
+        let seen = state::handshakes(b, &self.applied);
+        self.handshakes
+            .update(std::time::SystemTime::now(), &seen)
+            .iter()
+            .filter_map(|t| match events::notification(ctx, t) {
+                Ok(tree) => {
+                    tracing::info!(
+                        "wireguard: wg{} peer {} handshake {}",
+                        t.iface,
+                        t.peer,
+                        if t.up { "up" } else { "down" }
+                    );
+                    Some(tree)
+                }
+                Err(e) => {
+                    tracing::warn!("wireguard: cannot build a peer-handshake notification: {e}");
+                    None
+                }
+            })
+            .collect()
     }
 
     fn stop(&mut self) {

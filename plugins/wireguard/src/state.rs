@@ -98,6 +98,34 @@ pub fn fill(
     Ok(())
 }
 
+/// Every programmed peer of every enabled interface with its last
+/// handshake, for [`crate::events`]. Interfaces the backend cannot read are
+/// skipped.
+pub fn handshakes(backend: &mut dyn Backend, applied: &Applied) -> Vec<crate::events::Seen> {
+    let mut out = Vec::new();
+    for (&i, a) in &applied.ifaces {
+        if !a.enable {
+            continue;
+        }
+        let Ok(Some(st)) = backend.interface_state(&a.cfg.name) else {
+            continue;
+        };
+        let by_key: HashMap<PublicKey, u32> = a
+            .peers
+            .iter()
+            .filter(|(_, e)| e.programmed.is_some())
+            .map(|(p, e)| (e.public_key, *p))
+            .collect();
+        for ps in &st.peers {
+            if let Some(&p) = by_key.get(&ps.public_key) {
+                out.push((i, p, ps.public_key, ps.last_handshake));
+            }
+        }
+    }
+    out.sort_by_key(|s| (s.0, s.1));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
