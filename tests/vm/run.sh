@@ -10,7 +10,7 @@
 #   WGNETCONF_VM_CACHE    kernel + initramfs cache (default: <target dir>/vm)
 #   WGNETCONF_VM_PROFILE  cargo profile of the agent: debug (default, the build
 #                         scripts/test.sh already made) or release
-#   WGNETCONF_VM_TIMEOUT  seconds before the VM is killed (default 600)
+#   WGNETCONF_VM_TIMEOUT  seconds before the VM is killed (default 900)
 #   WGNETCONF_VM_BUILD=0  do not run cargo build (use the binary as it is)
 #   WGNETCONF_VM_TRACE=1  run the test in the VM with `set -x`
 #   WGNETCONF_VM_BREAK    scratch runs only: break something in the VM test to
@@ -24,7 +24,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 CACHE=${WGNETCONF_VM_CACHE:-$TARGET_DIR/vm}
 PROFILE=${WGNETCONF_VM_PROFILE:-debug}
-TIMEOUT=${WGNETCONF_VM_TIMEOUT:-600}
+TIMEOUT=${WGNETCONF_VM_TIMEOUT:-900}
 # The IETF modules (libyuma-base): all of them (540K), so the VM follows
 # the agent's list of protocol modules (src/schema.rs) without edits here.
 IETF_DIR=/usr/share/yuma/modules/ietf

@@ -64,7 +64,7 @@ start_agent() {   # site [env...]
   i=0
   until grep -q '^READY' "/tmp/$s.out"; do
     i=$((i + 1))
-    [ $i -le 240 ] || fail "agent $s not READY after 120 s"
+    [ $i -le 480 ] || fail "agent $s not READY after 240 s"
     running "$(eval echo \$PID_$s)" || fail "agent $s exited before READY"
     sleep 0.5
   done
