@@ -97,7 +97,7 @@ fn explicit_is_the_basic_mode() {
             server_leaf(&d, "b", "weight").map(Node::text).as_deref(),
             Some("20")
         );
-        assert!(default_attr(&d.find("system/hostname").unwrap()).is_none());
+        assert!(default_attr(d.find("system/hostname").unwrap()).is_none());
     }
     // Same bytes with and without the parameter.
     let plain = c.rpc("<get-config><source><running/></source></get-config>");
