@@ -127,3 +127,28 @@ def test_validate_discard_copy_and_delete_startup(agent, home_with_unauthorised_
         m.delete_config(target="startup")
         with pytest.raises(RPCError):
             m.get_config(source="startup")
+
+
+def test_subscription_receives_config_change_from_another_session(agent, sshd, home_with_unauthorised_key):
+    # RFC 5277 + RFC 6470: one session subscribes, another commits.
+    with via_sshd(sshd) as sub, via_builtin(agent, key_filename=str(agent.key)) as other:
+        assert ":notification" in sub.server_capabilities
+        assert ":interleave" in sub.server_capabilities
+        sub.create_subscription()
+        # Interleave: rpcs keep working on the subscribed session.
+        assert sub.get_config(source="running").ok
+        other.edit_config(target="candidate", config=server("notified", "10.0.0.9", 8099))
+        other.commit()
+        deadline = 20
+        got = None
+        while deadline > 0:
+            n = sub.take_notification(block=True, timeout=5)
+            deadline -= 5
+            if n is not None and "netconf-config-change" in n.notification_xml:
+                got = n.notification_xml
+                break
+        assert got is not None, "no netconf-config-change"
+        assert "<datastore>running</datastore>" in got
+        assert "<username>admin</username>" in got
+        assert f"<session-id>{other.session_id}</session-id>" in got
+        assert "<operation>create</operation>" in got
