@@ -229,3 +229,53 @@ fn literal(lit: &str, namespaces: &[(String, String)], schema: &Schema) -> Strin
     }
     lit.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn schema() -> Schema {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/yang");
+        Schema::load(&[dir]).expect("schema")
+    }
+
+    fn ns(prefix: &str, uri: &str) -> Vec<(String, String)> {
+        vec![(prefix.to_string(), uri.to_string())]
+    }
+
+    #[test]
+    fn prefixes_become_module_names() {
+        let s = schema();
+        let n = ns("x", "urn:wgnetconf:test");
+        let got = |sel: &str| to_json_xpath(&s, sel, &n).expect("ok").expect("some");
+        assert_eq!(
+            got("/x:system/x:hostname"),
+            "/wgnetconf-test:system/wgnetconf-test:hostname"
+        );
+        assert_eq!(
+            got("child::x:servers/x:*[x:name = 'a:b' and x:tag=\"x:y\"]"),
+            "child::wgnetconf-test:servers/wgnetconf-test:*[wgnetconf-test:name = 'a:b' and wgnetconf-test:tag=\"wgnetconf-test:y\"]"
+        );
+        assert_eq!(
+            got("count(//x:server) > 1.5"),
+            "count(//wgnetconf-test:server) > 1.5"
+        );
+    }
+
+    #[test]
+    fn bad_prefixes_and_literals() {
+        let s = schema();
+        let n = ns("x", "urn:wgnetconf:test");
+        let e = to_json_xpath(&s, "/y:system", &n).unwrap_err();
+        assert_eq!(e.tag, "invalid-value");
+        assert!(e
+            .info
+            .iter()
+            .any(|i| i.name == "bad-attribute" && i.value == "select"));
+        assert!(to_json_xpath(&s, "/x:system[x:a='b]", &n).is_err());
+        assert!(to_json_xpath(&s, "  ", &n).is_err());
+        let other = ns("o", "urn:other");
+        assert!(to_json_xpath(&s, "/o:thing", &other).expect("ok").is_none());
+    }
+}
