@@ -82,6 +82,17 @@ impl Pipeline {
         old: &DataTree<'static>,
         new: &mut DataTree<'static>,
     ) -> Result<(), Vec<RpcError>> {
+        self.validate_with_diff(schema, old, new).map(|_| ())
+    }
+
+    /// [`Pipeline::validate`], returning the diff it computed so a commit
+    /// does not compute it twice.
+    fn validate_with_diff(
+        &mut self,
+        schema: &Schema,
+        old: &DataTree<'static>,
+        new: &mut DataTree<'static>,
+    ) -> Result<DataDiff<'static>, Vec<RpcError>> {
         validate_config(schema, new).map_err(|e| vec![e])?;
         let diff = Self::diff(schema, old, new).map_err(|e| vec![e])?;
         let modules = touched_modules(&diff);
@@ -98,7 +109,7 @@ impl Pipeline {
             }
         }
         if errors.is_empty() {
-            Ok(())
+            Ok(diff)
         } else {
             Err(errors)
         }
@@ -115,24 +126,26 @@ impl Pipeline {
         mut new: DataTree<'static>,
         persist: impl FnOnce(&DataTree<'static>) -> Result<(), RpcError>,
     ) -> Result<DataTree<'static>, Vec<RpcError>> {
-        self.validate(schema, old, &mut new)?;
-        let mut diff = Self::diff(schema, old, &new).map_err(|e| vec![e])?;
+        let mut diff = self.validate_with_diff(schema, old, &mut new)?;
         let modules = touched_modules(&diff);
         let involved = self.interested(&modules);
 
         // Prepare: plugins may fill in server-chosen values.
-        if !involved.is_empty() {
-            for &i in &involved {
-                let mut pc = PrepareCommit {
-                    context: schema.ctx,
-                    old,
-                    new: &mut new,
-                    diff: &diff,
-                };
-                self.plugins[i]
-                    .prepare(&mut pc)
-                    .map_err(|e| vec![plugin_error(schema, Phase::Prepare, &e)])?;
-            }
+        let mut changed = false;
+        for &i in &involved {
+            let mut pc = PrepareCommit {
+                context: schema.ctx,
+                old,
+                new: &mut new,
+                diff: &diff,
+                changed: false,
+            };
+            self.plugins[i]
+                .prepare(&mut pc)
+                .map_err(|e| vec![plugin_error(schema, Phase::Prepare, &e)])?;
+            changed |= pc.changed;
+        }
+        if changed {
             validate_config(schema, &mut new).map_err(|e| vec![e])?;
             diff = Self::diff(schema, old, &new).map_err(|e| vec![e])?;
         }

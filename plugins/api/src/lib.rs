@@ -146,6 +146,10 @@ pub struct PrepareCommit<'a> {
     pub old: &'a DataTree<'static>,
     pub new: &'a mut DataTree<'static>,
     pub diff: &'a DataDiff<'static>,
+    /// Set to true when the plugin changed `new`: only then does the agent
+    /// validate the tree and compute the diff again (both cost in
+    /// proportion to the whole datastore).
+    pub changed: bool,
 }
 
 /// One plugin. The agent calls it from one thread at a time (commits are

@@ -246,6 +246,7 @@ impl Plugin for WireguardPlugin {
                     .map_err(|e| {
                         PluginError::failed(format!("generating a private key for wg{i}: {e}"))
                     })?;
+                commit.changed = true;
                 tracing::info!("wireguard: generated a private key for wg{i}");
             }
         }

@@ -87,6 +87,7 @@ impl Harness {
             old: &self.running,
             new: &mut new,
             diff: &diff,
+            changed: false,
         };
         self.plugin.prepare(&mut pc).map_err(CommitError::Apply)?;
         new.validate(DataValidationFlags::NO_STATE)
