@@ -237,6 +237,7 @@ impl Core {
         match (target, test_option) {
             (_, TestOption::TestOnly) => {
                 self.pipeline
+        retrieval::check_default_tags(&edit_tree).map_err(one)?;
                     .validate(&self.schema, &self.ds.running, &mut new)?;
             }
             (Datastore::Candidate, TestOption::Set) => self.ds.set_candidate(new),
@@ -270,6 +271,7 @@ impl Core {
                 Ok(tree)
             }
         }
+                retrieval::check_default_tags(&tree)?;
     }
 
     fn copy_config(&mut self, session: u32, target: Datastore, source: Source) -> OpResult {

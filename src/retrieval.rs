@@ -8,6 +8,7 @@
 //! of the module implementing the prefix's namespace.
 
 use yang5::data::{Data, DataImplicitFlags, DataPrinterFlags, DataTree};
+use yang5::schema::SchemaNodeKind;
 
 use crate::datastore::{self, filter, print_xml};
 use crate::protocol::error::RpcError;
@@ -85,6 +86,32 @@ pub fn print(tree: &DataTree<'static>, wd: WithDefaults) -> Result<String, RpcEr
         tree,
         DataPrinterFlags::WITH_SIBLINGS | DataPrinterFlags::SHRINK | mode,
     )
+}
+
+/// RFC 6243 §6 on input: a client may send data tagged `default="true"`
+/// (report-all-tagged output copied back) in edit-config or copy-config.
+/// libyang's parser turns the tag into its default-node flag; the tag is
+/// right on a node whose value is the schema default, and invalid-value on
+/// any other (else the value would silently count as a default).
+pub fn check_default_tags(tree: &DataTree<'static>) -> Result<(), RpcError> {
+    for node in tree.traverse() {
+        // SAFETY: a node of a live tree.
+        let flagged = unsafe { (*node.as_raw()).flags } & libyang5_sys::LYD_DEFAULT != 0;
+        let term = matches!(
+            node.schema().kind(),
+            SchemaNodeKind::Leaf | SchemaNodeKind::LeafList
+        );
+        if flagged && term && !node.is_default() {
+            let name = node.schema().name().to_string();
+            return Err(RpcError::protocol(
+                "invalid-value",
+                format!("<{name}> is tagged default=\"true\" but its value is not the default"),
+            )
+            .with_info("bad-attribute", "default")
+            .bad_element(name));
+        }
+    }
+    Ok(())
 }
 
 fn bad_select(message: String) -> RpcError {

@@ -277,3 +277,54 @@ fn copy_config_accepts_with_defaults() {
         .expect_error("protocol", "invalid-value");
     assert_eq!(e.info("bad-element"), Some("with-defaults"));
 }
+
+#[test]
+fn report_all_tagged_output_copies_back() {
+    // RFC 6243 §6: a client may send the tagged data back (the `default`
+    // attribute in a <config>); a tag on a value that is not the default is
+    // invalid-value.
+    let env = Env::new();
+    let agent = env.start();
+    let mut c = agent.session(&env);
+    seed_defaults(&mut c);
+    let r = c.rpc(&format!(
+        "<get-config><source><running/></source>{}</get-config>",
+        wd("report-all-tagged")
+    ));
+    let start = r.text.find("<data>").expect("data") + "<data>".len();
+    let end = r.text.rfind("</data>").expect("/data");
+    let tagged = r.text[start..end].to_string();
+    assert!(tagged.contains(WD_ATTR_NS), "{tagged}");
+    c.rpc(&format!(
+        "<copy-config><target><candidate/></target><source><config>{tagged}</config></source></copy-config>"
+    ))
+    .assert_ok();
+    assert_eq!(
+        get_config_wd(&mut c, "candidate", "report-all").canon(),
+        get_config_wd(&mut c, "running", "report-all").canon()
+    );
+    let e = c
+        .rpc(&edit_config(
+            "candidate",
+            "",
+            &system(&format!(
+                "<mtu xmlns:wd=\"{WD_ATTR_NS}\" wd:default=\"true\">1400</mtu>"
+            )),
+        ))
+        .expect_error("protocol", "invalid-value");
+    assert_eq!(e.info("bad-element"), Some("mtu"), "{e:?}");
+    let e = c
+        .rpc(&format!(
+            "<copy-config><target><candidate/></target><source><config>{}</config></source></copy-config>",
+            system(&format!(
+                "<mtu xmlns:wd=\"{WD_ATTR_NS}\" wd:default=\"true\">9000</mtu>"
+            ))
+        ))
+        .expect_error("protocol", "invalid-value");
+    assert_eq!(e.info("bad-element"), Some("mtu"), "{e:?}");
+    // Nothing of it reached the candidate.
+    assert_eq!(
+        get_config_wd(&mut c, "candidate", "report-all").canon(),
+        get_config_wd(&mut c, "running", "report-all").canon()
+    );
+}
