@@ -144,7 +144,7 @@ impl Hub {
             Err(_) => return,
         };
         let Some(info) = info else { return };
-        let term = if killed_by.is_some() {
+        let term = if killed_by.is_some() || reason == "killed" {
             "killed"
         } else if reason == "close-session" {
             "closed"

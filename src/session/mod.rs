@@ -207,8 +207,9 @@ where
             Ok(Outcome::Reply(content)) => (reply::raw(&attrs, &content), false),
             Ok(Outcome::Close) => (reply::ok(&attrs), true),
             Ok(Outcome::Kill(victim)) => {
+                // Recorded first: the victim's session-end event reads it.
+                agent.hub.killed(victim, id);
                 if agent.sessions.kill(victim) {
-                    agent.hub.killed(victim, id);
                     // Release the victim's locks now, so the reply's "ok"
                     // means they are gone.
                     let a = agent.clone();
