@@ -526,3 +526,40 @@ fn yang_library_lists_every_loaded_module_with_its_revision() {
     assert_eq!(ncm.get("namespace").as_deref(), Some(NCM_NS));
     assert_eq!(ncm.get("conformance-type").as_deref(), Some("implement"));
 }
+
+#[test]
+fn out_notifications_counts_what_a_subscriber_received() {
+    let env = Env::new();
+    let agent = env.start();
+    let mut c = agent.session(&env);
+    c.rpc("<create-subscription xmlns=\"urn:ietf:params:xml:ns:netconf:notification:1.0\"/>")
+        .assert_ok();
+    let mut other = agent.session(&env);
+    other
+        .edit("running", &system("<hostname>beta</hostname>"))
+        .assert_ok();
+    let n = c.recv();
+    assert!(n.contains("<notification"), "{n}");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let state = netconf_state(&mut other);
+        let sub = session_entry(&state, c.session_id);
+        if counter(&sub, "out-notifications") >= 1 {
+            assert!(stat(&state, "out-notifications") >= 1);
+            assert_eq!(
+                counter(
+                    &session_entry(&state, other.session_id),
+                    "out-notifications"
+                ),
+                0
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "out-notifications stays 0: {}",
+            state.canon()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -132,6 +132,7 @@ where
                         if let Err(e) = send(writer, &n).await {
                             return e;
                         }
+                        monitor.notification_sent(id);
                     }
                 }
             }
