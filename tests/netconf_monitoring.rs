@@ -563,3 +563,29 @@ fn out_notifications_counts_what_a_subscriber_received() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn operational_datastore_holds_the_yang_library_and_netconf_state() {
+    // RFC 8342 §5.3 / RFC 8525: NMDA clients read the YANG library from
+    // <operational> with get-data.
+    let env = Env::new();
+    let agent = env.start();
+    let mut c = agent.session(&env);
+    let r = c.rpc(&format!(
+        "<get-data xmlns=\"urn:ietf:params:xml:ns:yang:ietf-netconf-nmda\" xmlns:ds=\"{DS_NS}\">\
+         <datastore>ds:operational</datastore><subtree-filter><yang-library xmlns=\"{YL_NS}\"/>\
+         <netconf-state xmlns=\"{NCM_NS}\"><sessions/></netconf-state></subtree-filter></get-data>"
+    ));
+    let data = r
+        .root
+        .child("data")
+        .unwrap_or_else(|| panic!("no data in {}", r.text));
+    let names = data.values("yang-library/module-set/module/name");
+    assert!(names.iter().any(|n| n == "wgnetconf-test"), "{}", r.text);
+    assert!(
+        data.values("netconf-state/sessions/session/session-id")
+            .contains(&c.session_id.to_string()),
+        "{}",
+        r.text
+    );
+}

@@ -59,15 +59,12 @@ impl Core {
                 Some(t) => datastore::duplicate(t).map_err(one)?,
                 None => DataTree::new(self.schema.ctx),
             },
-            NmdaDatastore::Operational => {
-                let mut oper = datastore::duplicate(&self.ds.running).map_err(one)?;
-                if p.config_filter != Some(true) {
-                    self.pipeline
-                        .operational(&self.ds.running, &mut oper)
-                        .map_err(one)?;
-                }
-                oper
+            NmdaDatastore::Operational if p.config_filter == Some(true) => {
+                datastore::duplicate(&self.ds.running).map_err(one)?
             }
+            // The plugins' state plus the server's own: monitoring and the
+            // YANG library (RFC 8525 lives in <operational>).
+            NmdaDatastore::Operational => self.operational_tree().map_err(one)?,
         };
         if p.config_filter == Some(false) {
             tree = state_only(self, &tree).map_err(one)?;
