@@ -493,7 +493,9 @@ fn yang_library_lists_every_loaded_module_with_its_revision() {
         [
             ("running".to_string(), "complete".to_string()),
             ("candidate".to_string(), "complete".to_string()),
-            ("startup".to_string(), "complete".to_string())
+            ("startup".to_string(), "complete".to_string()),
+            ("intended".to_string(), "complete".to_string()),
+            ("operational".to_string(), "complete".to_string())
         ]
     );
     // content-id is the capability's.

@@ -24,6 +24,12 @@ pub const DATASTORES_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-datastores";
 pub const DATASTORES: &[Datastore] =
     &[Datastore::Running, Datastore::Candidate, Datastore::Startup];
 
+/// Every datastore (RFC 8342) the server has, as the YANG library lists
+/// them: the conventional ones plus NMDA's intended and operational
+/// (readable with get-data).
+pub const YANG_LIBRARY_DATASTORES: &[&str] =
+    &["running", "candidate", "startup", "intended", "operational"];
+
 /// The raw libyang context of the schema (yang5 keeps it private; every
 /// module points back at it).
 fn raw_ctx(schema: &Schema) -> Option<*const libyang5_sys::ly_ctx> {
@@ -82,11 +88,10 @@ fn generate_yang_library(schema: &Schema) -> Result<String, RpcError> {
     // The datastores: a second <yang-library> merged by the parser's caller
     // would be a duplicate instance, so splice them into libyang's element.
     let mut ds = String::new();
-    for d in DATASTORES {
+    for d in YANG_LIBRARY_DATASTORES {
         let _ = write!(
             ds,
-            "<datastore><name xmlns:ds=\"{DATASTORES_NS}\">ds:{}</name><schema>complete</schema></datastore>",
-            d.name()
+            "<datastore><name xmlns:ds=\"{DATASTORES_NS}\">ds:{d}</name><schema>complete</schema></datastore>"
         );
     }
     let close = "</yang-library>";
