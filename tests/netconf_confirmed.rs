@@ -285,3 +285,25 @@ fn non_persist_pending_at_kill_9_rolls_back_at_boot() {
     let mut c = agent.session(&env);
     assert_eq!(hostname(&mut c).as_deref(), Some("old"));
 }
+
+#[test]
+fn follow_up_by_persist_id_keeps_the_persist() {
+    let env = Env::new();
+    let agent = env.start();
+    let mut a = agent.session(&env);
+    let mut b = agent.session(&env);
+    set_candidate(&mut a, "f0");
+    a.commit().assert_ok();
+    set_candidate(&mut a, "f1");
+    confirmed(&mut a, "<persist>keep</persist>").assert_ok();
+    // Follow-up from another session, naming the persist-id, no new persist.
+    set_candidate(&mut b, "f2");
+    confirmed(&mut b, "<persist-id>keep</persist-id>").assert_ok();
+    // Still persistent: b ending does not roll back; a confirms with the id.
+    b.close();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(hostname(&mut a).as_deref(), Some("f2"));
+    a.rpc("<commit><persist-id>keep</persist-id></commit>")
+        .assert_ok();
+    assert_eq!(hostname(&mut a).as_deref(), Some("f2"));
+}

@@ -209,7 +209,10 @@ impl Core {
         let deadline = SystemTime::now() + Duration::from_secs(u64::from(timeout));
         if let Some(pending) = self.ext.confirmed.pending.as_mut() {
             pending.deadline = deadline;
-            pending.persist = p.persist.clone();
+            // A follow-up without <persist> keeps the persist-id it gave.
+            if p.persist.is_some() {
+                pending.persist = p.persist.clone();
+            }
             pending.session = session;
         }
         if let Err(e) = self.ext.confirmed.save_pending() {
