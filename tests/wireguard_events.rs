@@ -1,0 +1,133 @@
+//! End-to-end: the WireGuard plugin's `peer-handshake` notification
+//! (RFC 5277 stream NETCONF) when a real tunnel (boringtun, the guide's
+//! Figure 1 in namespaces) completes its first handshake. A subscriber on
+//! site A's Unix socket receives it.
+//!
+//! Root only (namespaces, tun devices): otherwise the test prints why it
+//! is skipped and passes.
+
+#[path = "common/netconf.rs"]
+mod netconf;
+#[path = "common/wg_sites.rs"]
+mod wg_sites;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use netconf::{Node, NC_NS};
+use wg_sites::*;
+
+const NOTIF_NS: &str = "urn:ietf:params:xml:ns:netconf:notification:1.0";
+
+/// A bare NETCONF 1.0 session on an agent's Unix socket (as root).
+struct Raw {
+    s: UnixStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    fn connect(sock: &std::path::Path) -> Raw {
+        let s = UnixStream::connect(sock).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        let mut r = Raw { s, buf: Vec::new() };
+        r.next(Instant::now() + DEADLINE).expect("server hello");
+        r.send(&format!(
+            "<hello xmlns=\"{NC_NS}\"><capabilities><capability>urn:ietf:params:netconf:base:1.0</capability></capabilities></hello>"
+        ));
+        r
+    }
+
+    fn send(&mut self, msg: &str) {
+        self.s.write_all(msg.as_bytes()).expect("send");
+        self.s.write_all(b"]]>]]>").expect("send");
+    }
+
+    /// The next message, or `None` at `until`.
+    fn next(&mut self, until: Instant) -> Option<String> {
+        loop {
+            if let Some(i) = self.buf.windows(6).position(|w| w == b"]]>]]>") {
+                let m = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..i + 6);
+                return Some(m);
+            }
+            if Instant::now() > until {
+                return None;
+            }
+            let mut b = [0u8; 65536];
+            match self.s.read(&mut b) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&b[..n]),
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// Site A and B interfaces and peers, as in `wireguard_e2e.rs`.
+fn configure(na: &mut Nc, nb: &mut Nc) {
+    na.commit_tunnel(&wireguard(
+        1,
+        "<listen-port>51820</listen-port><address>10.255.0.1/24</address>",
+    ))
+    .expect("site A: wg1");
+    nb.commit_tunnel(&wireguard(
+        1,
+        "<listen-port>51820</listen-port><address>10.255.0.2/24</address>",
+    ))
+    .expect("site B: wg1");
+    let key = |nc: &mut Nc| {
+        iface(&nc.get_tunnel(), 1)
+            .and_then(|w| w.get("public-key"))
+            .expect("public-key")
+    };
+    let (pa, pb) = (key(na), key(nb));
+    na.commit_tunnel(&wireguard(1, &peer(1, &pb, Some(SITE_B_PUBLIC), &[NET_B])))
+        .expect("site A: peer 1");
+    nb.commit_tunnel(&wireguard(1, &peer(1, &pa, Some(SITE_A_PUBLIC), &[NET_A])))
+        .expect("site B: peer 1");
+}
+
+#[test]
+fn peer_handshake_up_is_notified() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED peer_handshake_up_is_notified: {why}");
+        return;
+    }
+    let fig = Figure1::build("ev");
+    let a = SiteAgent::start(&fig.site_a, &[]);
+    let b = SiteAgent::start(&fig.site_b, &[]);
+
+    let mut sub = Raw::connect(&a.sock);
+    sub.send(&format!(
+        "<rpc xmlns=\"{NC_NS}\" message-id=\"1\"><create-subscription xmlns=\"{NOTIF_NS}\">\
+         <filter type=\"subtree\"><peer-handshake xmlns=\"{TUNNEL_NS}\"/></filter>\
+         </create-subscription></rpc>"
+    ));
+    let reply = sub
+        .next(Instant::now() + DEADLINE)
+        .expect("subscription reply");
+    assert!(Node::parse(&reply).child("ok").is_some(), "{reply}");
+
+    let (mut na, mut nb) = (a.session(), b.session());
+    configure(&mut na, &mut nb);
+    assert!(
+        ping_until(&fig.host_a, HOST_B, DEADLINE).is_some(),
+        "no ping through the tunnel; agent A log:\n{}",
+        a.log()
+    );
+    // The plugin is polled every 5 s.
+    let msg = sub
+        .next(Instant::now() + Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no peer-handshake notification; agent A log:\n{}", a.log()));
+    let n = Node::parse(&msg);
+    assert!(n.is(NOTIF_NS, "notification"), "{msg}");
+    let ev = n.child("peer-handshake").unwrap_or_else(|| panic!("{msg}"));
+    assert_eq!(ev.ns.as_deref(), Some(TUNNEL_NS));
+    assert_eq!(ev.get("wireguard").as_deref(), Some("1"), "{msg}");
+    assert_eq!(ev.get("peer").as_deref(), Some("1"), "{msg}");
+    assert_eq!(ev.get("state").as_deref(), Some("up"), "{msg}");
+    assert!(ev.get("latest-handshake").is_some(), "{msg}");
+    drop(fig);
+}
