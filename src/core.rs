@@ -194,11 +194,23 @@ impl Core {
 
     /// Running replaced by `new` through the pipeline, persisted.
     fn commit_running(&mut self, new: DataTree<'static>) -> Result<(), Vec<RpcError>> {
+        self.commit_running_checked(new, false)
+    }
+
+    /// Running replaced by `new` through the pipeline, persisted;
+    /// `prevalidated`: libyang already validated `new` as it is.
+    fn commit_running_checked(
+        &mut self,
+        new: DataTree<'static>,
+        prevalidated: bool,
+    ) -> Result<(), Vec<RpcError>> {
         let ds = &self.ds;
-        let committed = self
-            .pipeline
-            .commit(&self.schema, &ds.running, new, |t| ds.persist_running(t))?;
-        let change = hooks::running_change(&self.schema, &self.ds.running, &committed);
+        let (committed, diff) =
+            self.pipeline
+                .commit_checked(&self.schema, &ds.running, new, prevalidated, |t| {
+                    ds.persist_running(t)
+                })?;
+        let change = hooks::changes_of(&self.schema, &diff);
         self.ds.install_running(committed);
         self.ext.config_changed("running", change);
         Ok(())
@@ -223,6 +235,7 @@ impl Core {
             self.ds.check_writable(target, session).map_err(one)?;
         }
         let (edit_tree, valueless) = datastore::parse_edit(&self.schema, config).map_err(one)?;
+        retrieval::check_default_tags(&edit_tree).map_err(one)?;
         let mut new = if default_op == EditOp::Replace {
             DataTree::new(self.schema.ctx)
         } else {
@@ -237,14 +250,13 @@ impl Core {
         match (target, test_option) {
             (_, TestOption::TestOnly) => {
                 self.pipeline
-        retrieval::check_default_tags(&edit_tree).map_err(one)?;
                     .validate(&self.schema, &self.ds.running, &mut new)?;
             }
             (Datastore::Candidate, TestOption::Set) => self.ds.set_candidate(new),
             (Datastore::Candidate, TestOption::TestThenSet) => {
                 self.pipeline
                     .validate(&self.schema, &self.ds.running, &mut new)?;
-                self.ds.set_candidate(new);
+                self.ds.set_candidate_validated(new);
             }
             // Running is the system: it is always validated and applied.
             (_, _) => self.commit_running(new)?,
@@ -257,6 +269,7 @@ impl Core {
             Source::Datastore(ds) => datastore::duplicate(self.existing(ds)?),
             Source::Config(xml) => {
                 let tree = parse_config(&self.schema, &xml)?;
+                retrieval::check_default_tags(&tree)?;
                 // An inline config is a whole configuration: no operations.
                 for n in tree.traverse() {
                     if n.meta().any(|m| m.name() == "operation") {
@@ -271,7 +284,6 @@ impl Core {
                 Ok(tree)
             }
         }
-                retrieval::check_default_tags(&tree)?;
     }
 
     fn copy_config(&mut self, session: u32, target: Datastore, source: Source) -> OpResult {
@@ -322,15 +334,20 @@ impl Core {
         self.ds
             .check_writable(Datastore::Candidate, session)
             .map_err(one)?;
+        let prevalidated = self.ds.candidate_valid();
         let Some(candidate) = self.ds.take_candidate() else {
             return Ok(Outcome::Ok);
         };
         let copy = datastore::duplicate(&candidate).map_err(one)?;
-        match self.commit_running(copy) {
+        match self.commit_running_checked(copy, prevalidated) {
             Ok(()) => Ok(Outcome::Ok),
             Err(e) => {
                 // The candidate keeps its changes for the client to fix.
-                self.ds.set_candidate(candidate);
+                if prevalidated {
+                    self.ds.set_candidate_validated(candidate);
+                } else {
+                    self.ds.set_candidate(candidate);
+                }
                 Err(e)
             }
         }

@@ -94,6 +94,16 @@ impl Pipeline {
         new: &mut DataTree<'static>,
     ) -> Result<DataDiff<'static>, Vec<RpcError>> {
         validate_config(schema, new).map_err(|e| vec![e])?;
+        self.plugin_checks(schema, old, new)
+    }
+
+    /// The diff from `old` to `new` and the plugins' validation of it.
+    fn plugin_checks(
+        &mut self,
+        schema: &Schema,
+        old: &DataTree<'static>,
+        new: &DataTree<'static>,
+    ) -> Result<DataDiff<'static>, Vec<RpcError>> {
         let diff = Self::diff(schema, old, new).map_err(|e| vec![e])?;
         let modules = touched_modules(&diff);
         let mut errors = Vec::new();
@@ -123,10 +133,30 @@ impl Pipeline {
         &mut self,
         schema: &Schema,
         old: &DataTree<'static>,
-        mut new: DataTree<'static>,
+        new: DataTree<'static>,
         persist: impl FnOnce(&DataTree<'static>) -> Result<(), RpcError>,
     ) -> Result<DataTree<'static>, Vec<RpcError>> {
-        let mut diff = self.validate_with_diff(schema, old, &mut new)?;
+        self.commit_checked(schema, old, new, false, persist)
+            .map(|(tree, _)| tree)
+    }
+
+    /// [`Pipeline::commit`], also returning the commit's diff; with
+    /// `prevalidated`, libyang already validated `new` exactly as it is (a
+    /// candidate validated at edit time), so only the plugins' checks run
+    /// again.
+    pub fn commit_checked(
+        &mut self,
+        schema: &Schema,
+        old: &DataTree<'static>,
+        mut new: DataTree<'static>,
+        prevalidated: bool,
+        persist: impl FnOnce(&DataTree<'static>) -> Result<(), RpcError>,
+    ) -> Result<(DataTree<'static>, DataDiff<'static>), Vec<RpcError>> {
+        let mut diff = if prevalidated {
+            self.plugin_checks(schema, old, &new)?
+        } else {
+            self.validate_with_diff(schema, old, &mut new)?
+        };
         let modules = touched_modules(&diff);
         let involved = self.interested(&modules);
 
@@ -171,7 +201,7 @@ impl Pipeline {
             self.abort(&applied, schema, old, &new, &diff);
             return Err(vec![e]);
         }
-        Ok(new)
+        Ok((new, diff))
     }
 
     fn abort(

@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 use tracing::{info, warn};
-use yang5::data::{DataDiffFlags, DataTree};
 
 use super::confirmed::Confirmed;
 use super::Core;
@@ -55,15 +54,9 @@ impl Extras {
     }
 }
 
-/// The edits that take running from `old` to `new`, as RFC 6470 targets.
-pub fn running_change(
-    schema: &Schema,
-    old: &DataTree<'static>,
-    new: &DataTree<'static>,
-) -> Vec<Edit> {
-    let Ok(diff) = old.diff(new, DataDiffFlags::empty()) else {
-        return Vec::new();
-    };
+/// The edits of a commit's diff, for `netconf-config-change` (the pipeline
+/// already computed the diff: no second pass over the datastore).
+pub fn changes_of(schema: &Schema, diff: &yang5::data::DataDiff<'static>) -> Vec<Edit> {
     let mut out = Vec::new();
     for (op, node) in diff.iter() {
         if out.len() == MAX_EDITS {

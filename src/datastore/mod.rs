@@ -36,6 +36,10 @@ pub const FILE_MODE: u32 = 0o600;
 pub struct Datastores {
     pub running: DataTree<'static>,
     candidate: Option<DataTree<'static>>,
+    /// The candidate passed libyang validation since its last change: a
+    /// commit need not validate it again (validation costs in proportion to
+    /// the whole datastore, and does not depend on running).
+    candidate_valid: bool,
     startup: Option<DataTree<'static>>,
     running_path: PathBuf,
     startup_path: PathBuf,
@@ -315,6 +319,7 @@ impl Datastores {
             Datastores {
                 running,
                 candidate: None,
+                candidate_valid: false,
                 startup,
                 running_path,
                 startup_path,
@@ -339,8 +344,21 @@ impl Datastores {
         self.candidate.is_some()
     }
 
+    /// A changed candidate, not validated (test-option set).
     pub fn set_candidate(&mut self, tree: DataTree<'static>) {
         self.candidate = Some(tree);
+        self.candidate_valid = false;
+    }
+
+    /// A changed candidate that libyang just validated.
+    pub fn set_candidate_validated(&mut self, tree: DataTree<'static>) {
+        self.candidate = Some(tree);
+        self.candidate_valid = true;
+    }
+
+    /// Whether the candidate passed validation since its last change.
+    pub fn candidate_valid(&self) -> bool {
+        self.candidate.is_some() && self.candidate_valid
     }
 
     pub fn discard_candidate(&mut self) {
