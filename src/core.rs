@@ -194,11 +194,23 @@ impl Core {
 
     /// Running replaced by `new` through the pipeline, persisted.
     fn commit_running(&mut self, new: DataTree<'static>) -> Result<(), Vec<RpcError>> {
+        self.commit_running_checked(new, false)
+    }
+
+    /// Running replaced by `new` through the pipeline, persisted;
+    /// `prevalidated`: libyang already validated `new` as it is.
+    fn commit_running_checked(
+        &mut self,
+        new: DataTree<'static>,
+        prevalidated: bool,
+    ) -> Result<(), Vec<RpcError>> {
         let ds = &self.ds;
-        let committed = self
-            .pipeline
-            .commit(&self.schema, &ds.running, new, |t| ds.persist_running(t))?;
-        let change = hooks::running_change(&self.schema, &self.ds.running, &committed);
+        let (committed, diff) =
+            self.pipeline
+                .commit_checked(&self.schema, &ds.running, new, prevalidated, |t| {
+                    ds.persist_running(t)
+                })?;
+        let change = hooks::changes_of(&self.schema, &diff);
         self.ds.install_running(committed);
         self.ext.config_changed("running", change);
         Ok(())
@@ -244,7 +256,7 @@ impl Core {
             (Datastore::Candidate, TestOption::TestThenSet) => {
                 self.pipeline
                     .validate(&self.schema, &self.ds.running, &mut new)?;
-                self.ds.set_candidate(new);
+                self.ds.set_candidate_validated(new);
             }
             // Running is the system: it is always validated and applied.
             (_, _) => self.commit_running(new)?,
@@ -322,15 +334,20 @@ impl Core {
         self.ds
             .check_writable(Datastore::Candidate, session)
             .map_err(one)?;
+        let prevalidated = self.ds.candidate_valid();
         let Some(candidate) = self.ds.take_candidate() else {
             return Ok(Outcome::Ok);
         };
         let copy = datastore::duplicate(&candidate).map_err(one)?;
-        match self.commit_running(copy) {
+        match self.commit_running_checked(copy, prevalidated) {
             Ok(()) => Ok(Outcome::Ok),
             Err(e) => {
                 // The candidate keeps its changes for the client to fix.
-                self.ds.set_candidate(candidate);
+                if prevalidated {
+                    self.ds.set_candidate_validated(candidate);
+                } else {
+                    self.ds.set_candidate(candidate);
+                }
                 Err(e)
             }
         }
