@@ -9,6 +9,10 @@ scripts/install-deps.sh
 cargo build --all-targets
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
 conformance/run.sh
+# The benchmark at smoke size, so it cannot rot (asserts no timings; it does
+# assert that no acknowledged edit is lost).
+target/debug/wgnetconf-bench --smoke --model plain
+target/debug/wgnetconf-bench --smoke --model wg
 # The kernel backend in a VM running Debian's kernel (tests/vm/README.md);
 # WGNETCONF_VM=0 skips it.
 if [ "${WGNETCONF_VM:-1}" != 0 ]; then tests/vm/run.sh; fi

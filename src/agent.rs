@@ -305,6 +305,15 @@ pub fn build_core(config: &Config) -> Result<Core, String> {
 
 fn serve_main(config_path: Option<PathBuf>) -> i32 {
     init_logging();
+    // libyang trees are built and freed on whichever blocking thread runs
+    // an rpc; with glibc's default of 8 arenas per core, each thread keeps
+    // its own freed datastore copies and RSS grows to several times the
+    // data (measured: 445 MiB after 10,000-peer runs). Two arenas keep
+    // freed memory reusable across threads.
+    // SAFETY: mallopt only tunes the allocator; called before any thread.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let config = match config_path {
         Some(p) => match Config::load(&p) {
             Ok(c) => c,

@@ -82,6 +82,10 @@ impl Pipeline {
         old: &DataTree<'static>,
         new: &mut DataTree<'static>,
     ) -> Result<(), Vec<RpcError>> {
+        if self.plugins.is_empty() {
+            // Nothing would look at the diff: skip that whole-tree pass.
+            return validate_config(schema, new).map_err(|e| vec![e]);
+        }
         self.validate_with_diff(schema, old, new).map(|_| ())
     }
 

@@ -111,7 +111,9 @@ impl Agent {
             .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
         let mut line = String::new();
         let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout).read_line(&mut line).expect("READY line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("READY line");
         let port = line
             .split_whitespace()
             .find_map(|f| f.strip_prefix("ssh="))
@@ -138,7 +140,8 @@ impl Agent {
 
     /// (current RSS, peak RSS) in MiB.
     fn rss(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()
@@ -183,7 +186,9 @@ fn edit(target: &str, body: &str) -> String {
 }
 
 fn iface_xml(ifn: u32, port: u32, peers: &str) -> String {
-    format!("<wireguard><instance>{ifn}</instance><listen-port>{port}</listen-port>{peers}</wireguard>")
+    format!(
+        "<wireguard><instance>{ifn}</instance><listen-port>{port}</listen-port>{peers}</wireguard>"
+    )
 }
 
 fn ms(d: Duration) -> f64 {
@@ -236,10 +241,16 @@ fn machine() -> String {
                 .map(|s| s.trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| format!("{:.0} GiB", kb / 1024.0 / 1024.0))
         .unwrap_or_default();
@@ -263,12 +274,22 @@ async fn run(args: Args) {
     let (sizes, base, incremental, sessions, edits) = if args.smoke {
         (vec![10, 50], 50, 5, 3, 3)
     } else {
-        (args.sizes.clone(), args.base, args.incremental, args.sessions, args.edits)
+        (
+            args.sizes.clone(),
+            args.base,
+            args.incremental,
+            args.sessions,
+            args.edits,
+        )
     };
     let agent = Agent::start(&args.model);
     let target = agent.target();
     let mut rep = Report { rows: Vec::new() };
-    println!("\nwgnetconf-bench, model {}, on {}\n", args.model, machine());
+    println!(
+        "\nwgnetconf-bench, model {}, on {}\n",
+        args.model,
+        machine()
+    );
     println!("| measure | result |\n|---|---|");
 
     // a. session setup.
@@ -295,7 +316,13 @@ async fn run(args: Args) {
         let (_, peak) = agent.rss();
         rep.row(
             format!("bulk {n} peers: edit-config / commit"),
-            format!("{:.1} ms / {:.1} ms (total {:.1} ms), peak RSS {:.1} MiB", ms(te), ms(tc), ms(te + tc), peak),
+            format!(
+                "{:.1} ms / {:.1} ms (total {:.1} ms), peak RSS {:.1} MiB",
+                ms(te),
+                ms(tc),
+                ms(te + tc),
+                peak
+            ),
         );
         let del = edit(
             "candidate",
@@ -316,7 +343,11 @@ async fn run(args: Args) {
     let mut inc_edit = Stats::default();
     for j in 0..incremental {
         let i = base + j;
-        let body = edit("candidate", &iface_xml(ifn, 51820, &peer_xml(ifn, i)).replace("<listen-port>51820</listen-port>", ""));
+        let body = edit(
+            "candidate",
+            &iface_xml(ifn, 51820, &peer_xml(ifn, i))
+                .replace("<listen-port>51820</listen-port>", ""),
+        );
         let te = rpc(&mut c, &body).await;
         let tc = rpc(&mut c, "<commit/>").await;
         inc_edit.push(ms(te));
@@ -353,10 +384,19 @@ async fn run(args: Args) {
     let mut rej = Stats::default();
     for k in 0..10 {
         // A second interface left at the default port 51820 collides.
-        let dup = edit("candidate", &format!("<wireguard><instance>{}</instance></wireguard>", BASE_IF + 1 + k));
+        let dup = edit(
+            "candidate",
+            &format!(
+                "<wireguard><instance>{}</instance></wireguard>",
+                BASE_IF + 1 + k
+            ),
+        );
         let long = edit(
             "candidate",
-            &format!("<wireguard><instance>{ifn}</instance><description>{}</description></wireguard>", "x".repeat(65)),
+            &format!(
+                "<wireguard><instance>{ifn}</instance><description>{}</description></wireguard>",
+                "x".repeat(65)
+            ),
         );
         for body in [dup, long] {
             let t = Instant::now();
@@ -367,7 +407,10 @@ async fn run(args: Args) {
         rpc(&mut c, "<discard-changes/>").await;
     }
     rep.row(
-        format!("rejection of an invalid edit at {} peers", base + incremental),
+        format!(
+            "rejection of an invalid edit at {} peers",
+            base + incremental
+        ),
         format!("median {:.2} ms, p99 {:.2} ms", rej.median(), rej.p99()),
     );
     c.close().await;
@@ -440,12 +483,18 @@ async fn run(args: Args) {
                 "{sessions} sessions x {edits} one-peer edits to running{}",
                 if locking { " with lock/unlock" } else { "" }
             ),
-            format!("{:.0} commits/s, {ok} acknowledged, {lost} lost", ok as f64 / secs),
+            format!(
+                "{:.0} commits/s, {ok} acknowledged, {lost} lost",
+                ok as f64 / secs
+            ),
         );
         assert_eq!(lost, 0, "acknowledged edits were lost");
     }
     let (rss, peak) = agent.rss();
-    rep.row("server RSS at the end / peak", format!("{rss:.1} MiB / {peak:.1} MiB"));
+    rep.row(
+        "server RSS at the end / peak",
+        format!("{rss:.1} MiB / {peak:.1} MiB"),
+    );
     let _ = rep.rows.len();
 }
 

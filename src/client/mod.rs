@@ -206,7 +206,8 @@ impl Client {
             .await
             .map_err(|e| ClientError::Io(e.to_string()))?
             .ok_or_else(|| ClientError::Io("session closed".into()))?;
-        let text = String::from_utf8(reply).map_err(|_| ClientError::Protocol("reply is not UTF-8".into()))?;
+        let text = String::from_utf8(reply)
+            .map_err(|_| ClientError::Protocol("reply is not UTF-8".into()))?;
         if text.contains("<rpc-error>") {
             return Err(ClientError::Rpc(text));
         }

@@ -13,7 +13,10 @@ fn leaf(e: &Elem, name: &str) -> Option<String> {
 }
 
 fn leaves(e: &Elem, name: &str) -> Vec<String> {
-    e.elems().filter(|c| c.local == name).map(Elem::text).collect()
+    e.elems()
+        .filter(|c| c.local == name)
+        .map(Elem::text)
+        .collect()
 }
 
 fn bytes(n: u64) -> String {
@@ -37,7 +40,9 @@ fn age(stamp: &str) -> Option<u64> {
     let (date, time) = s.split_once('T')?;
     let mut d = date.split('-').map(|x| x.parse::<i64>());
     let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut t = time.split(':').map(|x| x.split('.').next().unwrap_or(x).parse::<i64>());
+    let mut t = time
+        .split(':')
+        .map(|x| x.split('.').next().unwrap_or(x).parse::<i64>());
     let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
     // days_from_civil (Howard Hinnant).
     let y = if m <= 2 { y - 1 } else { y };
@@ -113,18 +118,32 @@ pub fn render(data: &Elem, only: Option<u32>) -> String {
             let ips = leaves(peer, "allowed-ip");
             out.push_str(&format!(
                 "    allowed ips: {}\n",
-                if ips.is_empty() { "(none)".to_string() } else { ips.join(", ") }
+                if ips.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    ips.join(", ")
+                }
             ));
             match leaf(peer, "latest-handshake") {
                 Some(h) => match age(&h) {
-                    Some(a) => out.push_str(&format!("    latest handshake: {h} ({a} seconds ago)\n")),
+                    Some(a) => {
+                        out.push_str(&format!("    latest handshake: {h} ({a} seconds ago)\n"))
+                    }
                     None => out.push_str(&format!("    latest handshake: {h}\n")),
                 },
                 None => out.push_str("    latest handshake: (none)\n"),
             }
-            let rx = leaf(peer, "rx-bytes").and_then(|v| v.parse().ok()).unwrap_or(0);
-            let tx = leaf(peer, "tx-bytes").and_then(|v| v.parse().ok()).unwrap_or(0);
-            out.push_str(&format!("    transfer: {} received, {} sent\n", bytes(rx), bytes(tx)));
+            let rx = leaf(peer, "rx-bytes")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let tx = leaf(peer, "tx-bytes")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            out.push_str(&format!(
+                "    transfer: {} received, {} sent\n",
+                bytes(rx),
+                bytes(tx)
+            ));
             match leaf(peer, "persistent-keepalive").filter(|k| k != "0") {
                 Some(k) => out.push_str(&format!("    persistent keepalive: every {k} seconds\n")),
                 None => out.push_str("    persistent keepalive: off\n"),
@@ -142,7 +161,8 @@ pub fn instance_of(iface: &str) -> Option<u32> {
 pub async fn show(target: &Target, iface: Option<&str>) -> Result<String, ClientError> {
     let only = match iface {
         Some(i) => Some(
-            instance_of(i).ok_or_else(|| ClientError::Protocol(format!("{i}: not a wgN interface name")))?,
+            instance_of(i)
+                .ok_or_else(|| ClientError::Protocol(format!("{i}: not a wgN interface name")))?,
         ),
         None => None,
     };
