@@ -168,7 +168,8 @@ fn peer_key(ifn: u32, i: usize) -> String {
 fn peer_xml(ifn: u32, i: usize) -> String {
     // One /32 per peer, unique across the benchmark's interfaces too (the
     // WireGuard plugin adds a route per allowed-ip): 6 bits of interface,
-    // 18 bits of peer.
+    // 18 bits of peer. The interfaces in use at the same time (BASE_IF,
+    // BASE_IF+1.., the bulk ones at BASE_IF+100..) differ modulo 64.
     let ip = 0x0a00_0000u32 | ((ifn % 64) << 18) | (i as u32 + 1);
     format!(
         "<peer><instance>{}</instance><public-key>{}</public-key><allowed-ip>{}.{}.{}.{}/32</allowed-ip></peer>",
@@ -423,9 +424,9 @@ async fn run(args: Args) {
             let target = target.clone();
             tasks.push(tokio::spawn(async move {
                 let mut c = connect(&target).await;
-                let ifn = BASE_IF + 500 + s as u32;
+                let ifn = BASE_IF + 1 + s as u32;
                 let port = 30000 + s as u32 + if locking { 100 } else { 0 };
-                let mut done = 0;
+                let mut done = Vec::new();
                 for e in 0..edits {
                     let body = edit("running", &iface_xml(ifn, port, &peer_xml(ifn, e)));
                     if locking {
@@ -438,7 +439,7 @@ async fn run(args: Args) {
                         }
                     }
                     if c.rpc(&body).await.is_ok() {
-                        done += 1;
+                        done.push(e);
                     }
                     if locking {
                         let _ = c.rpc("<unlock><target><running/></target></unlock>").await;
@@ -448,10 +449,11 @@ async fn run(args: Args) {
                 done
             }));
         }
-        let mut ok = 0;
+        let mut acked: Vec<Vec<usize>> = Vec::new();
         for t in tasks {
-            ok += t.await.unwrap_or(0);
+            acked.push(t.await.unwrap_or_default());
         }
+        let ok: usize = acked.iter().map(Vec::len).sum();
         let secs = t.elapsed().as_secs_f64();
         // Read back: every acknowledged edit must be in running.
         let mut c = connect(&target).await;
@@ -460,9 +462,9 @@ async fn run(args: Args) {
             .await
             .expect("read back");
         let mut lost = 0;
-        for s in 0..sessions {
-            let ifn = BASE_IF + 500 + s as u32;
-            for e in 0..edits {
+        for (s, done) in acked.iter().enumerate() {
+            let ifn = BASE_IF + 1 + s as u32;
+            for &e in done {
                 if !data.contains(&peer_key(ifn, e)) {
                     lost += 1;
                 }
@@ -473,7 +475,7 @@ async fn run(args: Args) {
         for s in 0..sessions {
             del.push_str(&format!(
                 "<wireguard xmlns:nc=\"urn:ietf:params:xml:ns:netconf:base:1.0\" nc:operation=\"remove\"><instance>{}</instance></wireguard>",
-                BASE_IF + 500 + s as u32
+                BASE_IF + 1 + s as u32
             ));
         }
         rpc(&mut c, &edit("running", &del)).await;

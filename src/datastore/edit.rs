@@ -150,6 +150,22 @@ fn apply_node(
         }
         _ => {}
     }
+    // Bulk fast path: a whole subtree that is not in the target (or was just
+    // removed by replace) and carries no attributes anywhere below it is
+    // copied in with one libyang merge, instead of a path lookup and insert
+    // per node. Its parents exist already (created or checked above us).
+    let fresh = !present || op == EditOp::Replace;
+    if !is_leaf
+        && fresh
+        && matches!(op, EditOp::Merge | EditOp::Create | EditOp::Replace)
+        && !has_attributes(node)
+    {
+        let copy = node
+            .duplicate(true)
+            .map_err(|e| libyang_error(schema, &e))?;
+        target.merge(&copy).map_err(|e| libyang_error(schema, &e))?;
+        return Ok(());
+    }
     if op == EditOp::None {
         // RFC 6241 §7.2, default-operation none: "If the configuration in
         // the <config> parameter contains data for which there is not a
@@ -205,4 +221,12 @@ fn apply_node(
 /// `/m:a/b[k='1']/c` → `c (in /m:a/b[k='1'])`-like text for messages.
 fn describe(path: &str) -> String {
     path.to_string()
+}
+
+/// Whether `node` or a descendant carries metadata from the request (an
+/// `nc:operation`, a with-defaults tag...). libyang's own bookkeeping
+/// metadata (`lyds_tree`, on sorted lists) does not count.
+fn has_attributes(node: &DataNodeRef<'_>) -> bool {
+    node.traverse()
+        .any(|n| n.meta().any(|m| m.name() != "lyds_tree"))
 }
