@@ -63,38 +63,15 @@ enum Command {
     Show {
         /// Interface, e.g. wg1; all when omitted.
         iface: Option<String>,
-        /// Connect over SSH to this host instead of the local Unix socket.
-        #[arg(long)]
-        host: Option<String>,
-        #[arg(long, default_value_t = 830)]
-        port: u16,
-        #[arg(long, default_value = "admin")]
-        user: String,
-        /// SSH private key file.
-        #[arg(long)]
-        key: Option<PathBuf>,
-        /// Password, read from this environment variable (never the command line).
-        #[arg(long, default_value = "WGNETCONF_PASSWORD")]
-        password_env: String,
-        #[arg(long, default_value = "/run/wgnetconf/netconf.sock")]
-        socket: PathBuf,
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
     /// Send one rpc read from stdin (the operation element, e.g.
     /// `<get-config><source><running/></source></get-config>`) and print the
     /// reply; exit status 1 on rpc-error. Connects like `show`.
     Rpc {
-        #[arg(long)]
-        host: Option<String>,
-        #[arg(long, default_value_t = 830)]
-        port: u16,
-        #[arg(long, default_value = "admin")]
-        user: String,
-        #[arg(long)]
-        key: Option<PathBuf>,
-        #[arg(long, default_value = "WGNETCONF_PASSWORD")]
-        password_env: String,
-        #[arg(long, default_value = "/run/wgnetconf/netconf.sock")]
-        socket: PathBuf,
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
     /// Read a password on stdin, print its argon2id hash for `password_hash`.
     HashPassword,
@@ -112,29 +89,8 @@ pub fn cli_main() -> i32 {
         Command::Serve { config } => serve_main(config),
         Command::Relay { socket } => crate::transport::relay::run(&socket),
         Command::HashPassword => hash_password(),
-        Command::Show {
-            iface,
-            host,
-            port,
-            user,
-            key,
-            password_env,
-            socket,
-        } => {
-            let target = target(host, port, user, key, &password_env, socket);
-            show_main(&target, iface.as_deref())
-        }
-        Command::Rpc {
-            host,
-            port,
-            user,
-            key,
-            password_env,
-            socket,
-        } => {
-            let target = target(host, port, user, key, &password_env, socket);
-            rpc_main(&target)
-        }
+        Command::Show { iface, connect } => show_main(&connect.target(), iface.as_deref()),
+        Command::Rpc { connect } => rpc_main(&connect.target()),
         Command::Genkey => {
             println!("{}", wgnetconf_wireguard::genkey());
             0
@@ -164,23 +120,39 @@ pub fn cli_main() -> i32 {
     }
 }
 
-fn target(
+/// How the client commands (`show`, `rpc`) reach an agent: the local Unix
+/// socket by default, or SSH with `--host`.
+#[derive(clap::Args)]
+struct ConnectArgs {
+    /// Connect over SSH to this host instead of the local Unix socket.
+    #[arg(long)]
     host: Option<String>,
+    #[arg(long, default_value_t = 830)]
     port: u16,
+    #[arg(long, default_value = "admin")]
     user: String,
+    /// SSH private key file.
+    #[arg(long)]
     key: Option<PathBuf>,
-    password_env: &str,
+    /// Password, read from this environment variable (never the command line).
+    #[arg(long, default_value = "WGNETCONF_PASSWORD")]
+    password_env: String,
+    #[arg(long, default_value = "/run/wgnetconf/netconf.sock")]
     socket: PathBuf,
-) -> crate::client::Target {
-    match host {
-        Some(host) => crate::client::Target::Ssh {
-            host,
-            port,
-            user,
-            password: std::env::var(password_env).ok(),
-            key,
-        },
-        None => crate::client::Target::Unix(socket),
+}
+
+impl ConnectArgs {
+    fn target(self) -> crate::client::Target {
+        match self.host {
+            Some(host) => crate::client::Target::Ssh {
+                host,
+                port: self.port,
+                user: self.user,
+                password: std::env::var(&self.password_env).ok(),
+                key: self.key,
+            },
+            None => crate::client::Target::Unix(self.socket),
+        }
     }
 }
 

@@ -44,14 +44,7 @@ fn age(stamp: &str) -> Option<u64> {
         .split(':')
         .map(|x| x.split('.').next().unwrap_or(x).parse::<i64>());
     let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    // days_from_civil (Howard Hinnant).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = wgnetconf_plugin_api::time::days_from_civil(y, m, day);
     let then = days * 86400 + hh * 3600 + mm * 60 + ss;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs() as i64;
     u64::try_from(now - then).ok()

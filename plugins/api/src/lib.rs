@@ -20,6 +20,8 @@
 
 use std::fmt;
 
+pub mod time;
+
 pub use yang5;
 use yang5::context::Context;
 use yang5::data::{DataDiff, DataTree};
