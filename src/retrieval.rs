@@ -139,14 +139,7 @@ pub fn xpath_select(
     let set = data
         .find_xpath(&xpath)
         .map_err(|e| bad_select(format!("XPath filter '{select}': {e}")))?;
-    for node in set {
-        let dup = node
-            .duplicate(true)
-            .map_err(|e| RpcError::operation_failed(format!("filter: {e}")))?;
-        result
-            .merge(&dup)
-            .map_err(|e| RpcError::operation_failed(format!("filter: {e}")))?;
-    }
+    crate::datastore::filter::copy_with_ancestors(&mut result, set)?;
     Ok(result)
 }
 

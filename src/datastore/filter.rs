@@ -105,14 +105,24 @@ pub fn select(
             // A filter naming nodes the schema lacks selects nothing.
             Err(_) => continue,
         };
-        for node in set {
-            let dup = node
-                .duplicate(true)
-                .map_err(|e| RpcError::operation_failed(format!("filter: {e}")))?;
-            result
-                .merge(&dup)
-                .map_err(|e| RpcError::operation_failed(format!("filter: {e}")))?;
-        }
+        copy_with_ancestors(&mut result, set)?;
     }
     Ok(result)
+}
+
+/// Copies each selected node, with its ancestors and their list keys, into
+/// `result` (shared by subtree and XPath filtering).
+pub fn copy_with_ancestors<'a>(
+    result: &mut DataTree<'static>,
+    nodes: impl IntoIterator<Item = yang5::data::DataNodeRef<'a>>,
+) -> Result<(), RpcError> {
+    for node in nodes {
+        let dup = node
+            .duplicate(true)
+            .map_err(|e| RpcError::operation_failed(format!("filter: {e}")))?;
+        result
+            .merge(&dup)
+            .map_err(|e| RpcError::operation_failed(format!("filter: {e}")))?;
+    }
+    Ok(())
 }
