@@ -228,19 +228,13 @@ pub fn parse(input: &[u8]) -> Result<Elem, XmlError> {
                     return Err(XmlError("content after the root element".into()));
                 }
                 let elem = start_elem(&reader, &start)?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(Child::Elem(elem)),
-                    None => root = Some(elem),
-                }
+                attach(&mut stack, &mut root, elem);
             }
             Event::End(_) => {
                 let elem = stack
                     .pop()
                     .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(Child::Elem(elem)),
-                    None => root = Some(elem),
-                }
+                attach(&mut stack, &mut root, elem);
             }
             Event::Text(t) => {
                 let s = t
@@ -270,6 +264,14 @@ pub fn parse(input: &[u8]) -> Result<Elem, XmlError> {
         ));
     }
     root.ok_or_else(|| XmlError("empty message".into()))
+}
+
+/// A finished element goes to its parent, or becomes the root.
+fn attach(stack: &mut [Elem], root: &mut Option<Elem>, elem: Elem) {
+    match stack.last_mut() {
+        Some(parent) => parent.children.push(Child::Elem(elem)),
+        None => *root = Some(elem),
+    }
 }
 
 fn push_text(stack: &mut [Elem], after_root: bool, s: String) -> Result<(), XmlError> {
