@@ -16,6 +16,7 @@ use crate::transaction::Pipeline;
 mod confirmed;
 pub mod hooks;
 mod nmda;
+mod scoped;
 
 pub struct Core {
     pub schema: Schema,
@@ -48,6 +49,21 @@ fn one(e: RpcError) -> Vec<RpcError> {
     vec![e]
 }
 
+/// Operations that read or replace the candidate as a whole tree (rather
+/// than edit or commit it): pending candidate edits become a tree first.
+fn reads_candidate_whole(op: &Operation) -> bool {
+    let cand = |d: &Datastore| *d == Datastore::Candidate;
+    match op {
+        Operation::GetConfig { source, .. } => cand(source),
+        Operation::CopyConfig { target, source, .. } => {
+            cand(target) || matches!(source, Source::Datastore(d) if cand(d))
+        }
+        Operation::Validate { source } => matches!(source, Source::Datastore(d) if cand(d)),
+        Operation::GetData(_) | Operation::EditData(_) => true,
+        _ => false,
+    }
+}
+
 impl Core {
     /// Applies the boot configuration through the plugins: the system comes
     /// up with running before the first session is served.
@@ -70,6 +86,9 @@ impl Core {
 
     pub fn handle(&mut self, session: u32, op: Operation) -> OpResult {
         self.ext.actor = Some(session);
+        if reads_candidate_whole(&op) {
+            self.ds.materialize_candidate(&self.schema).map_err(one)?;
+        }
         match op {
             Operation::Get {
                 filter,
@@ -204,6 +223,8 @@ impl Core {
         new: DataTree<'static>,
         prevalidated: bool,
     ) -> Result<(), Vec<RpcError>> {
+        // Running changes under the candidate: it keeps what it was.
+        self.ds.materialize_candidate(&self.schema).map_err(one)?;
         let ds = &self.ds;
         let (committed, diff) =
             self.pipeline
@@ -236,6 +257,17 @@ impl Core {
         }
         let (edit_tree, valueless) = datastore::parse_edit(&self.schema, config).map_err(one)?;
         retrieval::check_default_tags(&edit_tree).map_err(one)?;
+        let (edit_tree, valueless) = if default_op == EditOp::Replace {
+            (edit_tree, valueless)
+        } else {
+            match self.edit_scoped(target, default_op, test_option, edit_tree, valueless)? {
+                Ok(done) => return Ok(done),
+                Err(scoped::Declined(t, v)) => (t, v),
+            }
+        };
+        if target == Datastore::Candidate {
+            self.ds.materialize_candidate(&self.schema).map_err(one)?;
+        }
         let mut new = if default_op == EditOp::Replace {
             DataTree::new(self.schema.ctx)
         } else {
@@ -334,6 +366,9 @@ impl Core {
         self.ds
             .check_writable(Datastore::Candidate, session)
             .map_err(one)?;
+        if let Some(r) = self.commit_pending() {
+            return r.map(|_| Outcome::Ok);
+        }
         let prevalidated = self.ds.candidate_valid();
         let Some(candidate) = self.ds.take_candidate() else {
             return Ok(Outcome::Ok);

@@ -70,6 +70,9 @@ pub struct Schema {
     pub ctx: &'static Context,
     /// Modules loaded from the search path and protocol modules, implemented.
     pub modules: Vec<LoadedModule>,
+    /// Modules whose edits may be validated and committed in scope
+    /// (`datastore::scope::eligible_modules`).
+    pub scoped: std::collections::HashSet<String>,
 }
 
 impl Schema {
@@ -138,7 +141,13 @@ impl Schema {
                 });
             }
         }
-        Ok(Schema { ctx, modules })
+        let scoped = crate::datastore::scope::eligible_modules(ctx);
+        tracing::debug!(?scoped, "modules committed in scope");
+        Ok(Schema {
+            ctx,
+            modules,
+            scoped,
+        })
     }
 
     /// The `<hello>` capability URI of each loaded module (RFC 6020 §5.6.4).

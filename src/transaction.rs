@@ -11,6 +11,7 @@ use tracing::{debug, warn};
 use wgnetconf_plugin_api::{Commit, Phase, Plugin, PluginError, PrepareCommit};
 use yang5::data::{DataDiff, DataDiffFlags, DataTree};
 
+use crate::datastore::scope::{self, Scope};
 use crate::datastore::validate_config;
 use crate::datastore::yang_error::{json_path_to_error_path, last_name, libyang_error};
 use crate::protocol::error::RpcError;
@@ -164,22 +165,13 @@ impl Pipeline {
         let modules = touched_modules(&diff);
         let involved = self.interested(&modules);
 
-        // Prepare: plugins may fill in server-chosen values.
-        let mut changed = false;
-        for &i in &involved {
-            let mut pc = PrepareCommit {
-                context: schema.ctx,
-                old,
-                new: &mut new,
-                diff: &diff,
-                changed: false,
-            };
-            self.plugins[i]
-                .prepare(&mut pc)
-                .map_err(|e| vec![plugin_error(schema, Phase::Prepare, &e)])?;
-            changed |= pc.changed;
-        }
-        if changed {
+        // Prepare: plugins may propose server-chosen values.
+        let sets = self.prepare(schema, &involved, old, &new, &diff)?;
+        if !sets.is_empty() {
+            for (path, value) in &sets {
+                new.new_path(path, Some(value), false)
+                    .map_err(|e| vec![libyang_error(schema, &e)])?;
+            }
             validate_config(schema, &mut new).map_err(|e| vec![e])?;
             diff = Self::diff(schema, old, &new).map_err(|e| vec![e])?;
         }
@@ -206,6 +198,149 @@ impl Pipeline {
             return Err(vec![e]);
         }
         Ok((new, diff))
+    }
+
+    /// The prepare phase: the values the involved plugins propose.
+    fn prepare(
+        &mut self,
+        schema: &Schema,
+        involved: &[usize],
+        old: &DataTree<'static>,
+        new: &DataTree<'static>,
+        diff: &DataDiff<'static>,
+    ) -> Result<Vec<(String, String)>, Vec<RpcError>> {
+        let mut sets = Vec::new();
+        for &i in involved {
+            let mut pc = PrepareCommit {
+                context: schema.ctx,
+                old,
+                new,
+                diff,
+                sets: Vec::new(),
+            };
+            self.plugins[i]
+                .prepare(&mut pc)
+                .map_err(|e| vec![plugin_error(schema, Phase::Prepare, &e)])?;
+            sets.extend(pc.sets);
+        }
+        Ok(sets)
+    }
+
+    /// The plugins' checks of a validated scope, nothing applied (running
+    /// holds the change only while they look at it).
+    pub fn validate_scoped(
+        &mut self,
+        schema: &Schema,
+        running: &mut DataTree<'static>,
+        scope: &Scope,
+    ) -> Result<(), Vec<RpcError>> {
+        let diff = scope.diff(schema).map_err(|e| vec![e])?;
+        let involved = self.interested(&touched_modules(&diff));
+        if involved.is_empty() {
+            return Ok(());
+        }
+        let ctx = schema.ctx;
+        scope::transplant(ctx, running, &scope.new, &scope.roots).map_err(|e| vec![e])?;
+        let mut errors = Vec::new();
+        for i in involved {
+            let commit = Commit {
+                context: ctx,
+                old: &scope.old,
+                new: running,
+                diff: &diff,
+            };
+            if let Err(es) = self.plugins[i].validate(&commit) {
+                errors.extend(es.iter().map(|e| plugin_error(schema, Phase::Validate, e)));
+            }
+        }
+        scope::transplant(ctx, running, &scope.old, &scope.roots).map_err(|e| vec![e])?;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The pipeline for a commit whose change is confined to `scope` (see
+    /// `datastore::scope`), with `scope.new` already validated by libyang:
+    /// the roots' subtrees are swapped into `running` in place, and swapped
+    /// back if a plugin or `persist` fails. Costs in proportion to the scope.
+    pub fn commit_scoped(
+        &mut self,
+        schema: &Schema,
+        running: &mut DataTree<'static>,
+        scope: &mut Scope,
+        persist: impl FnOnce(&DataTree<'static>, &Scope) -> Result<(), RpcError>,
+    ) -> Result<DataDiff<'static>, Vec<RpcError>> {
+        let ctx = schema.ctx;
+        let mut diff = scope.diff(schema).map_err(|e| vec![e])?;
+        let modules = touched_modules(&diff);
+        let involved = self.interested(&modules);
+        scope::transplant(ctx, running, &scope.new, &scope.roots).map_err(|e| vec![e])?;
+        let undo = |running: &mut DataTree<'static>, scope: &Scope| {
+            if let Err(e) = scope::transplant(ctx, running, &scope.old, &scope.roots) {
+                warn!(error = %e.message, "restoring running after a failed commit");
+            }
+        };
+
+        let mut errors = Vec::new();
+        for &i in &involved {
+            let commit = Commit {
+                context: ctx,
+                old: &scope.old,
+                new: running,
+                diff: &diff,
+            };
+            if let Err(es) = self.plugins[i].validate(&commit) {
+                errors.extend(es.iter().map(|e| plugin_error(schema, Phase::Validate, e)));
+            }
+        }
+        if !errors.is_empty() {
+            undo(running, scope);
+            return Err(errors);
+        }
+        let sets = match self.prepare(schema, &involved, &scope.old, running, &diff) {
+            Ok(s) => s,
+            Err(e) => {
+                undo(running, scope);
+                return Err(e);
+            }
+        };
+        if !sets.is_empty() {
+            undo(running, scope);
+            for (path, value) in &sets {
+                scope
+                    .set_leaf(schema, running, path, value)
+                    .map_err(|e| vec![e])?;
+            }
+            scope.validate(schema).map_err(|e| vec![e])?;
+            diff = scope.diff(schema).map_err(|e| vec![e])?;
+            scope::transplant(ctx, running, &scope.new, &scope.roots).map_err(|e| vec![e])?;
+        }
+
+        let mut applied: Vec<usize> = Vec::new();
+        for &i in &involved {
+            let commit = Commit {
+                context: ctx,
+                old: &scope.old,
+                new: running,
+                diff: &diff,
+            };
+            debug!(plugin = self.plugins[i].name(), "apply");
+            if let Err(e) = self.plugins[i].apply(&commit) {
+                warn!(plugin = self.plugins[i].name(), error = %e, "apply failed; aborting commit");
+                self.abort(&applied, schema, &scope.old, running, &diff);
+                undo(running, scope);
+                return Err(vec![plugin_error(schema, Phase::Apply, &e)]);
+            }
+            applied.push(i);
+        }
+        if let Err(e) = persist(running, scope) {
+            self.abort(&applied, schema, &scope.old, running, &diff);
+            undo(running, scope);
+            return Err(vec![e]);
+        }
+        Ok(diff)
     }
 
     fn abort(

@@ -52,7 +52,7 @@ pub fn apply(
     Ok(())
 }
 
-fn op_of(node: &DataNodeRef<'_>, inherited: EditOp) -> Result<EditOp, RpcError> {
+pub(crate) fn op_of(node: &DataNodeRef<'_>, inherited: EditOp) -> Result<EditOp, RpcError> {
     for m in node.meta() {
         if m.name() == "operation" {
             return EditOp::parse(m.value()).ok_or_else(|| {
@@ -75,7 +75,7 @@ fn op_of(node: &DataNodeRef<'_>, inherited: EditOp) -> Result<EditOp, RpcError> 
 /// container that holds only defaults (as validation creates them) is just
 /// as implicit: it is absent from get-config, so `create` on it must work
 /// and `delete` on it must report data-missing.
-fn exists(target: &DataTree<'static>, path: &str) -> bool {
+pub(crate) fn exists(target: &DataTree<'static>, path: &str) -> bool {
     match target.find_path(path) {
         Ok(n) => explicit(&n),
         Err(_) => false,

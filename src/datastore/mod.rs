@@ -14,7 +14,10 @@
 
 pub mod edit;
 pub mod filter;
+pub mod journal;
 pub mod persist;
+pub mod raw;
+pub mod scope;
 pub mod yang_error;
 
 use std::collections::HashMap;
@@ -33,15 +36,28 @@ use yang_error::libyang_error;
 
 pub const FILE_MODE: u32 = 0o600;
 
+/// An edit-config accepted into the candidate and not yet committed: while
+/// the candidate holds no tree of its own, it is running with these edits
+/// applied in order (so editing it costs the edit, not a copy of running).
+pub struct PendingEdit {
+    pub tree: DataTree<'static>,
+    pub valueless: Vec<ValuelessDelete>,
+    pub op: EditOp,
+}
+
 pub struct Datastores {
     pub running: DataTree<'static>,
+    /// The candidate as a whole tree (after copy-config, a replace, or once
+    /// it has been read); `None` while it is running plus `pending`.
     candidate: Option<DataTree<'static>>,
+    pending: Vec<PendingEdit>,
     /// The candidate passed libyang validation since its last change: a
     /// commit need not validate it again (validation costs in proportion to
     /// the whole datastore, and does not depend on running).
     candidate_valid: bool,
     startup: Option<DataTree<'static>>,
-    running_path: PathBuf,
+    /// Running's base file and journal.
+    pub(crate) journal: journal::Journal,
     startup_path: PathBuf,
     locks: HashMap<Datastore, u32>,
     /// When each lock was taken (ietf-netconf-monitoring locked-time).
@@ -301,10 +317,18 @@ impl Datastores {
         run_dir: PathBuf,
         state_dir: PathBuf,
     ) -> Result<(Datastores, BootSource), String> {
-        let running_path = run_dir.join("running.xml");
+        let journal = journal::Journal::new(schema.ctx, run_dir.join("running.xml"));
         let startup_path = state_dir.join("startup.xml");
         let startup = load_file(schema, &startup_path)?;
-        let (running, source) = match load_file(schema, &running_path)? {
+        let stored = match journal.load(schema)? {
+            Some(mut tree) => {
+                validate_config(schema, &mut tree)
+                    .map_err(|e| format!("running: {}", e.message))?;
+                Some(tree)
+            }
+            None => None,
+        };
+        let (running, source) = match stored {
             Some(r) => (r, BootSource::Running),
             None => match &startup {
                 Some(s) => (duplicate(s).map_err(|e| e.message)?, BootSource::Startup),
@@ -319,9 +343,10 @@ impl Datastores {
             Datastores {
                 running,
                 candidate: None,
+                pending: Vec::new(),
                 candidate_valid: false,
                 startup,
-                running_path,
+                journal,
                 startup_path,
                 locks: HashMap::new(),
                 locked_at: HashMap::new(),
@@ -341,18 +366,20 @@ impl Datastores {
     }
 
     pub fn candidate_modified(&self) -> bool {
-        self.candidate.is_some()
+        self.candidate.is_some() || !self.pending.is_empty()
     }
 
     /// A changed candidate, not validated (test-option set).
     pub fn set_candidate(&mut self, tree: DataTree<'static>) {
         self.candidate = Some(tree);
+        self.pending.clear();
         self.candidate_valid = false;
     }
 
     /// A changed candidate that libyang just validated.
     pub fn set_candidate_validated(&mut self, tree: DataTree<'static>) {
         self.candidate = Some(tree);
+        self.pending.clear();
         self.candidate_valid = true;
     }
 
@@ -363,22 +390,55 @@ impl Datastores {
 
     pub fn discard_candidate(&mut self) {
         self.candidate = None;
+        self.pending.clear();
     }
 
     pub fn take_candidate(&mut self) -> Option<DataTree<'static>> {
         self.candidate.take()
     }
 
-    /// Installs a committed running and persists it. Called only after every
-    /// plugin applied it; on a write error the caller aborts the plugins.
+    /// Whether the candidate is running plus pending edits (no tree).
+    pub fn candidate_is_pending(&self) -> bool {
+        self.candidate.is_none()
+    }
+
+    pub fn pending(&self) -> &[PendingEdit] {
+        &self.pending
+    }
+
+    pub fn push_pending(&mut self, edit: PendingEdit) {
+        self.pending.push(edit);
+    }
+
+    pub fn take_pending(&mut self) -> Vec<PendingEdit> {
+        std::mem::take(&mut self.pending)
+    }
+
+    pub fn restore_pending(&mut self, edits: Vec<PendingEdit>) {
+        self.pending = edits;
+    }
+
+    /// Turns pending edits into a candidate tree of its own: before running
+    /// changes other than by committing them (so the candidate keeps what
+    /// it was), and before the candidate is read or replaced as a whole.
+    pub fn materialize_candidate(&mut self, schema: &Schema) -> Result<(), RpcError> {
+        if self.candidate.is_some() || self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut tree = duplicate(&self.running)?;
+        for p in &self.pending {
+            edit::apply(schema, &mut tree, &p.tree, &p.valueless, p.op)?;
+        }
+        self.pending.clear();
+        self.candidate = Some(tree);
+        self.candidate_valid = false;
+        Ok(())
+    }
+
+    /// Persists a committed running. Called only after every plugin applied
+    /// it; on a write error the caller aborts the plugins.
     pub fn persist_running(&self, tree: &DataTree<'static>) -> Result<(), RpcError> {
-        let xml = print_config(tree)?;
-        persist::write_atomic(&self.running_path, xml.as_bytes(), FILE_MODE).map_err(|e| {
-            RpcError::operation_failed(format!(
-                "cannot save running to {}: {e}",
-                self.running_path.display()
-            ))
-        })
+        self.journal.save_base(tree)
     }
 
     pub fn install_running(&mut self, tree: DataTree<'static>) {

@@ -9,8 +9,8 @@
 //!
 //! 1. [`Phase::Validate`]: checks libyang cannot express (a key that decodes to
 //!    32 bytes, prefixes without host bits, ...). Nothing may change yet.
-//! 2. [`Phase::Prepare`]: the plugin may set server-chosen values in the new
-//!    tree (a generated private key). The agent re-validates the tree after it.
+//! 2. [`Phase::Prepare`]: the plugin may propose server-chosen values for the
+//!    new tree (a generated private key). The agent re-validates the tree after it.
 //! 3. [`Phase::Apply`]: program the system. If this fails, the plugin itself
 //!    must leave the system as it was before the call.
 //! 4. [`Phase::Abort`]: only for plugins whose apply already succeeded when a
@@ -131,9 +131,12 @@ impl std::error::Error for PluginError {}
 
 /// What a plugin sees of one commit.
 ///
-/// `old` is running before the commit, `new` the validated would-be running
-/// (with default nodes added), and `diff` the libyang diff from `old` to
-/// `new` restricted to the plugin's modules. Trees live in the agent's
+/// `new` is the validated would-be running (with default nodes added),
+/// `diff` the libyang diff from running to `new`, and `old` running before
+/// the commit — at least the subtrees the diff touches, with their
+/// ancestors: a commit that changes a few nodes gives a partial `old` rather
+/// than copying the whole datastore (a plugin keeps its own model of what it
+/// applied). Trees live in the agent's
 /// context, which lives for the whole process.
 pub struct Commit<'a> {
     pub context: &'static Context,
@@ -142,16 +145,24 @@ pub struct Commit<'a> {
     pub diff: &'a DataDiff<'static>,
 }
 
-/// What a plugin may change during [`Phase::Prepare`].
+/// What a plugin may change during [`Phase::Prepare`]: it reads the commit
+/// like in the other phases and proposes server-chosen values with
+/// [`PrepareCommit::set`]; the agent writes them into the new configuration,
+/// validates it again and recomputes the diff (only when something was set).
 pub struct PrepareCommit<'a> {
     pub context: &'static Context,
     pub old: &'a DataTree<'static>,
-    pub new: &'a mut DataTree<'static>,
+    pub new: &'a DataTree<'static>,
     pub diff: &'a DataDiff<'static>,
-    /// Set to true when the plugin changed `new`: only then does the agent
-    /// validate the tree and compute the diff again (both cost in
-    /// proportion to the whole datastore).
-    pub changed: bool,
+    /// The proposed values: (JSON instance path of a leaf, value).
+    pub sets: Vec<(String, String)>,
+}
+
+impl PrepareCommit<'_> {
+    /// Proposes `value` for the leaf at `path`.
+    pub fn set(&mut self, path: impl Into<String>, value: impl Into<String>) {
+        self.sets.push((path.into(), value.into()));
+    }
 }
 
 /// One plugin. The agent calls it from one thread at a time (commits are

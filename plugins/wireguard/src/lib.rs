@@ -240,13 +240,7 @@ impl Plugin for WireguardPlugin {
             if m.private_key.is_none() {
                 let path = format!("{}/private-key", model::iface_path(i));
                 let key = keys::SecretKey::generate();
-                commit
-                    .new
-                    .new_path(&path, Some(&key.expose_base64()), false)
-                    .map_err(|e| {
-                        PluginError::failed(format!("generating a private key for wg{i}: {e}"))
-                    })?;
-                commit.changed = true;
+                commit.set(path, key.expose_base64());
                 tracing::info!("wireguard: generated a private key for wg{i}");
             }
         }

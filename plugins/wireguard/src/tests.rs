@@ -85,11 +85,16 @@ impl Harness {
         let mut pc = PrepareCommit {
             context: context(),
             old: &self.running,
-            new: &mut new,
+            new: &new,
             diff: &diff,
-            changed: false,
+            sets: Vec::new(),
         };
         self.plugin.prepare(&mut pc).map_err(CommitError::Apply)?;
+        let sets = pc.sets;
+        for (path, value) in sets {
+            new.new_path(&path, Some(&value), false)
+                .map_err(|e| CommitError::Yang(e.to_string()))?;
+        }
         new.validate(DataValidationFlags::NO_STATE)
             .map_err(|e| CommitError::Yang(e.to_string()))?;
         Ok(new)

@@ -1,0 +1,259 @@
+//! The few libyang tree operations yang5 does not offer, on raw nodes:
+//! copying one subtree into a given parent with its flags kept (default
+//! nodes stay default, validated nodes stay validated), a "shallow" copy of
+//! a list entry (everything but its nested lists), and taking a tree's root
+//! pointer out and back so a top-level node can be inserted or freed.
+//!
+//! Every function here works on trees owned by a `DataTree` of the agent's
+//! context; pointers never outlive the call that obtained them.
+
+use std::ffi::{CStr, CString};
+use std::ptr;
+
+use libyang5_sys as ffi;
+use yang5::context::Context;
+use yang5::data::{Data, DataTree};
+
+pub type Node = *mut ffi::lyd_node;
+
+/// A `DataTree` owning the sibling list that `raw` belongs to (empty for
+/// NULL).
+pub fn wrap(ctx: &'static Context, raw: Node) -> DataTree<'static> {
+    if raw.is_null() {
+        return DataTree::new(ctx);
+    }
+    // SAFETY: `raw` is a node of a tree nobody else owns any more (it came
+    // from `into_raw` or was built here); the owning reference takes it over
+    // and its `tree` frees it on drop.
+    let owning = unsafe { yang5::data::DataTreeOwningRef::from_raw_node(ctx, raw) };
+    std::mem::ManuallyDrop::into_inner(owning).tree
+}
+
+/// Runs `f` on the first top-level node of `tree`, which `f` may change
+/// (insert before it, free it).
+pub fn with_root<R>(
+    ctx: &'static Context,
+    tree: &mut DataTree<'static>,
+    f: impl FnOnce(&mut Node) -> R,
+) -> R {
+    let t = std::mem::replace(tree, DataTree::new(ctx));
+    let mut raw = t.into_raw();
+    let r = f(&mut raw);
+    *tree = wrap(ctx, raw);
+    r
+}
+
+/// The node at instance path `path` (implicit nodes included), if any.
+pub fn find(first: Node, path: &str) -> Option<Node> {
+    if first.is_null() {
+        return None;
+    }
+    let c = CString::new(path).ok()?;
+    let mut out: Node = ptr::null_mut();
+    // SAFETY: `first` is a valid tree, `c` a NUL-terminated path.
+    let r = unsafe { ffi::lyd_find_path(first, c.as_ptr(), 0, &mut out) };
+    (r == ffi::LY_ERR::LY_SUCCESS && !out.is_null()).then_some(out)
+}
+
+/// The instance path of `node` (`/m:a/b[k='1']`).
+pub fn path(node: Node) -> String {
+    // SAFETY: lyd_path allocates the string with malloc when given no buffer.
+    unsafe {
+        let p = ffi::lyd_path(node, ffi::LYD_PATH_TYPE::LYD_PATH_STD, ptr::null_mut(), 0);
+        if p.is_null() {
+            return String::new();
+        }
+        let s = CStr::from_ptr(p).to_string_lossy().into_owned();
+        libc::free(p as *mut libc::c_void);
+        s
+    }
+}
+
+pub fn schema_of(node: Node) -> *const ffi::lysc_node {
+    // SAFETY: a valid node.
+    unsafe { (*node).schema }
+}
+
+pub fn nodetype(node: Node) -> u32 {
+    let s = schema_of(node);
+    if s.is_null() {
+        0
+    } else {
+        // SAFETY: a valid schema node.
+        unsafe { (*s).nodetype as u32 }
+    }
+}
+
+pub fn parent(node: Node) -> Node {
+    // SAFETY: a valid node.
+    unsafe { (*node).parent }
+}
+
+pub fn next(node: Node) -> Node {
+    // SAFETY: a valid node.
+    unsafe { (*node).next }
+}
+
+/// First child of an inner node (NULL for terminals).
+pub fn first_child(node: Node) -> Node {
+    if nodetype(node) & (ffi::LYS_CONTAINER | ffi::LYS_LIST) == 0 {
+        return ptr::null_mut();
+    }
+    // SAFETY: containers and lists are `lyd_node_inner`.
+    unsafe { (*(node as *mut ffi::lyd_node_inner)).child }
+}
+
+/// Copies `node` (with its subtree when `recursive`) as the last child of
+/// `parent`, or as a new top-level sibling of `*first` when `parent` is NULL.
+/// Flags are kept.
+pub fn dup_into(node: Node, parent: Node, first: &mut Node, recursive: bool) -> Option<Node> {
+    let mut opts = ffi::LYD_DUP_WITH_FLAGS;
+    if recursive {
+        opts |= ffi::LYD_DUP_RECURSIVE;
+    }
+    let mut dup: Node = ptr::null_mut();
+    // SAFETY: valid nodes of the same context; with a parent, libyang links
+    // the copy into it.
+    let r = unsafe { ffi::lyd_dup_single(node, parent, opts, &mut dup) };
+    if r != ffi::LY_ERR::LY_SUCCESS || dup.is_null() {
+        return None;
+    }
+    if parent.is_null() {
+        if first.is_null() {
+            *first = dup;
+        } else {
+            // SAFETY: `*first` is a top-level node of the target tree.
+            let r = unsafe { ffi::lyd_insert_sibling(*first, dup, first) };
+            if r != ffi::LY_ERR::LY_SUCCESS {
+                // SAFETY: the copy is not linked anywhere.
+                unsafe { ffi::lyd_free_tree(dup) };
+                return None;
+            }
+        }
+    }
+    Some(dup)
+}
+
+/// Copies `node` without its nested lists: keys, leaves, leaf-lists and
+/// containers (shallowly themselves). What constraints of an unchanged
+/// ancestor or sibling entry need, without the entries below it.
+pub fn dup_shallow(node: Node, parent: Node, first: &mut Node) -> Option<Node> {
+    let copy = dup_into(node, parent, first, false)?;
+    let mut c = first_child(node);
+    while !c.is_null() {
+        let t = nodetype(c);
+        // SAFETY: a valid schema node.
+        let is_key =
+            !schema_of(c).is_null() && unsafe { (*schema_of(c)).flags as u32 } & ffi::LYS_KEY != 0;
+        if t & ffi::LYS_LIST != 0 || (is_key && t & ffi::LYS_LEAF != 0) {
+            // nested lists are left out; keys came with the entry
+        } else if t & ffi::LYS_CONTAINER != 0 {
+            let mut unused = ptr::null_mut();
+            dup_shallow(c, copy, &mut unused)?;
+        } else {
+            let mut unused = ptr::null_mut();
+            dup_into(c, copy, &mut unused, true)?;
+        }
+        c = next(c);
+    }
+    Some(copy)
+}
+
+/// Frees `node` and its subtree, keeping `*first` pointing at the tree.
+pub fn free(node: Node, first: &mut Node) {
+    if node == *first {
+        *first = next(node);
+    }
+    // SAFETY: `node` belongs to the tree whose first node is `*first`;
+    // lyd_free_tree unlinks it first.
+    unsafe { ffi::lyd_free_tree(node) };
+}
+
+/// Adds the implicit (default) nodes a non-empty tree lacks, everywhere in
+/// it.
+pub fn add_implicit(first: &mut Node) -> bool {
+    if first.is_null() {
+        return true;
+    }
+    // SAFETY: a valid non-empty tree (libyang takes the context from it).
+    let r = unsafe {
+        ffi::lyd_new_implicit_all(
+            first,
+            ptr::null(),
+            ffi::LYD_IMPLICIT_NO_STATE,
+            ptr::null_mut(),
+        )
+    };
+    r == ffi::LY_ERR::LY_SUCCESS
+}
+
+/// Items of a libyang sized array (its count is stored just before it).
+///
+/// # Safety
+/// `arr` is NULL or a libyang sized array of `T`.
+pub unsafe fn sized_array<'a, T>(arr: *mut T) -> &'a [T] {
+    if arr.is_null() {
+        return &[];
+    }
+    let count = *(arr as *const u64).offset(-1) as usize;
+    std::slice::from_raw_parts(arr, count)
+}
+
+/// The canonical value of a terminal node, as the context's dictionary
+/// pointer (equal values are the same pointer).
+pub fn canonical_ptr(node: Node) -> *const std::os::raw::c_char {
+    // SAFETY: leaves and leaf-lists are `lyd_node_term`.
+    unsafe { (*(node as *mut ffi::lyd_node_term)).value._canonical }
+}
+
+/// The child of `parent` instance of schema node `schema` (a leaf).
+pub fn child_by_schema(parent: Node, schema: *const ffi::lysc_node) -> Option<Node> {
+    let first = first_child(parent);
+    if first.is_null() {
+        return None;
+    }
+    let mut out: Node = ptr::null_mut();
+    // SAFETY: valid sibling list and schema node of the same context.
+    let r = unsafe { ffi::lyd_find_sibling_val(first, schema, ptr::null(), 0, &mut out) };
+    (r == ffi::LY_ERR::LY_SUCCESS && !out.is_null()).then_some(out)
+}
+
+/// The raw pointer of a tree's first top-level node (NULL when empty).
+pub fn first_of(tree: &DataTree<'static>) -> Node {
+    tree.raw()
+}
+
+/// Merges the tree `src` (consumed) into the tree whose first node is
+/// `*first`, keeping flags (default nodes stay default).
+pub fn merge_into(first: &mut Node, src: DataTree<'static>) -> bool {
+    let src = src.into_raw();
+    if src.is_null() {
+        return true;
+    }
+    if first.is_null() {
+        *first = src;
+        return true;
+    }
+    // SAFETY: two valid trees of one context; DESTRUCT hands `src` over.
+    let r = unsafe {
+        ffi::lyd_merge_siblings(
+            first,
+            src,
+            (ffi::LYD_MERGE_WITH_FLAGS | ffi::LYD_MERGE_DESTRUCT) as u16,
+        )
+    };
+    r == ffi::LY_ERR::LY_SUCCESS
+}
+
+/// A copy of `node`'s subtree with its ancestors (keys only), flags kept, as
+/// a tree of its own.
+pub fn dup_with_parents(ctx: &'static Context, node: Node) -> Option<DataTree<'static>> {
+    let mut dup: Node = ptr::null_mut();
+    let opts = ffi::LYD_DUP_RECURSIVE | ffi::LYD_DUP_WITH_FLAGS | ffi::LYD_DUP_WITH_PARENTS;
+    // SAFETY: a valid node; the copy is a new tree.
+    let r = unsafe { ffi::lyd_dup_single(node, ptr::null_mut(), opts, &mut dup) };
+    if r != ffi::LY_ERR::LY_SUCCESS || dup.is_null() {
+        return None;
+    }
+    Some(wrap(ctx, dup))
+}
