@@ -253,7 +253,17 @@ fn plugins(config: &Config, schema: &Schema) -> Result<Vec<Box<dyn Plugin>>, Str
 /// configuration.
 pub fn build_core(config: &Config) -> Result<Core, String> {
     let mut dirs = default_yang_dirs();
-    dirs.extend(config.yang_dirs.iter().cloned());
+    for d in &config.yang_dirs {
+        // A configured directory that is also a default one is searched once
+        // (libyang refuses a search directory twice).
+        let same = |x: &std::path::PathBuf| match (x.canonicalize(), d.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => x == d,
+        };
+        if !dirs.iter().any(same) {
+            dirs.push(d.clone());
+        }
+    }
     let schema = Schema::load(&dirs).map_err(|e| e.to_string())?;
     let (ds, source) = Datastores::open(&schema, config.run_dir.clone(), config.state_dir.clone())?;
     let mut pipeline = Pipeline::new(plugins(config, &schema)?);

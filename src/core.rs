@@ -54,7 +54,6 @@ fn one(e: RpcError) -> Vec<RpcError> {
 fn reads_candidate_whole(op: &Operation) -> bool {
     let cand = |d: &Datastore| *d == Datastore::Candidate;
     match op {
-        Operation::GetConfig { source, .. } => cand(source),
         Operation::CopyConfig { target, source, .. } => {
             cand(target) || matches!(source, Source::Datastore(d) if cand(d))
         }
@@ -195,6 +194,11 @@ impl Core {
         filter: Option<Filter>,
         wd: Option<WithDefaults>,
     ) -> OpResult {
+        if source == Datastore::Candidate && self.ds.candidate_modified() {
+            if let Some(tree) = self.ds.pending_snapshot(&self.schema).map_err(one)? {
+                return self.filtered_with(&tree, filter, wd, Content::Config);
+            }
+        }
         let tree = self.existing(source).map_err(one)?;
         self.filtered_with(tree, filter, wd, Content::Config)
     }

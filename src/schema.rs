@@ -141,7 +141,13 @@ impl Schema {
                 });
             }
         }
-        let scoped = crate::datastore::scope::eligible_modules(ctx);
+        // WGNETCONF_SCOPED=0 commits everything through the whole-datastore
+        // path (the differential tests compare the two).
+        let scoped = if std::env::var("WGNETCONF_SCOPED").as_deref() == Ok("0") {
+            Default::default()
+        } else {
+            crate::datastore::scope::eligible_modules(ctx)
+        };
         tracing::debug!(?scoped, "modules committed in scope");
         Ok(Schema {
             ctx,

@@ -418,6 +418,22 @@ impl Datastores {
         self.pending = edits;
     }
 
+    /// The candidate as a tree, built from running and the pending edits
+    /// without keeping it (`None`: it has a tree of its own, or no edits).
+    pub fn pending_snapshot(&self, schema: &Schema) -> Result<Option<DataTree<'static>>, RpcError> {
+        if self.candidate.is_some() || self.pending.is_empty() {
+            return Ok(None);
+        }
+        let mut tree = duplicate(&self.running)?;
+        for p in &self.pending {
+            edit::apply(schema, &mut tree, &p.tree, &p.valueless, p.op)?;
+        }
+        // Default nodes, as a validated candidate has them (an invalid one,
+        // edited with test-option set, is shown as it is).
+        let _ = validate_config(schema, &mut tree);
+        Ok(Some(tree))
+    }
+
     /// Turns pending edits into a candidate tree of its own: before running
     /// changes other than by committing them (so the candidate keeps what
     /// it was), and before the candidate is read or replaced as a whole.

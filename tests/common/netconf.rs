@@ -38,6 +38,10 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     /// Raw TOML for the `[netconf]` table (e.g. `hello_timeout_secs = 1`).
     pub netconf: String,
+    /// YANG directories (default: `tests/yang`).
+    pub yang_dirs: Vec<PathBuf>,
+    /// Extra environment of the agent process.
+    pub agent_env: Vec<(String, String)>,
 }
 
 impl Env {
@@ -57,6 +61,8 @@ impl Env {
         Env {
             dir,
             netconf: netconf.to_string(),
+            yang_dirs: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yang")],
+            agent_env: Vec::new(),
         }
     }
 
@@ -79,11 +85,16 @@ impl Env {
     /// Writes the config file and returns its path.
     pub fn config(&self) -> PathBuf {
         let pubkey = std::fs::read_to_string(self.path("id_ed25519.pub")).expect("pubkey");
-        let yang = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yang");
+        let yang = self
+            .yang_dirs
+            .iter()
+            .map(|d| format!("{d:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let text = format!(
             "state_dir = {state:?}\n\
              run_dir = {run:?}\n\
-             yang_dirs = [{yang:?}]\n\
+             yang_dirs = [{yang}]\n\
              [ssh]\nlisten = [\"127.0.0.1:0\"]\n\
              [unix]\nenabled = false\n\
              [netconf]\n{netconf}\n\
@@ -101,7 +112,7 @@ impl Env {
 
     /// Starts an agent on this environment.
     pub fn start(&self) -> Agent {
-        Agent::start(&self.config())
+        Agent::start_with_env(&self.config(), &self.agent_env)
     }
 }
 
@@ -129,9 +140,14 @@ impl Drop for Agent {
 
 impl Agent {
     pub fn start(config: &Path) -> Agent {
+        Self::start_with_env(config, &[])
+    }
+
+    pub fn start_with_env(config: &Path, envs: &[(String, String)]) -> Agent {
         let mut child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(config)
+            .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("WGNETCONF_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -1,0 +1,249 @@
+//! Scoped commits (`datastore/scope.rs`) against the whole-datastore path:
+//! two agents on the `wgnetconf-tunnel` model (plugin off), one with scoped
+//! commits and one with `WGNETCONF_SCOPED=0`, get the same few hundred
+//! edit-config, commit and discard-changes operations — merges, replaces,
+//! creates, deletes and removes at every level, unique collisions (default
+//! listen port included), over-long descriptions, bad keys, missing
+//! mandatory keys, candidate and running targets, test-only. Every reply
+//! (ok, or the rpc-errors' type, tag, app-tag, path and info) and every
+//! running must be the same. Then the scoped agent is killed with SIGKILL
+//! and must come back with the same running from its journal, also after a
+//! torn record was appended.
+
+#[path = "common/netconf.rs"]
+mod netconf;
+
+use std::path::Path;
+
+use netconf::*;
+
+const TUN: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
+
+fn env(scoped: bool) -> Env {
+    let mut e = Env::new();
+    e.yang_dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("yang")];
+    if !scoped {
+        e.agent_env = vec![("WGNETCONF_SCOPED".into(), "0".into())];
+    }
+    e
+}
+
+/// A tiny deterministic generator (xorshift), so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A valid key; only 4 distinct ones so `unique public-key` collides.
+fn key(n: u64) -> String {
+    let mut s = String::from("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    s.push(char::from(b'A' + (n % 4) as u8));
+    s.push('=');
+    s
+}
+
+fn op_attr(op: Option<&str>) -> String {
+    op.map(|o| format!(" nc:operation=\"{o}\""))
+        .unwrap_or_default()
+}
+
+fn random_edit(r: &mut Rng) -> String {
+    let ops = [
+        None,
+        None,
+        None,
+        Some("merge"),
+        Some("replace"),
+        Some("create"),
+        Some("delete"),
+        Some("remove"),
+    ];
+    let op = ops[r.pick(ops.len() as u64) as usize];
+    let wg = 1 + r.pick(3);
+    let peer = 1 + r.pick(5);
+    let inner = match r.pick(12) {
+        0 => format!("<wireguard{}><instance>{wg}</instance></wireguard>", op_attr(op)),
+        1 => format!(
+            "<wireguard><instance>{wg}</instance><listen-port{}>{}</listen-port></wireguard>",
+            op_attr(op),
+            51820 + r.pick(3)
+        ),
+        2 => format!(
+            "<wireguard><instance>{wg}</instance><description{}>{}</description></wireguard>",
+            op_attr(op),
+            "d".repeat(if r.pick(5) == 0 { 65 } else { 1 + r.pick(20) as usize })
+        ),
+        3 => format!(
+            "<wireguard><instance>{wg}</instance><mtu{}>{}</mtu></wireguard>",
+            op_attr(op),
+            1280 + r.pick(200)
+        ),
+        4 | 5 => format!(
+            "<wireguard><instance>{wg}</instance><peer{}><instance>{peer}</instance><public-key>{}</public-key></peer></wireguard>",
+            op_attr(op),
+            key(r.pick(6))
+        ),
+        6 => format!(
+            "<wireguard><instance>{wg}</instance><peer{}><instance>{peer}</instance></peer></wireguard>",
+            op_attr(op)
+        ),
+        7 => format!(
+            "<wireguard><instance>{wg}</instance><peer><instance>{peer}</instance><allowed-ip{}>10.{}.0.0/16</allowed-ip></peer></wireguard>",
+            op_attr(op),
+            r.pick(3)
+        ),
+        8 => format!(
+            "<wireguard><instance>{wg}</instance><peer><instance>{peer}</instance><persistent-keepalive{}>{}</persistent-keepalive></peer></wireguard>",
+            op_attr(op),
+            r.pick(30)
+        ),
+        9 => format!(
+            "<wireguard><instance>{wg}</instance><enable{}>{}</enable></wireguard>",
+            op_attr(op),
+            r.pick(2) == 0
+        ),
+        10 => format!(
+            "<wireguard><instance>{wg}</instance><peer><instance>{peer}</instance><public-key>not-a-key</public-key></peer></wireguard>"
+        ),
+        _ => format!(
+            "<wireguard><instance>{wg}</instance><peer><instance>{peer}</instance><description{}/></peer></wireguard>",
+            op_attr(op)
+        ),
+    };
+    format!("<tunnel xmlns=\"{TUN}\" xmlns:nc=\"{NC_NS}\">{inner}</tunnel>")
+}
+
+/// What must match between the two agents: ok, or the errors' fields.
+fn outcome(r: &Reply) -> String {
+    if r.is_ok() {
+        return "ok".into();
+    }
+    let mut out = String::new();
+    for e in r.errors() {
+        let mut info: Vec<String> = e
+            .info
+            .iter()
+            .map(|i| format!("{}={}", i.name, i.value))
+            .collect();
+        info.sort();
+        // A unique violation names one of the colliding entries in
+        // error-path (which one depends on the order libyang checks them
+        // in); error-info lists all of them, and that must match.
+        let path = if e.app_tag.as_deref() == Some("data-not-unique") {
+            let p = e.path.clone().unwrap_or_default();
+            assert!(
+                e.info.iter().any(|i| i.value.starts_with(&format!("{p}/"))),
+                "error-path {p} is none of the colliding entries"
+            );
+            None
+        } else {
+            e.path.clone()
+        };
+        out.push_str(&format!(
+            "[{} {} {:?} {:?} {:?}]",
+            e.error_type, e.tag, e.app_tag, path, info
+        ));
+    }
+    out
+}
+
+#[test]
+fn scoped_commits_match_the_whole_datastore_path() {
+    let (es, ef) = (env(true), env(false));
+    let (scoped, full) = (es.start(), ef.start());
+    let mut a = scoped.session(&es);
+    let mut b = full.session(&ef);
+    let mut r = Rng(0x5eed_1234_abcd_0001);
+    let mut oks = 0;
+    let mut errors = 0;
+    for step in 0..500 {
+        let rpc = match r.pick(10) {
+            0 => "<commit/>".to_string(),
+            1 => "<discard-changes/>".to_string(),
+            2..=5 => edit_config("candidate", "", &random_edit(&mut r)),
+            6 => edit_config(
+                "candidate",
+                "<test-option>set</test-option>",
+                &random_edit(&mut r),
+            ),
+            7 => edit_config(
+                "running",
+                "<test-option>test-only</test-option>",
+                &random_edit(&mut r),
+            ),
+            _ => edit_config("running", "", &random_edit(&mut r)),
+        };
+        let (ra, rb) = (a.rpc(&rpc), b.rpc(&rpc));
+        assert_eq!(
+            outcome(&ra),
+            outcome(&rb),
+            "step {step}: {rpc}\nscoped: {}\nfull: {}",
+            ra.text,
+            rb.text
+        );
+        if ra.is_ok() {
+            oks += 1;
+        } else {
+            errors += 1;
+        }
+        let (ga, gb) = (a.get_config("running"), b.get_config("running"));
+        assert_eq!(
+            ga.canon(),
+            gb.canon(),
+            "step {step}: running differs after {rpc}"
+        );
+        if step % 25 == 24 {
+            let (ca, cb) = (a.get_config("candidate"), b.get_config("candidate"));
+            assert_eq!(ca.canon(), cb.canon(), "step {step}: candidate differs");
+        }
+    }
+    // The sequence exercises both outcomes a fair amount.
+    assert!(oks > 100 && errors > 30, "oks {oks}, errors {errors}");
+
+    // Restart from the journal after SIGKILL, also with a torn record.
+    let want = b.get_config("running").canon();
+    assert!(want.len() > 100, "running is nearly empty: {want}");
+    drop(a);
+    scoped.kill9();
+    let journal = es.run_dir().join("running.journal");
+    let meta = std::fs::metadata(&journal).expect("running.journal");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "journal mode");
+    let mut bytes = std::fs::read(&journal).expect("read journal");
+    bytes.extend_from_slice(b"R 9999 0123456789abcdef\n<tunnel");
+    std::fs::write(&journal, bytes).expect("tear journal");
+    let again = es.start();
+    let mut a = again.session(&es);
+    assert_eq!(
+        a.get_config("running").canon(),
+        want,
+        "running after SIGKILL"
+    );
+    // And commits go on after the torn tail was cut.
+    let e = edit_config(
+        "running",
+        "",
+        &format!("<tunnel xmlns=\"{TUN}\"><wireguard><instance>9</instance><listen-port>40000</listen-port></wireguard></tunnel>"),
+    );
+    a.rpc(&e).assert_ok();
+    b.rpc(&e).assert_ok();
+    let want = b.get_config("running").canon();
+    drop(a);
+    again.kill9();
+    let third = es.start();
+    let mut a = third.session(&es);
+    assert_eq!(
+        a.get_config("running").canon(),
+        want,
+        "running after a second SIGKILL"
+    );
+}
