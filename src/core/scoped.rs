@@ -90,10 +90,14 @@ impl Core {
         let Some(mut sc) = sc.map_err(one)? else {
             return Ok(Err(Declined(tree, valueless)));
         };
+        let mut validated = false;
         match (target, test_option) {
             (_, TestOption::TestOnly) => self.validate_scope(&mut sc)?,
             (Datastore::Candidate, TestOption::Set) => {}
-            (Datastore::Candidate, TestOption::TestThenSet) => self.validate_scope(&mut sc)?,
+            (Datastore::Candidate, TestOption::TestThenSet) => {
+                self.validate_scope(&mut sc)?;
+                validated = true;
+            }
             (_, _) => {
                 sc.add_unique_context(self.schema.ctx, &self.ds.running)
                     .map_err(one)?;
@@ -102,11 +106,14 @@ impl Core {
             }
         }
         if target == Datastore::Candidate && test_option != TestOption::TestOnly {
-            self.ds.push_pending(PendingEdit {
-                tree,
-                valueless,
-                op,
-            });
+            self.ds.push_pending(
+                PendingEdit {
+                    tree,
+                    valueless,
+                    op,
+                },
+                validated.then_some(sc),
+            );
         }
         Ok(Ok(Outcome::Ok))
     }
@@ -120,7 +127,12 @@ impl Core {
         if self.ds.pending().is_empty() {
             return Some(Ok(()));
         }
+        let cached = self.ds.take_validated_scope();
         let result = (|| {
+            if let Some(mut sc) = cached {
+                // Validated when the last edit was accepted, on this running.
+                return self.commit_scope(&mut sc);
+            }
             let Some(mut sc) = self.candidate_scope(None).map_err(one)? else {
                 // Accepted edits were scoped; a schema cannot change since.
                 return Err(one(RpcError::operation_failed(
@@ -146,6 +158,7 @@ impl Core {
                 .commit_scoped(&self.schema, &mut ds.running, sc, |running, scope| {
                     ds.journal.append(running, &scope.roots)
                 })?;
+        self.ds.running_changed();
         let change = hooks::changes_of(&self.schema, &diff);
         self.ext.config_changed("running", change);
         Ok(())

@@ -160,10 +160,15 @@ fn apply_node(
         && matches!(op, EditOp::Merge | EditOp::Create | EditOp::Replace)
         && !has_attributes(node)
     {
-        let copy = node
-            .duplicate(true)
-            .map_err(|e| libyang_error(schema, &e))?;
-        target.merge(&copy).map_err(|e| libyang_error(schema, &e))?;
+        let copy = super::raw::dup_with_parents(schema.ctx, node.as_raw())
+            .ok_or_else(|| RpcError::operation_failed("cannot copy the edit"))?;
+        // The copy is moved into the target, not copied a second time.
+        let ok = super::raw::with_root(schema.ctx, target, |first| {
+            super::raw::merge_into(first, copy)
+        });
+        if !ok {
+            return Err(RpcError::operation_failed("cannot merge the edit"));
+        }
         return Ok(());
     }
     if op == EditOp::None {

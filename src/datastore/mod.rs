@@ -51,6 +51,11 @@ pub struct Datastores {
     /// it has been read); `None` while it is running plus `pending`.
     candidate: Option<DataTree<'static>>,
     pending: Vec<PendingEdit>,
+    /// The pending edits' scope as validated at edit time, with the running
+    /// generation it was built on: a commit right after uses it as it is.
+    validated_scope: Option<(scope::Scope, u64)>,
+    /// Changes whenever running does.
+    running_gen: u64,
     /// The candidate passed libyang validation since its last change: a
     /// commit need not validate it again (validation costs in proportion to
     /// the whole datastore, and does not depend on running).
@@ -100,6 +105,11 @@ pub fn parse_edit(
     xml: &str,
 ) -> Result<(DataTree<'static>, Vec<ValuelessDelete>), RpcError> {
     let mut out = Vec::new();
+    // Only an element with an operation attribute can be one: skip the
+    // second parse of (possibly large) edits that have none.
+    if !xml.contains("delete") && !xml.contains("remove") {
+        return Ok((parse_config(schema, xml)?, out));
+    }
     if let Ok(mut root) = crate::protocol::xml::parse(format!("<c>{xml}</c>").as_bytes()) {
         strip_valueless(schema, &mut root, "", "", None, &mut out);
         if !out.is_empty() {
@@ -344,6 +354,8 @@ impl Datastores {
                 running,
                 candidate: None,
                 pending: Vec::new(),
+                validated_scope: None,
+                running_gen: 0,
                 candidate_valid: false,
                 startup,
                 journal,
@@ -373,6 +385,7 @@ impl Datastores {
     pub fn set_candidate(&mut self, tree: DataTree<'static>) {
         self.candidate = Some(tree);
         self.pending.clear();
+        self.validated_scope = None;
         self.candidate_valid = false;
     }
 
@@ -380,6 +393,7 @@ impl Datastores {
     pub fn set_candidate_validated(&mut self, tree: DataTree<'static>) {
         self.candidate = Some(tree);
         self.pending.clear();
+        self.validated_scope = None;
         self.candidate_valid = true;
     }
 
@@ -391,6 +405,7 @@ impl Datastores {
     pub fn discard_candidate(&mut self) {
         self.candidate = None;
         self.pending.clear();
+        self.validated_scope = None;
     }
 
     pub fn take_candidate(&mut self) -> Option<DataTree<'static>> {
@@ -406,12 +421,31 @@ impl Datastores {
         &self.pending
     }
 
-    pub fn push_pending(&mut self, edit: PendingEdit) {
+    /// One more pending edit; `validated`: the scope of all pending edits,
+    /// validated just now on the current running.
+    pub fn push_pending(&mut self, edit: PendingEdit, validated: Option<scope::Scope>) {
         self.pending.push(edit);
+        self.validated_scope = validated.map(|s| (s, self.running_gen));
     }
 
     pub fn take_pending(&mut self) -> Vec<PendingEdit> {
+        self.validated_scope = None;
         std::mem::take(&mut self.pending)
+    }
+
+    /// The validated scope of the pending edits, if running has not changed
+    /// since it was built.
+    pub fn take_validated_scope(&mut self) -> Option<scope::Scope> {
+        match self.validated_scope.take() {
+            Some((s, gen)) if gen == self.running_gen => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Running changed (in place or replaced).
+    pub fn running_changed(&mut self) {
+        self.running_gen += 1;
+        self.validated_scope = None;
     }
 
     pub fn restore_pending(&mut self, edits: Vec<PendingEdit>) {
@@ -446,6 +480,7 @@ impl Datastores {
             edit::apply(schema, &mut tree, &p.tree, &p.valueless, p.op)?;
         }
         self.pending.clear();
+        self.validated_scope = None;
         self.candidate = Some(tree);
         self.candidate_valid = false;
         Ok(())
@@ -459,6 +494,7 @@ impl Datastores {
 
     pub fn install_running(&mut self, tree: DataTree<'static>) {
         self.running = tree;
+        self.running_changed();
     }
 
     pub fn set_startup(&mut self, tree: DataTree<'static>) -> Result<(), RpcError> {

@@ -223,8 +223,9 @@ pub fn first_of(tree: &DataTree<'static>) -> Node {
     tree.raw()
 }
 
-/// Merges the tree `src` (consumed) into the tree whose first node is
-/// `*first`, keeping flags (default nodes stay default).
+/// Merges the tree `src` (consumed: its nodes are moved where the target
+/// has no match) into the tree whose first node is `*first`, keeping flags
+/// (default nodes stay default).
 pub fn merge_into(first: &mut Node, src: DataTree<'static>) -> bool {
     let src = src.into_raw();
     if src.is_null() {
