@@ -232,15 +232,15 @@ impl Pipeline {
         &mut self,
         schema: &Schema,
         running: &mut DataTree<'static>,
-        scope: &Scope,
+        scope: &mut Scope,
     ) -> Result<(), Vec<RpcError>> {
-        let diff = scope.diff(schema).map_err(|e| vec![e])?;
-        let involved = self.interested(&touched_modules(&diff));
+        let involved = self.interested(&scope::root_modules(&scope.roots));
         if involved.is_empty() {
             return Ok(());
         }
         let ctx = schema.ctx;
-        scope::transplant(ctx, running, &scope.new, &scope.roots).map_err(|e| vec![e])?;
+        let diff = scope.diff(schema).map_err(|e| vec![e])?;
+        scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
         let mut errors = Vec::new();
         for i in involved {
             let commit = Commit {
@@ -253,7 +253,7 @@ impl Pipeline {
                 errors.extend(es.iter().map(|e| plugin_error(schema, Phase::Validate, e)));
             }
         }
-        scope::transplant(ctx, running, &scope.old, &scope.roots).map_err(|e| vec![e])?;
+        scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
         if errors.is_empty() {
             Ok(())
         } else {
@@ -265,20 +265,34 @@ impl Pipeline {
     /// `datastore::scope`), with `scope.new` already validated by libyang:
     /// the roots' subtrees are swapped into `running` in place, and swapped
     /// back if a plugin or `persist` fails. Costs in proportion to the scope.
+    /// Returns the diff if a plugin needed one (it is computed only then).
     pub fn commit_scoped(
         &mut self,
         schema: &Schema,
         running: &mut DataTree<'static>,
         scope: &mut Scope,
         persist: impl FnOnce(&DataTree<'static>, &Scope) -> Result<(), RpcError>,
-    ) -> Result<DataDiff<'static>, Vec<RpcError>> {
+    ) -> Result<Option<DataDiff<'static>>, Vec<RpcError>> {
         let ctx = schema.ctx;
-        let mut diff = scope.diff(schema).map_err(|e| vec![e])?;
-        let modules = touched_modules(&diff);
-        let involved = self.interested(&modules);
-        scope::transplant(ctx, running, &scope.new, &scope.roots).map_err(|e| vec![e])?;
-        let undo = |running: &mut DataTree<'static>, scope: &Scope| {
-            if let Err(e) = scope::transplant(ctx, running, &scope.old, &scope.roots) {
+        let involved = self.interested(&scope::root_modules(&scope.roots));
+        let Some(mut diff) = (if involved.is_empty() {
+            None
+        } else {
+            Some(scope.diff(schema).map_err(|e| vec![e])?)
+        }) else {
+            // No plugin takes part: swap in and persist.
+            scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
+            if let Err(e) = persist(running, scope) {
+                if let Err(u) = scope::swap(ctx, running, scope) {
+                    warn!(error = %u.message, "restoring running after a failed commit");
+                }
+                return Err(vec![e]);
+            }
+            return Ok(None);
+        };
+        scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
+        let undo = |running: &mut DataTree<'static>, scope: &mut Scope| {
+            if let Err(e) = scope::swap(ctx, running, scope) {
                 warn!(error = %e.message, "restoring running after a failed commit");
             }
         };
@@ -315,7 +329,7 @@ impl Pipeline {
             }
             scope.validate(schema).map_err(|e| vec![e])?;
             diff = scope.diff(schema).map_err(|e| vec![e])?;
-            scope::transplant(ctx, running, &scope.new, &scope.roots).map_err(|e| vec![e])?;
+            scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
         }
 
         let mut applied: Vec<usize> = Vec::new();
@@ -340,7 +354,7 @@ impl Pipeline {
             undo(running, scope);
             return Err(vec![e]);
         }
-        Ok(diff)
+        Ok(Some(diff))
     }
 
     fn abort(

@@ -76,6 +76,25 @@ pub fn changes_of(schema: &Schema, diff: &yang5::data::DataDiff<'static>) -> Vec
     out
 }
 
+/// The edits of a scoped commit, one per root (the scope's roots are the
+/// subtrees it created, deleted or replaced).
+pub fn changes_of_roots(schema: &Schema, roots: &[(String, &'static str)]) -> Vec<Edit> {
+    if roots.len() > MAX_EDITS {
+        return Vec::new();
+    }
+    roots
+        .iter()
+        .map(|(path, op)| {
+            let p = json_path_to_error_path(schema, path);
+            Edit {
+                target: p.path,
+                namespaces: p.namespaces,
+                operation: op,
+            }
+        })
+        .collect()
+}
+
 /// Starts the confirm timer and the plugins' event poll; both stop with
 /// the agent.
 pub fn spawn_tasks(agent: &Arc<Agent>) {

@@ -58,7 +58,7 @@ impl Core {
 
     /// libyang's validation of a scope, then the plugins' checks on it.
     fn validate_scope(&mut self, sc: &mut Scope) -> Result<(), Vec<RpcError>> {
-        sc.add_unique_context(self.schema.ctx, &self.ds.running)
+        sc.add_unique_context(self.schema.ctx, &self.ds.running, &mut self.ds.unique)
             .map_err(one)?;
         sc.validate(&self.schema).map_err(one)?;
         self.pipeline
@@ -99,7 +99,7 @@ impl Core {
                 validated = true;
             }
             (_, _) => {
-                sc.add_unique_context(self.schema.ctx, &self.ds.running)
+                sc.add_unique_context(self.schema.ctx, &self.ds.running, &mut self.ds.unique)
                     .map_err(one)?;
                 sc.validate(&self.schema).map_err(one)?;
                 self.commit_scope(&mut sc)?;
@@ -139,7 +139,7 @@ impl Core {
                     "the pending candidate edits cannot be committed in scope",
                 )));
             };
-            sc.add_unique_context(self.schema.ctx, &self.ds.running)
+            sc.add_unique_context(self.schema.ctx, &self.ds.running, &mut self.ds.unique)
                 .map_err(one)?;
             sc.validate(&self.schema).map_err(one)?;
             self.commit_scope(&mut sc)
@@ -152,15 +152,36 @@ impl Core {
 
     /// The pipeline on a validated scope, persisted, notified.
     fn commit_scope(&mut self, sc: &mut Scope) -> Result<(), Vec<RpcError>> {
+        // A big change is cheaper to persist as a new base than as a
+        // journal record (which copies it first).
+        let big = sc.new_size(BIG_RECORD) >= BIG_RECORD;
+        let changes = sc.changes();
+        let unique_delta = crate::datastore::unique::delta(&sc.old, &sc.new);
         let ds = &mut self.ds;
         let diff =
             self.pipeline
                 .commit_scoped(&self.schema, &mut ds.running, sc, |running, scope| {
-                    ds.journal.append(running, &scope.roots)
+                    if big {
+                        ds.journal.save_base(running)
+                    } else {
+                        ds.journal.append(running, &scope.roots)
+                    }
                 })?;
         self.ds.running_changed();
-        let change = hooks::changes_of(&self.schema, &diff);
+        if sc.prepared {
+            // The delta predates the plugins' values: count again lazily.
+            self.ds.unique.clear();
+        } else {
+            self.ds.unique.apply(unique_delta);
+        }
+        let change = match &diff {
+            Some(d) => hooks::changes_of(&self.schema, d),
+            None => hooks::changes_of_roots(&self.schema, &changes),
+        };
         self.ext.config_changed("running", change);
         Ok(())
     }
 }
+
+/// Nodes from which a commit is persisted as a new base.
+const BIG_RECORD: usize = 4096;

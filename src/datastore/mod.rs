@@ -16,8 +16,9 @@ pub mod edit;
 pub mod filter;
 pub mod journal;
 pub mod persist;
-pub mod raw;
+pub(crate) mod raw;
 pub mod scope;
+pub(crate) mod unique;
 pub mod yang_error;
 
 use std::collections::HashMap;
@@ -56,6 +57,8 @@ pub struct Datastores {
     validated_scope: Option<(scope::Scope, u64)>,
     /// Changes whenever running does.
     running_gen: u64,
+    /// Running's `unique` values (see `unique.rs`).
+    pub(crate) unique: unique::UniqueIndex,
     /// The candidate passed libyang validation since its last change: a
     /// commit need not validate it again (validation costs in proportion to
     /// the whole datastore, and does not depend on running).
@@ -356,6 +359,7 @@ impl Datastores {
                 pending: Vec::new(),
                 validated_scope: None,
                 running_gen: 0,
+                unique: unique::UniqueIndex::default(),
                 candidate_valid: false,
                 startup,
                 journal,
@@ -494,6 +498,7 @@ impl Datastores {
 
     pub fn install_running(&mut self, tree: DataTree<'static>) {
         self.running = tree;
+        self.unique.clear();
         self.running_changed();
     }
 

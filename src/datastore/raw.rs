@@ -145,8 +145,15 @@ pub fn dup_shallow(node: Node, parent: Node, first: &mut Node) -> Option<Node> {
         // SAFETY: a valid schema node.
         let is_key =
             !schema_of(c).is_null() && unsafe { (*schema_of(c)).flags as u32 } & ffi::LYS_KEY != 0;
-        if t & ffi::LYS_LIST != 0 || (is_key && t & ffi::LYS_LEAF != 0) {
-            // nested lists are left out; keys came with the entry
+        if t & ffi::LYS_LIST != 0 {
+            // Nested lists are left out. Children come in schema order, so
+            // once only lists can follow, the (possibly 10,000) remaining
+            // entries need not be walked.
+            if only_lists_after(schema_of(c)) {
+                break;
+            }
+        } else if is_key && t & ffi::LYS_LEAF != 0 {
+            // keys came with the entry
         } else if t & ffi::LYS_CONTAINER != 0 {
             let mut unused = ptr::null_mut();
             dup_shallow(c, copy, &mut unused)?;
@@ -159,6 +166,22 @@ pub fn dup_shallow(node: Node, parent: Node, first: &mut Node) -> Option<Node> {
     Some(copy)
 }
 
+/// Whether every schema sibling after `s` is a list (nothing but list
+/// entries can follow an instance of `s`).
+fn only_lists_after(s: *const ffi::lysc_node) -> bool {
+    // SAFETY: compiled schema nodes of a live context.
+    unsafe {
+        let mut n = (*s).next as *const ffi::lysc_node;
+        while !n.is_null() {
+            if (*n).nodetype as u32 & ffi::LYS_LIST == 0 {
+                return false;
+            }
+            n = (*n).next;
+        }
+    }
+    true
+}
+
 /// Frees `node` and its subtree, keeping `*first` pointing at the tree.
 pub fn free(node: Node, first: &mut Node) {
     if node == *first {
@@ -167,24 +190,6 @@ pub fn free(node: Node, first: &mut Node) {
     // SAFETY: `node` belongs to the tree whose first node is `*first`;
     // lyd_free_tree unlinks it first.
     unsafe { ffi::lyd_free_tree(node) };
-}
-
-/// Adds the implicit (default) nodes a non-empty tree lacks, everywhere in
-/// it.
-pub fn add_implicit(first: &mut Node) -> bool {
-    if first.is_null() {
-        return true;
-    }
-    // SAFETY: a valid non-empty tree (libyang takes the context from it).
-    let r = unsafe {
-        ffi::lyd_new_implicit_all(
-            first,
-            ptr::null(),
-            ffi::LYD_IMPLICIT_NO_STATE,
-            ptr::null_mut(),
-        )
-    };
-    r == ffi::LY_ERR::LY_SUCCESS
 }
 
 /// Items of a libyang sized array (its count is stored just before it).
@@ -206,16 +211,19 @@ pub fn canonical_ptr(node: Node) -> *const std::os::raw::c_char {
     unsafe { (*(node as *mut ffi::lyd_node_term)).value._canonical }
 }
 
-/// The child of `parent` instance of schema node `schema` (a leaf).
+/// The child of `parent` instance of schema node `schema` (a leaf). A
+/// linear walk: list entries have a handful of children, for which it is
+/// several times faster than libyang's hash lookup (this runs once per
+/// sibling entry in the unique scan).
 pub fn child_by_schema(parent: Node, schema: *const ffi::lysc_node) -> Option<Node> {
-    let first = first_child(parent);
-    if first.is_null() {
-        return None;
+    let mut c = first_child(parent);
+    while !c.is_null() {
+        if schema_of(c) == schema {
+            return Some(c);
+        }
+        c = next(c);
     }
-    let mut out: Node = ptr::null_mut();
-    // SAFETY: valid sibling list and schema node of the same context.
-    let r = unsafe { ffi::lyd_find_sibling_val(first, schema, ptr::null(), 0, &mut out) };
-    (r == ffi::LY_ERR::LY_SUCCESS && !out.is_null()).then_some(out)
+    None
 }
 
 /// The raw pointer of a tree's first top-level node (NULL when empty).
@@ -257,4 +265,49 @@ pub fn dup_with_parents(ctx: &'static Context, node: Node) -> Option<DataTree<'s
         return None;
     }
     Some(wrap(ctx, dup))
+}
+
+/// Unlinks `node` from its tree, keeping `*first` pointing at the tree.
+pub fn unlink(node: Node, first: &mut Node) {
+    if node == *first {
+        *first = next(node);
+    }
+    // SAFETY: `node` belongs to the tree whose first node is `*first`.
+    unsafe { ffi::lyd_unlink_tree(node) };
+}
+
+/// Links the unlinked subtree `node` as a child of `parent`, or as a
+/// top-level sibling of `*first` when `parent` is NULL.
+pub fn link(node: Node, parent: Node, first: &mut Node) -> bool {
+    // SAFETY: `node` is unlinked; `parent`/`*first` belong to one valid
+    // tree of the same context.
+    let r = unsafe {
+        if !parent.is_null() {
+            ffi::lyd_insert_child(parent, node)
+        } else if first.is_null() {
+            *first = node;
+            ffi::LY_ERR::LY_SUCCESS
+        } else {
+            ffi::lyd_insert_sibling(*first, node, first)
+        }
+    };
+    r == ffi::LY_ERR::LY_SUCCESS
+}
+
+/// Counts the nodes of `node`'s subtree, stopping at `cap`.
+pub fn count(node: Node, cap: usize) -> usize {
+    let mut n = 0;
+    let mut stack = vec![node];
+    while let Some(x) = stack.pop() {
+        n += 1;
+        if n >= cap {
+            return n;
+        }
+        let mut c = first_child(x);
+        while !c.is_null() {
+            stack.push(c);
+            c = next(c);
+        }
+    }
+    n
 }

@@ -33,6 +33,7 @@ use yang5::schema::{SchemaNode, SchemaNodeKind};
 
 use super::edit;
 use super::raw::{self, Node};
+use super::unique::{self, UniqueIndex};
 use super::yang_error::libyang_error;
 use super::ValuelessDelete;
 use crate::protocol::error::RpcError;
@@ -63,11 +64,9 @@ pub fn eligible_modules(ctx: &Context) -> HashSet<String> {
             }
             match n.kind() {
                 SchemaNodeKind::Choice => ok = false,
-                SchemaNodeKind::Leaf | SchemaNodeKind::LeafList => {
-                    if type_uses_xpath(&n) {
-                        ok = false;
-                        xpath = true;
-                    }
+                SchemaNodeKind::Leaf | SchemaNodeKind::LeafList if type_uses_xpath(&n) => {
+                    ok = false;
+                    xpath = true;
                 }
                 _ => {}
             }
@@ -79,7 +78,7 @@ pub fn eligible_modules(ctx: &Context) -> HashSet<String> {
                     ok = false;
                 }
             }
-            if n.kind() == SchemaNodeKind::List && !uniques_direct(&n) {
+            if n.kind() == SchemaNodeKind::List && !unique::uniques_direct(&n) {
                 ok = false;
             }
         }
@@ -121,36 +120,6 @@ unsafe fn raw_type_uses_xpath(t: *mut ffi::lysc_type) -> bool {
         }
         _ => false,
     }
-}
-
-/// The `unique` statements of a list, each as its leaves' schema nodes.
-fn uniques(list: *const ffi::lysc_node) -> Vec<Vec<*const ffi::lysc_node>> {
-    // SAFETY: `list` is a compiled list node; `uniques` is a sized array of
-    // sized arrays of leaf pointers.
-    unsafe {
-        if list.is_null() || (*list).nodetype as u32 & ffi::LYS_LIST == 0 {
-            return Vec::new();
-        }
-        let l = list as *const ffi::lysc_node_list;
-        raw::sized_array((*l).uniques)
-            .iter()
-            .map(|u| {
-                raw::sized_array(*u)
-                    .iter()
-                    .map(|leaf| *leaf as *const ffi::lysc_node)
-                    .collect()
-            })
-            .collect()
-    }
-}
-
-fn uniques_direct(list: &SchemaNode<'_>) -> bool {
-    let raw_list = list.as_raw() as *const ffi::lysc_node;
-    uniques(raw_list)
-        .iter()
-        .flatten()
-        // SAFETY: compiled leaf nodes of a live context.
-        .all(|leaf| unsafe { (**leaf).parent as *const ffi::lysc_node } == raw_list)
 }
 
 /// A subtree an edit may change: its instance path, and its parent's path
@@ -256,6 +225,8 @@ pub fn root_modules(roots: &[Root]) -> HashSet<String> {
 /// `new` the same after the edit (validated by [`Scope::validate`]).
 pub struct Scope {
     pub roots: Vec<Root>,
+    /// A plugin's prepare set values after validation (`set_leaf`).
+    pub prepared: bool,
     pub old: DataTree<'static>,
     pub new: DataTree<'static>,
 }
@@ -325,7 +296,12 @@ impl Scope {
         }
         let old = raw::wrap(ctx, first);
         let new = super::duplicate(&old)?;
-        Ok(Scope { roots, old, new })
+        Ok(Scope {
+            roots,
+            prepared: false,
+            old,
+            new,
+        })
     }
 
     /// Applies one edit to the scope's new tree.
@@ -341,77 +317,69 @@ impl Scope {
 
     /// Adds to both trees the running entries whose `unique` values equal
     /// those of an entry in the new tree: libyang then sees (and reports)
-    /// every collision the change causes. One scan of each touched list's
-    /// siblings, comparing dictionary pointers.
+    /// every collision the change causes. The index tells whether running
+    /// holds such an entry outside the scope; only then are the siblings
+    /// scanned for it (the edit is about to be refused).
     pub fn add_unique_context(
         &mut self,
         ctx: &'static Context,
         running: &DataTree<'static>,
+        index: &mut UniqueIndex,
     ) -> Result<(), RpcError> {
         let run = raw::first_of(running);
-        // Defaults count for unique (RFC 7950 §7.8.3): add them first.
-        let mut nfirst = 0 as Node;
-        raw::with_root(ctx, &mut self.new, |first| {
-            raw::add_implicit(first);
-            nfirst = *first;
-        });
-        // (list schema, running parent) -> tuples of the scope's entries
-        let mut wanted: HashMap<(usize, usize), Vec<Vec<usize>>> = HashMap::new();
-        let mut stack = vec![nfirst];
-        while let Some(mut n) = stack.pop() {
-            while !n.is_null() {
-                let s = raw::schema_of(n);
-                if raw::nodetype(n) & ffi::LYS_LIST != 0 {
-                    let us = uniques(s);
-                    if !us.is_empty() {
-                        let ppath = raw::parent(n);
-                        let rparent = if ppath.is_null() {
-                            Some(ptr::null_mut())
-                        } else {
-                            raw::find(run, &raw::path(ppath))
-                        };
-                        if let Some(rp) = rparent {
-                            for u in &us {
-                                if let Some(t) = tuple(n, u) {
-                                    wanted.entry((s as usize, rp as usize)).or_default().push(t);
-                                }
-                            }
-                        }
+        let old_groups = unique::entries_by_group(&self.old);
+        let mut defaults = unique::Defaults::default();
+        let mut hits: Vec<Node> = Vec::new();
+        for ((s, ppath), entries) in unique::entries_by_group(&self.new) {
+            let rparent = if ppath.is_empty() {
+                ptr::null_mut()
+            } else {
+                match raw::find(run, &ppath) {
+                    Some(p) => p,
+                    // A new parent: nothing in running to collide with.
+                    None => continue,
+                }
+            };
+            // The scope's entries as running has them: counted in the index
+            // but not outside the scope.
+            let mut inside: HashMap<unique::Tuple, u32> = HashMap::new();
+            if let Some(olds) = old_groups.get(&(s, ppath.clone())) {
+                for e in olds {
+                    for t in unique::tuples(*e, None) {
+                        *inside.entry(t).or_default() += 1;
                     }
                 }
-                let c = raw::first_child(n);
-                if !c.is_null() {
-                    stack.push(c);
-                }
-                n = raw::next(n);
             }
-        }
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let mut hits: Vec<Node> = Vec::new();
-        for ((s, rp), tuples) in &wanted {
-            let set: HashSet<&Vec<usize>> = tuples.iter().collect();
-            let us = uniques(*s as *const ffi::lysc_node);
-            let mut sib = if *rp == 0 {
+            let list = s as *const ffi::lysc_node;
+            let mut colliding: HashSet<unique::Tuple> = HashSet::new();
+            for e in &entries {
+                for t in unique::tuples(*e, Some(&mut defaults)) {
+                    let total = index.count(running, list, &ppath, rparent, &t);
+                    if total > inside.get(&t).copied().unwrap_or(0) {
+                        colliding.insert(t);
+                    }
+                }
+            }
+            if colliding.is_empty() {
+                continue;
+            }
+            let mut sib = if rparent.is_null() {
                 run
             } else {
-                raw::first_child(*rp as Node)
+                raw::first_child(rparent)
             };
             while !sib.is_null() {
-                if raw::schema_of(sib) as usize == *s {
-                    for u in &us {
-                        if let Some(t) = tuple(sib, u) {
-                            if set.contains(&t) {
-                                hits.push(sib);
-                                break;
-                            }
-                        }
-                    }
+                if raw::schema_of(sib) == list
+                    && unique::tuples(sib, None)
+                        .iter()
+                        .any(|t| colliding.contains(t))
+                {
+                    hits.push(sib);
                 }
                 sib = raw::next(sib);
             }
         }
+        drop(defaults);
         for h in hits {
             let path = raw::path(h);
             if raw::find(raw::first_of(&self.old), &path).is_some() {
@@ -456,6 +424,7 @@ impl Scope {
         self.new
             .new_path(path, Some(value), false)
             .map_err(|e| libyang_error(schema, &e))?;
+        self.prepared = true;
         Ok(())
     }
 
@@ -472,41 +441,101 @@ impl Scope {
     }
 }
 
-/// The canonical-value pointers of `entry`'s leaves of one `unique`; `None`
-/// when one is missing (then the constraint does not apply to it).
-fn tuple(entry: Node, leaves: &[*const ffi::lysc_node]) -> Option<Vec<usize>> {
-    leaves
-        .iter()
-        .map(|l| raw::child_by_schema(entry, *l).map(|c| raw::canonical_ptr(c) as usize))
-        .collect()
+/// Exchanges, between `running` and the scope's new tree, the subtree at
+/// each root (a missing one counts as absent on its side): afterwards
+/// running holds the change and the scope's new tree what running had, so
+/// calling it again undoes it. Nothing is copied.
+pub fn swap(
+    ctx: &'static Context,
+    running: &mut DataTree<'static>,
+    scope: &mut Scope,
+) -> Result<(), RpcError> {
+    let roots = &scope.roots;
+    let mut rfirst = std::mem::replace(running, DataTree::new(ctx)).into_raw();
+    let mut nfirst = std::mem::replace(&mut scope.new, DataTree::new(ctx)).into_raw();
+    let mut result = Ok(());
+    for r in roots {
+        let rn = raw::find(rfirst, &r.path);
+        let nn = raw::find(nfirst, &r.path);
+        // Each side's parent for the other side's subtree.
+        let rparent = match (rn, nn) {
+            (Some(x), _) => Some(raw::parent(x)),
+            (None, Some(y)) => parent_in(rfirst, y),
+            (None, None) => continue,
+        };
+        let nparent = match (nn, rn) {
+            (Some(y), _) => Some(raw::parent(y)),
+            (None, Some(x)) => parent_in(nfirst, x),
+            (None, None) => continue,
+        };
+        let (Some(rparent), Some(nparent)) = (rparent, nparent) else {
+            result = Err(failed(&r.path));
+            break;
+        };
+        if let Some(x) = rn {
+            raw::unlink(x, &mut rfirst);
+        }
+        if let Some(y) = nn {
+            raw::unlink(y, &mut nfirst);
+        }
+        let mut ok = true;
+        if let Some(y) = nn {
+            ok &= raw::link(y, rparent, &mut rfirst);
+        }
+        if let Some(x) = rn {
+            ok &= raw::link(x, nparent, &mut nfirst);
+        }
+        if !ok {
+            result = Err(failed(&r.path));
+            break;
+        }
+    }
+    *running = raw::wrap(ctx, rfirst);
+    scope.new = raw::wrap(ctx, nfirst);
+    result
 }
 
-/// Replaces, in `target`, the subtree at each root with the one `source`
-/// holds there (removing it where `source` has none). Used to install a
-/// scope's new tree into running, and its old tree to undo that.
-pub fn transplant(
-    ctx: &'static Context,
-    target: &mut DataTree<'static>,
-    source: &DataTree<'static>,
-    roots: &[Root],
-) -> Result<(), RpcError> {
-    let src = raw::first_of(source);
-    raw::with_root(ctx, target, |first| {
-        for r in roots {
-            if let Some(old) = raw::find(*first, &r.path) {
-                raw::free(old, first);
+/// The node of `tree` that corresponds to `node`'s parent in another tree
+/// (NULL for a top-level node); `None` if `tree` lacks it.
+fn parent_in(first: Node, node: Node) -> Option<Node> {
+    let p = raw::parent(node);
+    if p.is_null() {
+        return Some(ptr::null_mut());
+    }
+    raw::find(first, &raw::path(p))
+}
+
+impl Scope {
+    /// What changed, per root, for netconf-config-change: created, deleted
+    /// or replaced (call before [`swap`]).
+    pub fn changes(&self) -> Vec<(String, &'static str)> {
+        let (o, n) = (raw::first_of(&self.old), raw::first_of(&self.new));
+        self.roots
+            .iter()
+            .filter_map(|r| {
+                let op = match (raw::find(o, &r.path), raw::find(n, &r.path)) {
+                    (None, Some(_)) => "create",
+                    (Some(_), None) => "delete",
+                    (Some(_), Some(_)) => "replace",
+                    (None, None) => return None,
+                };
+                Some((r.path.clone(), op))
+            })
+            .collect()
+    }
+
+    /// Nodes in the roots' new subtrees, counted up to `cap`.
+    pub fn new_size(&self, cap: usize) -> usize {
+        let n = raw::first_of(&self.new);
+        let mut total = 0;
+        for r in &self.roots {
+            if let Some(x) = raw::find(n, &r.path) {
+                total += raw::count(x, cap);
+                if total >= cap {
+                    break;
+                }
             }
-            let Some(n) = raw::find(src, &r.path) else {
-                continue;
-            };
-            let sp = raw::parent(n);
-            let parent = if sp.is_null() {
-                ptr::null_mut()
-            } else {
-                raw::find(*first, &raw::path(sp)).ok_or_else(|| failed(&r.path))?
-            };
-            raw::dup_into(n, parent, first, true).ok_or_else(|| failed(&r.path))?;
         }
-        Ok(())
-    })
+        total
+    }
 }
