@@ -306,7 +306,12 @@ fn serve_main(config_path: Option<PathBuf>) -> i32 {
         },
         None => Config::default(),
     };
+    // Operations run on blocking threads but one at a time (the core is
+    // behind one lock): a few threads suffice, and each one more would
+    // add its stack and buffers to the resident memory (20 sessions
+    // waiting for the core cost ~25 MiB with the default of 512).
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(4)
         .enable_all()
         .build()
     {

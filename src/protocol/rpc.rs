@@ -4,7 +4,7 @@
 
 use super::error::RpcError;
 use super::ext::{self, GetSchema, WithDefaults};
-use super::xml::{escape, Elem, Scope};
+use super::xml::{escape, Child, Elem, Scope};
 use super::NC_NS;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -397,8 +397,13 @@ pub(crate) fn config_payload(config: &Elem, scope: &Scope) -> String {
     scope.push(&config.ns_decls);
     let decls = scope.flatten();
     let mut out = String::new();
-    for child in config.elems() {
-        out.push_str(&child.to_xml(&decls));
+    for child in &config.children {
+        match child {
+            Child::Elem(e) => out.push_str(&e.to_xml(&decls)),
+            // Kept as sent by the parser, already standalone.
+            Child::Raw(r) => out.push_str(r),
+            Child::Text(_) => {}
+        }
     }
     out
 }

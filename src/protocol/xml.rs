@@ -24,6 +24,10 @@ pub struct Attr {
 pub enum Child {
     Elem(Elem),
     Text(String),
+    /// A child element kept as the client sent it (a data payload, see
+    /// [`parse`]), made standalone: the namespace declarations in force
+    /// at it are declared on it.
+    Raw(String),
 }
 
 #[derive(Clone, Debug)]
@@ -54,7 +58,7 @@ impl Elem {
     pub fn elems(&self) -> impl Iterator<Item = &Elem> {
         self.children.iter().filter_map(|c| match c {
             Child::Elem(e) => Some(e),
-            Child::Text(_) => None,
+            Child::Text(_) | Child::Raw(_) => None,
         })
     }
 
@@ -123,6 +127,7 @@ impl Elem {
             match c {
                 Child::Elem(e) => e.write(out, None),
                 Child::Text(t) => out.push_str(&escape_text(t)),
+                Child::Raw(r) => out.push_str(r),
             }
         }
         out.push_str("</");
@@ -221,6 +226,11 @@ pub fn parse(input: &[u8]) -> Result<Elem, XmlError> {
                     return Err(XmlError("elements nested too deeply".into()));
                 }
                 let elem = start_elem(&reader, &start)?;
+                if is_edit_payload(&stack, &elem) {
+                    let elem = raw_payload(&mut reader, text, &stack, elem)?;
+                    attach(&mut stack, &mut root, elem);
+                    continue;
+                }
                 stack.push(elem);
             }
             Event::Empty(start) => {
@@ -264,6 +274,148 @@ pub fn parse(input: &[u8]) -> Result<Elem, XmlError> {
         ));
     }
     root.ok_or_else(|| XmlError("empty message".into()))
+}
+
+/// `<rpc><edit-config><config>`: its data goes to libyang as text, so it
+/// is not built into elements here (a 10,000-peer edit would make ~60,000
+/// of them, only to be printed again).
+fn is_edit_payload(stack: &[Elem], elem: &Elem) -> bool {
+    use crate::protocol::NC_NS;
+    stack.len() == 2
+        && elem.is(NC_NS, "config")
+        && stack[1].is(NC_NS, "edit-config")
+        && stack[0].is(NC_NS, "rpc")
+}
+
+/// Reads the children of the payload element `elem` (whose start tag was
+/// just read) as raw text, each with the namespace declarations in force
+/// declared on it; returns `elem` with them as [`Child::Raw`].
+fn raw_payload(
+    reader: &mut NsReader<&[u8]>,
+    text: &str,
+    stack: &[Elem],
+    mut elem: Elem,
+) -> Result<Elem, XmlError> {
+    let mut scope: Vec<(Option<String>, String)> = Vec::new();
+    for decls in stack.iter().map(|e| &e.ns_decls).chain([&elem.ns_decls]) {
+        for (p, u) in decls {
+            scope.retain(|(q, _)| q != p);
+            scope.push((p.clone(), u.clone()));
+        }
+    }
+    loop {
+        let before = reader.buffer_position() as usize;
+        let ev = reader
+            .read_event()
+            .map_err(|e| XmlError(format!("not well-formed XML: {e}")))?;
+        let mut odd = false;
+        let (own, after) = match ev {
+            Event::Start(start) => {
+                let own = declared_prefixes(&start)?;
+                odd |= odd_operation(reader, &start);
+                let mut depth = 1usize;
+                while depth > 0 {
+                    match reader
+                        .read_event()
+                        .map_err(|e| XmlError(format!("not well-formed XML: {e}")))?
+                    {
+                        Event::Start(s) => {
+                            depth += 1;
+                            if depth >= MAX_DEPTH {
+                                return Err(XmlError("elements nested too deeply".into()));
+                            }
+                            odd |= odd_operation(reader, &s);
+                        }
+                        Event::Empty(s) => odd |= odd_operation(reader, &s),
+                        Event::End(_) => depth -= 1,
+                        Event::Eof => {
+                            return Err(XmlError(
+                                "unexpected end of message inside an element".into(),
+                            ))
+                        }
+                        Event::DocType(_) => return Err(XmlError("DOCTYPE is not allowed".into())),
+                        Event::GeneralRef(r) => {
+                            resolve_ref(&r)?;
+                        }
+                        _ => {}
+                    }
+                }
+                (own, reader.buffer_position() as usize)
+            }
+            Event::Empty(start) => {
+                odd |= odd_operation(reader, &start);
+                (
+                    declared_prefixes(&start)?,
+                    reader.buffer_position() as usize,
+                )
+            }
+            Event::End(_) => return Ok(elem),
+            Event::Eof => {
+                return Err(XmlError(
+                    "unexpected end of message inside an element".into(),
+                ))
+            }
+            Event::DocType(_) => return Err(XmlError("DOCTYPE is not allowed".into())),
+            // Text, comments and the like between data elements carry
+            // nothing for libyang.
+            _ => continue,
+        };
+        let raw = text
+            .get(before..after)
+            .ok_or_else(|| XmlError("bad element boundaries".into()))?;
+        let name_end = raw
+            .char_indices()
+            .skip(1)
+            .find(|(_, c)| c.is_whitespace() || *c == '>' || *c == '/')
+            .map(|(i, _)| i)
+            .unwrap_or(raw.len());
+        let mut out = String::with_capacity(raw.len() + 128);
+        out.push_str(&raw[..name_end]);
+        for (p, u) in &scope {
+            if !own.contains(p) {
+                write_decl(&mut out, p.as_deref(), u);
+            }
+        }
+        out.push_str(&raw[name_end..]);
+        if odd {
+            // An operation attribute the envelope checks must refuse by
+            // name (bad-attribute): give them the element.
+            elem.children.push(Child::Elem(parse(out.as_bytes())?));
+        } else {
+            elem.children.push(Child::Raw(out));
+        }
+    }
+}
+
+/// Whether a start tag carries an `nc:operation` other than the five of
+/// RFC 6241 §7.2.
+fn odd_operation(reader: &NsReader<&[u8]>, start: &BytesStart<'_>) -> bool {
+    start.attributes().flatten().any(|a| {
+        a.key.local_name().as_ref() == b"operation"
+            && matches!(
+                reader.resolve_attribute(a.key).0,
+                ResolveResult::Bound(ns) if ns.as_ref() == crate::protocol::NC_NS.as_bytes()
+            )
+            && !matches!(
+                a.value.as_ref(),
+                b"merge" | b"replace" | b"create" | b"delete" | b"remove"
+            )
+    })
+}
+
+/// Prefixes (None: the default namespace) declared on a start tag.
+fn declared_prefixes(start: &BytesStart<'_>) -> Result<Vec<Option<String>>, XmlError> {
+    let mut out = Vec::new();
+    for a in start.attributes() {
+        let a = a.map_err(|e| XmlError(format!("bad attribute: {e}")))?;
+        let key = a.key.as_ref();
+        if key == b"xmlns" {
+            out.push(None);
+        } else if let Some(p) = key.strip_prefix(b"xmlns:") {
+            out.push(Some(utf8(p)?));
+        }
+    }
+    Ok(out)
 }
 
 /// A finished element goes to its parent, or becomes the root.
@@ -370,12 +522,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn edit_payload_is_kept_raw_and_standalone() {
+        let doc = br#"<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" xmlns:x="urn:x" message-id="1"><edit-config><target><running/></target><config xmlns:y="urn:y"> <x:a x:b="1"><c>&lt;v&gt;</c><y:d/></x:a><e xmlns="urn:e"/></config></edit-config></rpc>"#;
+        let root = parse(doc).unwrap();
+        let edit = root.elems().next().unwrap();
+        let config = edit
+            .child("urn:ietf:params:xml:ns:netconf:base:1.0", "config")
+            .unwrap();
+        let raws: Vec<&str> = config
+            .children
+            .iter()
+            .filter_map(|c| match c {
+                Child::Raw(r) => Some(r.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(raws.len(), 2, "{:?}", config.children);
+        // Each parses alone, with the namespaces it had in the message.
+        let a = parse(raws[0].as_bytes()).unwrap();
+        assert_eq!(a.ns.as_deref(), Some("urn:x"));
+        let c = a.elems().next().unwrap();
+        assert_eq!(
+            c.ns.as_deref(),
+            Some("urn:ietf:params:xml:ns:netconf:base:1.0")
+        );
+        assert_eq!(c.text(), "<v>");
+        assert_eq!(a.elems().nth(1).unwrap().ns.as_deref(), Some("urn:y"));
+        let e = parse(raws[1].as_bytes()).unwrap();
+        assert_eq!(e.ns.as_deref(), Some("urn:e"));
+        // Unbalanced payloads are still refused.
+        assert!(parse(br#"<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><edit-config><config><a><b></a></config></edit-config></rpc>"#).is_err());
+    }
+
+    #[test]
     fn subtree_keeps_prefixes_from_ancestors() {
-        let doc = br#"<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" xmlns:x="urn:x" message-id="1"><edit-config><config><x:a x:b="1"><c>&lt;v&gt;</c></x:a></config></edit-config></rpc>"#;
+        let doc = br#"<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" xmlns:x="urn:x" message-id="1"><validate><source><config><x:a x:b="1"><c>&lt;v&gt;</c></x:a></config></source></validate></rpc>"#;
         let root = parse(doc).unwrap();
         assert_eq!(root.attr("message-id").unwrap().value, "1");
-        let edit = root.elems().next().unwrap();
-        let config = edit.elems().next().unwrap();
+        let validate = root.elems().next().unwrap();
+        let source = validate.elems().next().unwrap();
+        let config = source.elems().next().unwrap();
         let a = config.elems().next().unwrap();
         assert_eq!(a.ns.as_deref(), Some("urn:x"));
         let mut scope = Scope::default();
