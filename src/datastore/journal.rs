@@ -266,3 +266,61 @@ fn merge_tree(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datastore::validate_config;
+
+    fn schema() -> Schema {
+        let yang = Path::new(env!("CARGO_MANIFEST_DIR")).join("yang");
+        Schema::load(&[yang]).expect("schema")
+    }
+
+    const NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
+
+    fn tree(schema: &Schema, inner: &str) -> DataTree<'static> {
+        let mut t = parse_config(schema, &format!("<tunnel xmlns=\"{NS}\">{inner}</tunnel>"))
+            .expect("parse");
+        validate_config(schema, &mut t).expect("valid");
+        t
+    }
+
+    fn loaded(schema: &Schema, base: &Path) -> String {
+        let j = Journal::new(schema.ctx, base.to_path_buf());
+        let mut t = j.load(schema).expect("load").expect("a base");
+        validate_config(schema, &mut t).expect("valid");
+        print_config(&t).expect("print")
+    }
+
+    #[test]
+    fn records_replay_and_a_journal_of_another_base_is_ignored() {
+        let schema = schema();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path().join("running.xml");
+        let j = Journal::new(schema.ctx, base.clone());
+        assert!(j.load(&schema).expect("load").is_none());
+
+        let mut t = tree(&schema, "<wireguard><instance>1</instance></wireguard>");
+        j.save_base(&t).expect("base");
+        let path = "/wgnetconf-tunnel:tunnel/wireguard[instance='1']/description";
+        t.new_path(path, Some("first"), false).expect("set");
+        let roots = [Root {
+            path: path.into(),
+            parent: None,
+        }];
+        j.append(&t, &roots).expect("append");
+        t.new_path(path, Some("second"), false).expect("set");
+        j.append(&t, &roots).expect("append");
+        let want = print_config(&t).expect("print");
+        assert!(want.contains("second"));
+        assert_eq!(loaded(&schema, &base), want, "base + 2 records");
+
+        // A crash after a new base was written but before its journal: the
+        // old journal names the old base and must not be replayed on it.
+        let other = tree(&schema, "<wireguard><instance>2</instance></wireguard>");
+        let xml = print_config(&other).expect("print");
+        persist::write_atomic(&base, xml.as_bytes(), FILE_MODE).expect("write");
+        assert_eq!(loaded(&schema, &base), xml);
+    }
+}

@@ -62,6 +62,9 @@ where
     info!(session = id, reason = %end, "session end");
 }
 
+/// Messages from this size on are followed by a heap trim.
+const BIG_MESSAGE: usize = 256 << 10;
+
 async fn send<W: AsyncWrite + Unpin>(w: &mut FrameWriter<W>, msg: &str) -> Result<(), String> {
     w.write_message(msg.as_bytes())
         .await
@@ -149,6 +152,7 @@ where
             }
             Err(e) => return format!("framing: {e}"),
         };
+        let big = msg.len() > BIG_MESSAGE;
         let root = match xml::parse(&msg) {
             Ok(r) => r,
             Err(e) => {
@@ -235,6 +239,13 @@ where
         };
         if let Err(e) = send(writer, &text).await {
             return e;
+        }
+        if big || text.len() > BIG_MESSAGE {
+            // A big request or reply leaves megabytes of freed heap; give
+            // them back rather than let the resident size keep its peak.
+            // Off the session's path: the next request need not wait.
+            drop(text);
+            tokio::task::spawn_blocking(crate::agent::release_free_memory);
         }
         if close {
             return "close-session".into();
