@@ -110,19 +110,8 @@ impl Pipeline {
         new: &DataTree<'static>,
     ) -> Result<DataDiff<'static>, Vec<RpcError>> {
         let diff = Self::diff(schema, old, new).map_err(|e| vec![e])?;
-        let modules = touched_modules(&diff);
-        let mut errors = Vec::new();
-        for i in self.interested(&modules) {
-            let commit = Commit {
-                context: schema.ctx,
-                old,
-                new,
-                diff: &diff,
-            };
-            if let Err(es) = self.plugins[i].validate(&commit) {
-                errors.extend(es.iter().map(|e| plugin_error(schema, Phase::Validate, e)));
-            }
-        }
+        let involved = self.interested(&touched_modules(&diff));
+        let errors = self.plugin_validate(schema, &involved, old, new, &diff);
         if errors.is_empty() {
             Ok(diff)
         } else {
@@ -200,6 +189,30 @@ impl Pipeline {
         Ok((new, diff))
     }
 
+    /// The validate phase of the involved plugins: their refusals.
+    fn plugin_validate(
+        &mut self,
+        schema: &Schema,
+        involved: &[usize],
+        old: &DataTree<'static>,
+        new: &DataTree<'static>,
+        diff: &DataDiff<'static>,
+    ) -> Vec<RpcError> {
+        let mut errors = Vec::new();
+        for &i in involved {
+            let commit = Commit {
+                context: schema.ctx,
+                old,
+                new,
+                diff,
+            };
+            if let Err(es) = self.plugins[i].validate(&commit) {
+                errors.extend(es.iter().map(|e| plugin_error(schema, Phase::Validate, e)));
+            }
+        }
+        errors
+    }
+
     /// The prepare phase: the values the involved plugins propose.
     fn prepare(
         &mut self,
@@ -241,18 +254,7 @@ impl Pipeline {
         let ctx = schema.ctx;
         let diff = scope.diff(schema).map_err(|e| vec![e])?;
         scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
-        let mut errors = Vec::new();
-        for i in involved {
-            let commit = Commit {
-                context: ctx,
-                old: &scope.old,
-                new: running,
-                diff: &diff,
-            };
-            if let Err(es) = self.plugins[i].validate(&commit) {
-                errors.extend(es.iter().map(|e| plugin_error(schema, Phase::Validate, e)));
-            }
-        }
+        let errors = self.plugin_validate(schema, &involved, &scope.old, running, &diff);
         scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
         if errors.is_empty() {
             Ok(())
@@ -297,18 +299,7 @@ impl Pipeline {
             }
         };
 
-        let mut errors = Vec::new();
-        for &i in &involved {
-            let commit = Commit {
-                context: ctx,
-                old: &scope.old,
-                new: running,
-                diff: &diff,
-            };
-            if let Err(es) = self.plugins[i].validate(&commit) {
-                errors.extend(es.iter().map(|e| plugin_error(schema, Phase::Validate, e)));
-            }
-        }
+        let errors = self.plugin_validate(schema, &involved, &scope.old, running, &diff);
         if !errors.is_empty() {
             undo(running, scope);
             return Err(errors);
