@@ -11,6 +11,7 @@
 //!   cargo build --release && target/release/wgnetconf-bench --model plain
 //!   target/release/wgnetconf-bench --model wg --sizes 100,1000,10000
 //!   target/release/wgnetconf-bench --smoke        # tiny sizes, for CI
+//!   target/release/wgnetconf-bench --dataplane    # only iperf3 through boringtun
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use wgnetconf::client::{Client, Target};
+
+#[path = "wgnetconf-bench/dataplane.rs"]
+mod dataplane;
 
 const TUNNEL_NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
 /// First interface instance used by the benchmark.
@@ -47,6 +51,10 @@ struct Args {
     /// Tiny sizes: proves the benchmark runs (CI), asserts no timing.
     #[arg(long)]
     smoke: bool,
+    /// Only the data plane (iperf3 through boringtun between two
+    /// namespaces, see dataplane.rs); `--model wg` runs include it.
+    #[arg(long)]
+    dataplane: bool,
 }
 
 struct Agent {
@@ -272,6 +280,9 @@ async fn rpc(c: &mut Client, body: &str) -> Duration {
 }
 
 async fn run(args: Args) {
+    if args.dataplane {
+        return dataplane::standalone(args.smoke).await;
+    }
     let (sizes, base, incremental, sessions, edits) = if args.smoke {
         (vec![10, 50], 50, 5, 3, 3)
     } else {
@@ -497,6 +508,9 @@ async fn run(args: Args) {
         "server RSS at the end / peak",
         format!("{rss:.1} MiB / {peak:.1} MiB"),
     );
+    if args.model == "wg" {
+        dataplane::run(&mut rep, args.smoke).await;
+    }
     let _ = rep.rows.len();
 }
 
