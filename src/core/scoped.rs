@@ -156,7 +156,7 @@ impl Core {
         // journal record (which copies it first).
         let big = sc.new_size(BIG_RECORD) >= BIG_RECORD;
         let changes = sc.changes();
-        let unique_delta = crate::datastore::unique::delta(&sc.old, &sc.new);
+        let unique_delta = crate::datastore::unique::delta(&self.ds.unique, &sc.old, &sc.new);
         let ds = &mut self.ds;
         let diff =
             self.pipeline

@@ -232,11 +232,15 @@ pub fn entries_by_group(tree: &DataTree<'static>) -> HashMap<GroupKey, Vec<Node>
     out
 }
 
-/// The index change from `old` to `new` (a scope's trees, `new` validated).
-pub fn delta(old: &DataTree<'static>, new: &DataTree<'static>) -> Delta {
+/// The index change from `old` to `new` (a scope's trees, `new` validated),
+/// for the groups `index` has counted (others are counted when needed).
+pub fn delta(index: &UniqueIndex, old: &DataTree<'static>, new: &DataTree<'static>) -> Delta {
     let mut out = Delta::new();
     for (tree, sign) in [(old, -1), (new, 1)] {
         for (key, entries) in entries_by_group(tree) {
+            if !index.groups.contains_key(&key) {
+                continue;
+            }
             for e in entries {
                 for t in tuples(e, None) {
                     out.push((key.clone(), t, sign));
