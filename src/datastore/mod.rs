@@ -1,13 +1,15 @@
 //! The configuration datastores (RFC 6241 §5, §8.3, §8.7) and their locks.
 //!
 //! - running: the active configuration. Persisted in the run directory
-//!   (`<run_dir>/running.xml`), which survives an agent restart (SIGTERM or
-//!   kill -9) but not a reboot (the run directory is tmpfs on a device), as
-//!   with sysrepo's running.
+//!   (`<run_dir>/running.xml` plus `running.journal`, see [`journal`]),
+//!   which survives an agent restart (SIGTERM or kill -9) but not a reboot
+//!   (the run directory is tmpfs on a device), as with sysrepo's running.
+//!   Changed in place by scoped commits ([`scope`]).
 //! - startup: loaded into running at boot (when the run directory holds no
 //!   running yet). Persisted in the state directory.
-//! - candidate: shared by all sessions; `None` while it equals running, so
-//!   an idle candidate costs nothing.
+//! - candidate: shared by all sessions; running while unchanged, running
+//!   plus pending edits while only edited, a tree of its own once read,
+//!   replaced or running changed under it.
 //!
 //! Files are written atomically (see [`persist`]) and are 0600: they may hold
 //! private keys.
