@@ -252,10 +252,11 @@ impl Pipeline {
             return Ok(());
         }
         let ctx = schema.ctx;
-        let diff = scope.diff(schema).map_err(|e| vec![e])?;
+        let diff = scope.take_diff(schema).map_err(|e| vec![e])?;
         scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
         let errors = self.plugin_validate(schema, &involved, &scope.old, running, &diff);
         scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
+        scope.keep_diff(diff);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -280,7 +281,7 @@ impl Pipeline {
         let Some(mut diff) = (if involved.is_empty() {
             None
         } else {
-            Some(scope.diff(schema).map_err(|e| vec![e])?)
+            Some(scope.take_diff(schema).map_err(|e| vec![e])?)
         }) else {
             // No plugin takes part: swap in and persist.
             scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
@@ -319,7 +320,7 @@ impl Pipeline {
                     .map_err(|e| vec![e])?;
             }
             scope.validate(schema).map_err(|e| vec![e])?;
-            diff = scope.diff(schema).map_err(|e| vec![e])?;
+            diff = scope.take_diff(schema).map_err(|e| vec![e])?;
             scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
         }
 

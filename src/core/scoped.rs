@@ -56,11 +56,17 @@ impl Core {
         self.scope_of(&edits)
     }
 
-    /// libyang's validation of a scope, then the plugins' checks on it.
-    fn validate_scope(&mut self, sc: &mut Scope) -> Result<(), Vec<RpcError>> {
+    /// libyang's validation of a scope (with the running entries its
+    /// `unique` values collide with).
+    fn check_scope(&mut self, sc: &mut Scope) -> Result<(), Vec<RpcError>> {
         sc.add_unique_context(self.schema.ctx, &self.ds.running, &mut self.ds.unique)
             .map_err(one)?;
-        sc.validate(&self.schema).map_err(one)?;
+        sc.validate(&self.schema).map_err(one)
+    }
+
+    /// [`Core::check_scope`], then the plugins' checks on it.
+    fn validate_scope(&mut self, sc: &mut Scope) -> Result<(), Vec<RpcError>> {
+        self.check_scope(sc)?;
         self.pipeline
             .validate_scoped(&self.schema, &mut self.ds.running, sc)
     }
@@ -99,9 +105,7 @@ impl Core {
                 validated = true;
             }
             (_, _) => {
-                sc.add_unique_context(self.schema.ctx, &self.ds.running, &mut self.ds.unique)
-                    .map_err(one)?;
-                sc.validate(&self.schema).map_err(one)?;
+                self.check_scope(&mut sc)?;
                 self.commit_scope(&mut sc)?;
             }
         }
@@ -139,9 +143,7 @@ impl Core {
                     "the pending candidate edits cannot be committed in scope",
                 )));
             };
-            sc.add_unique_context(self.schema.ctx, &self.ds.running, &mut self.ds.unique)
-                .map_err(one)?;
-            sc.validate(&self.schema).map_err(one)?;
+            self.check_scope(&mut sc)?;
             self.commit_scope(&mut sc)
         })();
         if result.is_ok() {

@@ -227,6 +227,8 @@ pub struct Scope {
     pub roots: Vec<Root>,
     /// A plugin's prepare set values after validation (`set_leaf`).
     pub prepared: bool,
+    /// The diff, kept between validation and commit.
+    diff: Option<DataDiff<'static>>,
     pub old: DataTree<'static>,
     pub new: DataTree<'static>,
 }
@@ -299,6 +301,7 @@ impl Scope {
         Ok(Scope {
             roots,
             prepared: false,
+            diff: None,
             old,
             new,
         })
@@ -312,6 +315,7 @@ impl Scope {
         valueless: &[ValuelessDelete],
         default_op: EditOp,
     ) -> Result<(), RpcError> {
+        self.diff = None;
         edit::apply(schema, &mut self.new, edit_tree, valueless, default_op)
     }
 
@@ -425,19 +429,31 @@ impl Scope {
             .new_path(path, Some(value), false)
             .map_err(|e| libyang_error(schema, &e))?;
         self.prepared = true;
+        self.diff = None;
         Ok(())
     }
 
     /// libyang's full validation of the new tree (small: the scope only).
     pub fn validate(&mut self, schema: &Schema) -> Result<(), RpcError> {
+        self.diff = None;
         super::validate_config(schema, &mut self.new)
     }
 
-    /// libyang's diff from the old to the new scope: the commit's diff.
-    pub fn diff(&self, schema: &Schema) -> Result<DataDiff<'static>, RpcError> {
+    /// libyang's diff from the old to the new scope: the commit's diff (the
+    /// one [`Scope::keep_diff`] kept, if the scope has not changed since).
+    pub fn take_diff(&mut self, schema: &Schema) -> Result<DataDiff<'static>, RpcError> {
+        if let Some(d) = self.diff.take() {
+            return Ok(d);
+        }
         self.old
             .diff(&self.new, DataDiffFlags::DEFAULTS)
             .map_err(|e| libyang_error(schema, &e))
+    }
+
+    /// Keeps a diff from [`Scope::take_diff`] for the commit that follows a
+    /// validation (the plugins look at the same diff twice).
+    pub fn keep_diff(&mut self, diff: DataDiff<'static>) {
+        self.diff = Some(diff);
     }
 }
 
