@@ -302,11 +302,13 @@ fn serve_main(config_path: Option<PathBuf>) -> i32 {
     // libyang trees are built and freed on whichever blocking thread runs
     // an rpc; with glibc's default of 8 arenas per core, each thread keeps
     // its own freed datastore copies and RSS grows to several times the
-    // data (measured: 445 MiB after 10,000-peer runs). Two arenas keep
-    // freed memory reusable across threads.
+    // data (measured: 445 MiB after 10,000-peer runs). One arena keeps
+    // freed memory reusable across threads (peak RSS of the plain benchmark
+    // at 10,000 peers: 70 MiB with two arenas, 46 MiB with one; operations
+    // run one at a time, so there is little allocator contention to lose).
     // SAFETY: mallopt only tunes the allocator; called before any thread.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
     let config = match config_path {
         Some(p) => match Config::load(&p) {

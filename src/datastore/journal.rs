@@ -341,6 +341,7 @@ mod tests {
         let roots = [Root {
             path: path.into(),
             parent: None,
+            deleted: false,
         }];
         j.append(&t, &roots).expect("append");
         t.new_path(path, Some("second"), false).expect("set");

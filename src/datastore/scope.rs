@@ -128,6 +128,9 @@ unsafe fn raw_type_uses_xpath(t: *mut ffi::lysc_type) -> bool {
 pub struct Root {
     pub path: String,
     pub parent: Option<String>,
+    /// The edits delete or remove this existing list entry as a whole (and
+    /// do nothing else inside it): the new tree needs no copy of its content.
+    pub deleted: bool,
 }
 
 /// The roots of `edit` against `target` (read only): where `edit::apply`
@@ -145,6 +148,7 @@ pub fn collect_roots(
         out.push(Root {
             path: v.path.clone(),
             parent: None,
+            deleted: false,
         });
     }
     let Some(first) = edit_tree.reference() else {
@@ -182,7 +186,17 @@ fn walk(
             EditOp::Create | EditOp::Delete | EditOp::Remove | EditOp::Replace
         )
     {
-        out.push(Root { path, parent });
+        // Only list entries: a shallow copy of one still exists for the
+        // delete (its keys), which a non-presence container holding only
+        // lists would not.
+        let deleted = present
+            && snode.kind() == SchemaNodeKind::List
+            && matches!(op, EditOp::Delete | EditOp::Remove);
+        out.push(Root {
+            path,
+            parent,
+            deleted,
+        });
         return;
     }
     for child in node.children() {
@@ -193,17 +207,20 @@ fn walk(
 /// Sorts the roots and drops every root inside another one.
 pub fn normalize(roots: &mut Vec<Root>) {
     roots.sort_by(|a, b| a.path.cmp(&b.path));
-    roots.dedup_by(|a, b| a.path == b.path);
     let mut kept: Vec<Root> = Vec::with_capacity(roots.len());
     for r in roots.drain(..) {
-        let inside = kept.iter().any(|k| {
-            r.path.len() > k.path.len()
-                && r.path.starts_with(&k.path)
-                && r.path.as_bytes()[k.path.len()] == b'/'
-        });
-        if !inside {
-            kept.push(r);
+        // A root another edit touches too (or inside it) is no plain delete
+        // any more: an edit before the delete may need its content.
+        if let Some(k) = kept.iter_mut().find(|k| {
+            r.path == k.path
+                || (r.path.len() > k.path.len()
+                    && r.path.starts_with(&k.path)
+                    && r.path.as_bytes()[k.path.len()] == b'/')
+        }) {
+            k.deleted = false;
+            continue;
         }
+        kept.push(r);
     }
     *roots = kept;
 }
@@ -297,7 +314,21 @@ impl Scope {
             }
         }
         let old = raw::wrap(ctx, first);
-        let new = super::duplicate(&old)?;
+        let mut nfirst: Node = ptr::null_mut();
+        for r in &roots {
+            let ok = match (r.deleted, raw::find(run, &r.path)) {
+                // Only for the delete to find it: no copy of its content.
+                (true, Some(n)) => ensure_parent(n, &mut nfirst)
+                    .and_then(|p| raw::dup_shallow(n, p, &mut nfirst))
+                    .map(|_| ()),
+                _ => copy_root(run, r, &mut nfirst),
+            };
+            if ok.is_none() {
+                drop(raw::wrap(ctx, nfirst));
+                return Err(failed(&r.path));
+            }
+        }
+        let new = raw::wrap(ctx, nfirst);
         Ok(Scope {
             roots,
             prepared: false,
@@ -417,6 +448,7 @@ impl Scope {
             let root = Root {
                 path: path.to_string(),
                 parent: path.rsplit_once('/').map(|(p, _)| p.to_string()),
+                deleted: false,
             };
             let run = raw::first_of(running);
             for tree in [&mut self.old, &mut self.new] {
