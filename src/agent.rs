@@ -249,6 +249,24 @@ fn plugins(config: &Config, schema: &Schema) -> Result<Vec<Box<dyn Plugin>>, Str
     Ok(out)
 }
 
+/// [`release_free_memory`] once a burst of big messages is over: the trim
+/// holds the allocator's lock while it walks the heap, so it waits until
+/// no big message came for a moment (a client reading get-config five times
+/// in a row would otherwise have each read wait for the previous trim).
+pub fn release_free_memory_soon() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_BIG: AtomicU64 = AtomicU64::new(0);
+    const QUIET: std::time::Duration = std::time::Duration::from_millis(300);
+    let stamp = LAST_BIG.fetch_add(1, Ordering::SeqCst) + 1;
+    tokio::spawn(async move {
+        tokio::time::sleep(QUIET).await;
+        // Only the last big message of a burst trims.
+        if LAST_BIG.load(Ordering::SeqCst) == stamp {
+            let _ = tokio::task::spawn_blocking(release_free_memory).await;
+        }
+    });
+}
+
 /// Returns the allocator's free memory to the system (after a big request
 /// or reply: glibc keeps freed heap otherwise, and the resident size would
 /// stay at its peak).

@@ -243,9 +243,8 @@ where
         if big || text.len() > BIG_MESSAGE {
             // A big request or reply leaves megabytes of freed heap; give
             // them back rather than let the resident size keep its peak.
-            // Off the session's path: the next request need not wait.
             drop(text);
-            tokio::task::spawn_blocking(crate::agent::release_free_memory);
+            crate::agent::release_free_memory_soon();
         }
         if close {
             return "close-session".into();
