@@ -39,6 +39,14 @@ pub fn plugin_error(schema: &Schema, phase: Phase, e: &PluginError) -> RpcError 
     r
 }
 
+/// Swaps a scope's change back out of running after a failure (logged if
+/// that fails too: nothing else can be done about it there).
+fn undo_swap(schema: &Schema, running: &mut DataTree<'static>, scope: &mut Scope) {
+    if let Err(e) = scope::swap(schema.ctx, running, scope) {
+        warn!(error = %e.message, "restoring running after a failed commit");
+    }
+}
+
 /// Module names touched by a diff (its top-level nodes' modules).
 fn touched_modules(diff: &DataDiff<'static>) -> HashSet<String> {
     let mut out = HashSet::new();
@@ -165,23 +173,7 @@ impl Pipeline {
             diff = Self::diff(schema, old, &new).map_err(|e| vec![e])?;
         }
 
-        // Apply, undoing the earlier plugins if a later one fails.
-        let mut applied: Vec<usize> = Vec::new();
-        for &i in &involved {
-            let commit = Commit {
-                context: schema.ctx,
-                old,
-                new: &new,
-                diff: &diff,
-            };
-            debug!(plugin = self.plugins[i].name(), "apply");
-            if let Err(e) = self.plugins[i].apply(&commit) {
-                warn!(plugin = self.plugins[i].name(), error = %e, "apply failed; aborting commit");
-                self.abort(&applied, schema, old, &new, &diff);
-                return Err(vec![plugin_error(schema, Phase::Apply, &e)]);
-            }
-            applied.push(i);
-        }
+        let applied = self.apply(schema, &involved, old, &new, &diff)?;
         if let Err(e) = persist(&new) {
             self.abort(&applied, schema, old, &new, &diff);
             return Err(vec![e]);
@@ -276,44 +268,52 @@ impl Pipeline {
         scope: &mut Scope,
         persist: impl FnOnce(&DataTree<'static>, &Scope) -> Result<(), RpcError>,
     ) -> Result<Option<DataDiff<'static>>, Vec<RpcError>> {
-        let ctx = schema.ctx;
         let involved = self.interested(&scope::root_modules(&scope.roots));
-        let Some(mut diff) = (if involved.is_empty() {
-            None
+        let (diff, applied) = if involved.is_empty() {
+            // No plugin takes part: no diff, only the swap.
+            scope::swap(schema.ctx, running, scope).map_err(|e| vec![e])?;
+            (None, Vec::new())
         } else {
-            Some(scope.take_diff(schema).map_err(|e| vec![e])?)
-        }) else {
-            // No plugin takes part: swap in and persist.
-            scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
-            if let Err(e) = persist(running, scope) {
-                if let Err(u) = scope::swap(ctx, running, scope) {
-                    warn!(error = %u.message, "restoring running after a failed commit");
-                }
-                return Err(vec![e]);
-            }
-            return Ok(None);
+            let (d, a) = self.plugins_scoped(schema, &involved, running, scope)?;
+            (Some(d), a)
         };
-        scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
-        let undo = |running: &mut DataTree<'static>, scope: &mut Scope| {
-            if let Err(e) = scope::swap(ctx, running, scope) {
-                warn!(error = %e.message, "restoring running after a failed commit");
+        if let Err(e) = persist(running, scope) {
+            if let Some(d) = &diff {
+                self.abort(&applied, schema, &scope.old, running, d);
             }
-        };
+            undo_swap(schema, running, scope);
+            return Err(vec![e]);
+        }
+        Ok(diff)
+    }
 
-        let errors = self.plugin_validate(schema, &involved, &scope.old, running, &diff);
+    /// The plugins' phases of a scoped commit: validate, prepare (its values
+    /// go into the scope, validated again), apply. On success running holds
+    /// the scope's change; on error it is as it was.
+    fn plugins_scoped(
+        &mut self,
+        schema: &Schema,
+        involved: &[usize],
+        running: &mut DataTree<'static>,
+        scope: &mut Scope,
+    ) -> Result<(DataDiff<'static>, Vec<usize>), Vec<RpcError>> {
+        let ctx = schema.ctx;
+        let mut diff = scope.take_diff(schema).map_err(|e| vec![e])?;
+        scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
+        let errors = self.plugin_validate(schema, involved, &scope.old, running, &diff);
         if !errors.is_empty() {
-            undo(running, scope);
+            undo_swap(schema, running, scope);
             return Err(errors);
         }
-        let sets = match self.prepare(schema, &involved, &scope.old, running, &diff) {
+        let sets = match self.prepare(schema, involved, &scope.old, running, &diff) {
             Ok(s) => s,
             Err(e) => {
-                undo(running, scope);
+                undo_swap(schema, running, scope);
                 return Err(e);
             }
         };
         if !sets.is_empty() {
-            undo(running, scope);
+            undo_swap(schema, running, scope);
             for (path, value) in &sets {
                 scope
                     .set_leaf(schema, running, path, value)
@@ -323,30 +323,42 @@ impl Pipeline {
             diff = scope.take_diff(schema).map_err(|e| vec![e])?;
             scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
         }
+        match self.apply(schema, involved, &scope.old, running, &diff) {
+            Ok(applied) => Ok((diff, applied)),
+            Err(e) => {
+                undo_swap(schema, running, scope);
+                Err(e)
+            }
+        }
+    }
 
+    /// The apply phase, undoing the earlier plugins if a later one fails:
+    /// the plugins that applied.
+    fn apply(
+        &mut self,
+        schema: &Schema,
+        involved: &[usize],
+        old: &DataTree<'static>,
+        new: &DataTree<'static>,
+        diff: &DataDiff<'static>,
+    ) -> Result<Vec<usize>, Vec<RpcError>> {
         let mut applied: Vec<usize> = Vec::new();
-        for &i in &involved {
+        for &i in involved {
             let commit = Commit {
-                context: ctx,
-                old: &scope.old,
-                new: running,
-                diff: &diff,
+                context: schema.ctx,
+                old,
+                new,
+                diff,
             };
             debug!(plugin = self.plugins[i].name(), "apply");
             if let Err(e) = self.plugins[i].apply(&commit) {
                 warn!(plugin = self.plugins[i].name(), error = %e, "apply failed; aborting commit");
-                self.abort(&applied, schema, &scope.old, running, &diff);
-                undo(running, scope);
+                self.abort(&applied, schema, old, new, diff);
                 return Err(vec![plugin_error(schema, Phase::Apply, &e)]);
             }
             applied.push(i);
         }
-        if let Err(e) = persist(running, scope) {
-            self.abort(&applied, schema, &scope.old, running, &diff);
-            undo(running, scope);
-            return Err(vec![e]);
-        }
-        Ok(Some(diff))
+        Ok(applied)
     }
 
     fn abort(
