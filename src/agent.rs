@@ -305,10 +305,13 @@ pub fn build_core(config: &Config) -> Result<Core, String> {
         ext: crate::core::hooks::Extras::new(config),
         monitor: Arc::new(crate::monitoring::Monitor::new()),
     };
-    match source {
-        BootSource::Running => info!("restarting with the saved running configuration"),
-        BootSource::Startup => info!("boot: startup becomes running"),
-        BootSource::Empty => info!("boot: no saved configuration, running is empty"),
+    match (source, core.ds.boot_status().1) {
+        (BootSource::Running, None) => info!("restarting with the saved running configuration"),
+        (BootSource::Running, Some(_)) => {
+            info!("restarting with the part of the saved running configuration that validates")
+        }
+        (BootSource::Startup, _) => info!("boot: startup becomes running"),
+        (BootSource::Empty, _) => info!("boot: no usable saved configuration, running is empty"),
     }
     core.boot()?;
     core.confirmed_restore()?;

@@ -55,6 +55,71 @@ pub fn find(first: Node, path: &str) -> Option<Node> {
     (r == ffi::LY_ERR::LY_SUCCESS && !out.is_null()).then_some(out)
 }
 
+/// The node of the tree whose first top-level node is `first` that stands
+/// where `node` (of another tree of the same context) stands: the same
+/// schema nodes from the top, list entries with equal keys, leaf-list
+/// entries with equal values. Matched by value with libyang's hashes, not
+/// through a printed path: a key may hold any string, both quote
+/// characters included, which no instance path can express.
+pub fn find_twin(first: Node, node: Node) -> Option<Node> {
+    if first.is_null() || node.is_null() {
+        return None;
+    }
+    let p = parent(node);
+    let siblings = if p.is_null() {
+        first
+    } else {
+        first_child(find_twin(first, p)?)
+    };
+    if siblings.is_null() {
+        return None;
+    }
+    let mut out: Node = ptr::null_mut();
+    // SAFETY: `siblings` belongs to a valid tree and `node` to another tree
+    // of the same context; libyang compares them by schema and value.
+    let r = unsafe { ffi::lyd_find_sibling_first(siblings, node, &mut out) };
+    (r == ffi::LY_ERR::LY_SUCCESS && !out.is_null()).then_some(out)
+}
+
+/// Whether `node` is in the configuration as a client sees it (basic mode
+/// explicit): not a default leaf, and not a non-presence container that
+/// holds only such leaves (validation creates those; get-config omits them).
+pub fn is_explicit(node: Node) -> bool {
+    let t = nodetype(node);
+    if t & (ffi::LYS_LEAF | ffi::LYS_LEAFLIST) != 0 {
+        // SAFETY: a valid node.
+        return unsafe { (*node).flags } & ffi::LYD_DEFAULT == 0;
+    }
+    // SAFETY: a container's schema node is valid while its data node is.
+    let np = t & ffi::LYS_CONTAINER != 0
+        && unsafe { (*schema_of(node)).flags as u32 } & ffi::LYS_PRESENCE == 0;
+    if !np {
+        return true;
+    }
+    let mut c = first_child(node);
+    while !c.is_null() {
+        if is_explicit(c) {
+            return true;
+        }
+        c = next(c);
+    }
+    false
+}
+
+/// Sets the value of a leaf (explicit afterwards, also if it held that
+/// value as a default).
+pub fn set_term(node: Node, value: &str) -> bool {
+    let Ok(v) = CString::new(value) else {
+        return false;
+    };
+    // SAFETY: `node` is a valid leaf, `v` a NUL-terminated string.
+    let r = unsafe { ffi::lyd_change_term(node, v.as_ptr()) };
+    matches!(
+        r,
+        ffi::LY_ERR::LY_SUCCESS | ffi::LY_ERR::LY_EEXIST | ffi::LY_ERR::LY_ENOT
+    )
+}
+
 /// The instance path of `node` (`/m:a/b[k='1']`).
 pub fn path(node: Node) -> String {
     // SAFETY: lyd_path allocates the string with malloc when given no buffer.
@@ -111,6 +176,17 @@ pub fn dup_into(node: Node, parent: Node, first: &mut Node, recursive: bool) -> 
     if recursive {
         opts |= ffi::LYD_DUP_RECURSIVE;
     }
+    dup_with(node, parent, first, opts)
+}
+
+/// Copies `node` alone (a list entry with its keys) as a new node — new
+/// flags, no metadata (an edit's `nc:operation` stays behind) — into
+/// `parent`, or as a top-level sibling of `*first`.
+pub fn dup_new(node: Node, parent: Node, first: &mut Node) -> Option<Node> {
+    dup_with(node, parent, first, ffi::LYD_DUP_NO_META)
+}
+
+fn dup_with(node: Node, parent: Node, first: &mut Node, opts: u32) -> Option<Node> {
     let mut dup: Node = ptr::null_mut();
     // SAFETY: valid nodes of the same context; with a parent, libyang links
     // the copy into it.
