@@ -75,9 +75,19 @@ pub fn find_twin(first: Node, node: Node) -> Option<Node> {
         return None;
     }
     let mut out: Node = ptr::null_mut();
+    // List and leaf-list entries are matched by keys or value; a leaf or a
+    // container by schema alone (lyd_find_sibling_first would compare a
+    // leaf's value too).
+    let by_value = nodetype(node) & (ffi::LYS_LIST | ffi::LYS_LEAFLIST) != 0;
     // SAFETY: `siblings` belongs to a valid tree and `node` to another tree
-    // of the same context; libyang compares them by schema and value.
-    let r = unsafe { ffi::lyd_find_sibling_first(siblings, node, &mut out) };
+    // of the same context, so their schema nodes are comparable.
+    let r = unsafe {
+        if by_value {
+            ffi::lyd_find_sibling_first(siblings, node, &mut out)
+        } else {
+            ffi::lyd_find_sibling_val(siblings, schema_of(node), ptr::null(), 0, &mut out)
+        }
+    };
     (r == ffi::LY_ERR::LY_SUCCESS && !out.is_null()).then_some(out)
 }
 
