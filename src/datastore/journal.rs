@@ -86,6 +86,9 @@ fn io_err(what: &Path, e: std::io::Error) -> RpcError {
     RpcError::operation_failed(format!("cannot save running to {}: {e}", what.display()))
 }
 
+/// Decodes a record's payload into its deletes and merge.
+type Decoder = fn(&[u8]) -> Option<(Vec<String>, String)>;
+
 /// One decoded record: the roots to delete (instance paths), then the
 /// subtrees to merge (XML).
 struct Record {
@@ -220,14 +223,13 @@ impl Journal {
         let hash = fnv(bytes);
         let v2 = format!("{MAGIC} base={hash:016x}\n");
         let v1 = format!("{MAGIC_V1} base={hash:016x}\n");
-        let (mut at, decode): (usize, fn(&[u8]) -> Option<(Vec<String>, String)>) =
-            if j.starts_with(v2.as_bytes()) {
-                (v2.len(), decode)
-            } else if j.starts_with(v1.as_bytes()) {
-                (v1.len(), decode_v1)
-            } else {
-                return (Vec::new(), None);
-            };
+        let (mut at, decode): (usize, Decoder) = if j.starts_with(v2.as_bytes()) {
+            (v2.len(), decode)
+        } else if j.starts_with(v1.as_bytes()) {
+            (v1.len(), decode_v1)
+        } else {
+            return (Vec::new(), None);
+        };
         let mut out = Vec::new();
         while let Some((payload, next)) = record(&j, at) {
             let Some((deletes, merge)) = decode(payload) else {
