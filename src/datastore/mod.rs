@@ -489,6 +489,11 @@ impl Datastores {
         }
     }
 
+    /// Changes whenever running does.
+    pub fn generation(&self) -> u64 {
+        self.running_gen
+    }
+
     /// Running changed (in place or replaced).
     pub fn running_changed(&mut self) {
         self.running_gen += 1;

@@ -71,7 +71,13 @@ pub fn find_twin(first: Node, node: Node) -> Option<Node> {
     } else {
         first_child(find_twin(first, p)?)
     };
-    if siblings.is_null() {
+    find_sibling_twin(siblings, node)
+}
+
+/// Among `siblings` (any of them), the node that stands where `node` does
+/// (see [`find_twin`]).
+pub fn find_sibling_twin(siblings: Node, node: Node) -> Option<Node> {
+    if siblings.is_null() || node.is_null() {
         return None;
     }
     let mut out: Node = ptr::null_mut();
@@ -114,6 +120,22 @@ pub fn is_explicit(node: Node) -> bool {
         c = next(c);
     }
     false
+}
+
+/// A terminal node's canonical value (`None` for other nodes).
+pub fn canonical(node: Node) -> Option<String> {
+    if nodetype(node) & (ffi::LYS_LEAF | ffi::LYS_LEAFLIST) == 0 {
+        return None;
+    }
+    // SAFETY: a live terminal node (`lyd_node_term`) of the agent's
+    // context; libyang computes the canonical string if it is not cached
+    // and keeps it in the node (NUL-terminated, valid while the node is).
+    unsafe {
+        let term = node as *mut ffi::lyd_node_term;
+        let ctx = (*(*schema_of(node)).module).ctx;
+        let p = ffi::lyd_value_get_canonical(ctx, &(*term).value);
+        (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+    }
 }
 
 /// Sets the value of a leaf (explicit afterwards, also if it held that
