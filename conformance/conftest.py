@@ -73,10 +73,12 @@ socket = "{self.socket}"
 enabled = {"true" if wireguard else "false"}
 [[users]]
 name = "admin"
+groups = ["admin"]
 password_hash = "{pw_hash}"
 authorized_keys = ["{pub}"]
 [[users]]
 name = "{SSHD_USER}"
+groups = ["admin"]
 """
         )
         self.log = open(self.root / "agent.log", "w")
