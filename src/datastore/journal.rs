@@ -325,7 +325,11 @@ impl Journal {
     /// it durable; compacts into a new base when the journal has grown.
     pub fn append(&self, running: &DataTree<'static>, roots: &[Root]) -> Result<(), RpcError> {
         let merge = merge_tree(self.ctx, running, roots)?;
-        let deletes: Vec<&str> = roots.iter().map(|r| r.path.as_str()).collect();
+        let deletes: Vec<&str> = roots
+            .iter()
+            .filter(|r| !r.anchor)
+            .map(|r| r.path.as_str())
+            .collect();
         let payload = encode(&deletes, &print_config(&merge)?);
         let head = format!("R {} {:016x}\n", payload.len(), fnv(&payload));
 
@@ -493,7 +497,7 @@ fn merge_tree(
     roots: &[Root],
 ) -> Result<DataTree<'static>, RpcError> {
     let mut out = DataTree::new(ctx);
-    for r in roots {
+    for r in roots.iter().filter(|r| !r.anchor) {
         let Some(node) = raw::find(raw::first_of(running), &r.path) else {
             continue;
         };
@@ -545,6 +549,7 @@ mod tests {
             path: path.into(),
             parent: None,
             deleted: false,
+            anchor: false,
         }
     }
 

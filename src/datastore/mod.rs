@@ -28,7 +28,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use yang5::data::{
-    Data, DataFormat, DataParserFlags, DataPrinterFlags, DataTree, DataValidationFlags,
+    Data, DataFormat, DataImplicitFlags, DataParserFlags, DataPrinterFlags, DataTree,
+    DataValidationFlags,
 };
 
 use crate::protocol::error::RpcError;
@@ -261,7 +262,15 @@ fn with_bad_element(err: RpcError, xml: &str) -> RpcError {
 }
 
 /// Full libyang validation of a configuration (adds default nodes).
+///
+/// Every module's default nodes are added first: libyang validates module
+/// by module and adds a module's defaults only when it gets to it, so a
+/// `when` or `must` reading another module's default would otherwise see
+/// nothing in data read from a file (stored without defaults) and refuse
+/// what it accepted before.
 pub fn validate_config(schema: &Schema, tree: &mut DataTree<'static>) -> Result<(), RpcError> {
+    tree.add_implicit(DataImplicitFlags::NO_STATE)
+        .map_err(|e| libyang_error(schema, &e))?;
     tree.validate(DataValidationFlags::NO_STATE)
         .map_err(|e| libyang_error(schema, &e))
 }

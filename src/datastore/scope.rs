@@ -131,6 +131,20 @@ pub struct Root {
     /// The edits delete or remove this existing list entry as a whole (and
     /// do nothing else inside it): the new tree needs no copy of its content.
     pub deleted: bool,
+    /// Not a root but an existing node the edits name without changing
+    /// anything below it (an entry given by its keys only): it must be in
+    /// the scope (shallow, like an ancestor) or applying the edit there
+    /// would create it; it is not swapped, journaled or reported.
+    pub anchor: bool,
+}
+
+impl Root {
+    fn covers(&self, other: &Root) -> bool {
+        other.path == self.path
+            || (other.path.len() > self.path.len()
+                && other.path.starts_with(&self.path)
+                && other.path.as_bytes()[self.path.len()] == b'/')
+    }
 }
 
 /// The roots of `edit` against `target` (read only): where `edit::apply`
@@ -145,10 +159,12 @@ pub fn collect_roots(
     out: &mut Vec<Root>,
 ) {
     for v in valueless {
+        // Its parent comes into the scope even when the leaf is absent.
         out.push(Root {
             path: v.path.clone(),
-            parent: None,
+            parent: v.path.rsplit_once('/').map(|(p, _)| p.to_string()),
             deleted: false,
+            anchor: false,
         });
     }
     let Some(first) = edit_tree.reference() else {
@@ -196,32 +212,47 @@ fn walk(
             path,
             parent,
             deleted,
+            anchor: false,
         });
         return;
     }
+    let before = out.len();
     for child in node.children() {
         walk(target, &child, op, Some(path.clone()), out);
     }
+    if out.len() == before {
+        // Nothing below changes (keys only, or operations that find
+        // nothing): without it, the scope would lack the node and the edit
+        // create it there (a second instance beside running's, or
+        // data-missing for default-operation none).
+        out.push(Root {
+            path,
+            parent,
+            deleted: false,
+            anchor: true,
+        });
+    }
 }
 
-/// Sorts the roots and drops every root inside another one.
+/// Sorts the roots and drops every root inside another one, and every
+/// anchor with a root at or below it (that root brings it along).
 pub fn normalize(roots: &mut Vec<Root>) {
     roots.sort_by(|a, b| a.path.cmp(&b.path));
     let mut kept: Vec<Root> = Vec::with_capacity(roots.len());
     for r in roots.drain(..) {
         // A root another edit touches too (or inside it) is no plain delete
         // any more: an edit before the delete may need its content.
-        if let Some(k) = kept.iter_mut().find(|k| {
-            r.path == k.path
-                || (r.path.len() > k.path.len()
-                    && r.path.starts_with(&k.path)
-                    && r.path.as_bytes()[k.path.len()] == b'/')
-        }) {
+        if let Some(k) = kept.iter_mut().find(|k| !k.anchor && k.covers(&r)) {
             k.deleted = false;
+            continue;
+        }
+        if r.anchor && kept.iter().any(|k| k.anchor && k.path == r.path) {
             continue;
         }
         kept.push(r);
     }
+    let real: Vec<Root> = kept.iter().filter(|k| !k.anchor).cloned().collect();
+    kept.retain(|a| !a.anchor || !real.iter().any(|k| a.covers(k)));
     *roots = kept;
 }
 
@@ -315,15 +346,30 @@ impl Scope {
         let run = raw::first_of(running);
         let mut first: Node = ptr::null_mut();
         for r in &roots {
+            if r.anchor {
+                continue;
+            }
             if copy_root(run, r, &mut first).is_none() {
                 let tree = raw::wrap(ctx, first);
                 drop(tree);
                 return Err(failed(&r.path));
             }
         }
+        // Anchors last: a root's copy may hold them already.
+        for r in roots.iter().filter(|r| r.anchor) {
+            if let Some(n) = raw::find(run, &r.path) {
+                if ensure_node(n, &mut first).is_none() {
+                    drop(raw::wrap(ctx, first));
+                    return Err(failed(&r.path));
+                }
+            }
+        }
         let old = raw::wrap(ctx, first);
         let mut nfirst: Node = ptr::null_mut();
         for r in &roots {
+            if r.anchor {
+                continue;
+            }
             let ok = match (r.deleted, raw::find(run, &r.path)) {
                 // Only for the delete to find it: no copy of its content.
                 (true, Some(n)) => ensure_parent(n, &mut nfirst)
@@ -334,6 +380,14 @@ impl Scope {
             if ok.is_none() {
                 drop(raw::wrap(ctx, nfirst));
                 return Err(failed(&r.path));
+            }
+        }
+        for r in roots.iter().filter(|r| r.anchor) {
+            if let Some(n) = raw::find(run, &r.path) {
+                if ensure_node(n, &mut nfirst).is_none() {
+                    drop(raw::wrap(ctx, nfirst));
+                    return Err(failed(&r.path));
+                }
             }
         }
         let new = raw::wrap(ctx, nfirst);
@@ -449,14 +503,17 @@ impl Scope {
         value: &str,
     ) -> Result<(), RpcError> {
         let covered = self.roots.iter().any(|r| {
-            path == r.path
-                || (path.starts_with(&r.path) && path.as_bytes().get(r.path.len()) == Some(&b'/'))
+            !r.anchor
+                && (path == r.path
+                    || (path.starts_with(&r.path)
+                        && path.as_bytes().get(r.path.len()) == Some(&b'/')))
         });
         if !covered {
             let root = Root {
                 path: path.to_string(),
                 parent: path.rsplit_once('/').map(|(p, _)| p.to_string()),
                 deleted: false,
+                anchor: false,
             };
             let run = raw::first_of(running);
             for tree in [&mut self.old, &mut self.new] {
@@ -510,7 +567,7 @@ pub fn swap(
     let mut rfirst = std::mem::replace(running, DataTree::new(ctx)).into_raw();
     let mut nfirst = std::mem::replace(&mut scope.new, DataTree::new(ctx)).into_raw();
     let mut result = Ok(());
-    for r in roots {
+    for r in roots.iter().filter(|r| !r.anchor) {
         let rn = raw::find(rfirst, &r.path);
         let nn = raw::find(nfirst, &r.path);
         // Each side's parent for the other side's subtree.
@@ -568,6 +625,7 @@ impl Scope {
         let (o, n) = (raw::first_of(&self.old), raw::first_of(&self.new));
         self.roots
             .iter()
+            .filter(|r| !r.anchor)
             .filter_map(|r| {
                 let op = match (raw::find(o, &r.path), raw::find(n, &r.path)) {
                     (None, Some(_)) => "create",
@@ -584,7 +642,7 @@ impl Scope {
     pub fn new_size(&self, cap: usize) -> usize {
         let n = raw::first_of(&self.new);
         let mut total = 0;
-        for r in &self.roots {
+        for r in self.roots.iter().filter(|r| !r.anchor) {
             if let Some(x) = raw::find(n, &r.path) {
                 total += raw::count(x, cap);
                 if total >= cap {
