@@ -71,7 +71,7 @@ pub struct Schema {
     /// Modules loaded from the search path and protocol modules, implemented.
     pub modules: Vec<LoadedModule>,
     /// Modules whose edits may be validated and committed in scope
-    /// (`datastore::scope::eligible_modules`).
+    /// (`datastore::eligibility::eligible_modules`).
     pub scoped: std::collections::HashSet<String>,
 }
 
@@ -146,7 +146,7 @@ impl Schema {
         let scoped = if std::env::var("WGNETCONF_SCOPED").as_deref() == Ok("0") {
             Default::default()
         } else {
-            crate::datastore::scope::eligible_modules(ctx)
+            crate::datastore::eligibility::eligible_modules(ctx)
         };
         tracing::debug!(?scoped, "modules committed in scope");
         Ok(Schema {

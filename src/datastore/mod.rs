@@ -15,6 +15,7 @@
 //! private keys.
 
 pub mod edit;
+pub mod eligibility;
 pub mod filter;
 pub mod journal;
 pub mod persist;
