@@ -148,7 +148,11 @@ impl Schema {
         } else {
             crate::datastore::eligibility::eligible_modules(ctx)
         };
-        tracing::debug!(?scoped, "modules committed in scope");
+        // Which modules take the fast path decides commit latency: worth
+        // one line at start (the differential tests read it too).
+        let mut names: Vec<&String> = scoped.iter().collect();
+        names.sort();
+        tracing::info!(?names, "modules committed in scope");
         Ok(Schema {
             ctx,
             modules,

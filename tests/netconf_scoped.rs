@@ -247,3 +247,145 @@ fn scoped_commits_match_the_whole_datastore_path() {
         "running after a second SIGKILL"
     );
 }
+
+#[path = "common/multi_model.rs"]
+mod multi_model;
+
+/// Agents on `tests/yang-multi/` (plus `instid/` when asked) and the
+/// WireGuard model.
+fn multi_env(scoped: bool, instid: bool) -> Env {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut e = env(scoped);
+    e.yang_dirs = vec![root.join("tests/yang-multi"), root.join("yang")];
+    if instid {
+        e.yang_dirs.push(root.join("tests/yang-multi/instid"));
+    }
+    e
+}
+
+const VALIDATE_RUNNING: &str = "<validate><source><running/></source></validate>";
+
+/// `steps` seeded operations of every kind on both agents: edits to
+/// candidate and running, commits (confirmed ones, confirmed and
+/// cancelled), discards, validations. Same replies, same running and
+/// candidate, and running valid after every accepted operation; then the
+/// scoped agent must come back from SIGKILL with the same running.
+fn multi_differential(instid: bool, seed: u64, steps: usize) {
+    let (es, ef) = (multi_env(true, instid), multi_env(false, instid));
+    let (scoped, full) = (es.start(), ef.start());
+    let mut a = scoped.session(&es);
+    let mut b = full.session(&ef);
+    let g = multi_model::Gen::new(instid);
+    let mut r = Rng(seed);
+    let (mut oks, mut errors) = (0, 0);
+    for step in 0..steps {
+        let edit = |r: &mut Rng| g.edit(r, random_edit);
+        let rpc = match r.pick(40) {
+            0..=3 => "<commit/>".to_string(),
+            4 => "<commit><confirmed/></commit>".to_string(),
+            5 => "<cancel-commit/>".to_string(),
+            6..=7 => "<discard-changes/>".to_string(),
+            8..=9 => "<validate><source><candidate/></source></validate>".to_string(),
+            10..=21 => edit_config("candidate", "", &edit(&mut r)),
+            22 => edit_config(
+                "candidate",
+                "<default-operation>none</default-operation>",
+                &edit(&mut r),
+            ),
+            23 => edit_config(
+                "candidate",
+                "<default-operation>replace</default-operation>",
+                &edit(&mut r),
+            ),
+            24..=25 => edit_config(
+                "running",
+                "<test-option>test-only</test-option>",
+                &edit(&mut r),
+            ),
+            _ => edit_config("running", "", &edit(&mut r)),
+        };
+        let (ra, rb) = (a.rpc(&rpc), b.rpc(&rpc));
+        assert_eq!(
+            outcome(&ra),
+            outcome(&rb),
+            "step {step}: {rpc}\nscoped: {}\nfull: {}",
+            ra.text,
+            rb.text
+        );
+        if ra.is_ok() {
+            oks += 1;
+            for (name, c) in [("scoped", &mut a), ("full", &mut b)] {
+                let v = c.rpc(VALIDATE_RUNNING);
+                assert!(
+                    v.is_ok(),
+                    "step {step}: running of the {name} agent invalid after {rpc}\n{}",
+                    v.text
+                );
+            }
+        } else {
+            errors += 1;
+        }
+        let (ga, gb) = (a.get_config("running"), b.get_config("running"));
+        assert_eq!(
+            ga.canon(),
+            gb.canon(),
+            "step {step}: running differs after {rpc}"
+        );
+        // Not every step: an unread candidate stays pending edits, which
+        // the commit installs from the scope.
+        if r.pick(6) == 0 {
+            let (ca, cb) = (a.get_config("candidate"), b.get_config("candidate"));
+            assert_eq!(
+                ca.canon(),
+                cb.canon(),
+                "step {step}: candidate differs after {rpc}"
+            );
+        }
+    }
+    assert!(
+        oks > steps / 4 && errors > steps / 10,
+        "oks {oks}, errors {errors}"
+    );
+    // Confirm or drop a pending confirmed commit the same way on both.
+    let (ra, rb) = (a.rpc("<commit/>"), b.rpc("<commit/>"));
+    assert_eq!(outcome(&ra), outcome(&rb), "final commit");
+    let want = b.get_config("running").canon();
+    assert_eq!(a.get_config("running").canon(), want, "final running");
+
+    // Running must load again: the agent validates it at start.
+    drop(a);
+    let log = scoped.stderr_text();
+    scoped.kill9();
+    let again = es.start();
+    let mut a = again.session(&es);
+    assert_eq!(
+        a.get_config("running").canon(),
+        want,
+        "running after SIGKILL"
+    );
+    if !instid {
+        // Not vacuous: the eligible modules did take the scoped path.
+        let line = log
+            .lines()
+            .find(|l| l.contains("modules committed in scope"))
+            .unwrap_or_default();
+        assert!(
+            line.contains("\"multi-s\"") && line.contains("\"wgnetconf-tunnel\""),
+            "scoped modules: {line}"
+        );
+    }
+}
+
+#[test]
+fn scoped_commits_match_across_modules_that_constrain_each_other() {
+    let t = std::time::Instant::now();
+    multi_differential(false, 0x5eed_1234_abcd_0002, 2000);
+    eprintln!("multi-module differential: {:?}", t.elapsed());
+}
+
+#[test]
+fn an_instance_identifier_keeps_every_module_off_the_scoped_path() {
+    let t = std::time::Instant::now();
+    multi_differential(true, 0x5eed_1234_abcd_0003, 600);
+    eprintln!("instance-identifier differential: {:?}", t.elapsed());
+}
