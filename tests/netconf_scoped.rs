@@ -265,6 +265,12 @@ fn multi_env(scoped: bool, instid: bool) -> Env {
 
 const VALIDATE_RUNNING: &str = "<validate><source><running/></source></validate>";
 
+/// A failure message without the long keys and values spelled out.
+fn short(s: &str) -> String {
+    s.replace(&"4".repeat(4000), "4{x4000}")
+        .replace(&"v".repeat(4096), "v{x4096}")
+}
+
 /// `steps` seeded operations of every kind on both agents: edits to
 /// candidate and running, commits (confirmed ones, confirmed and
 /// cancelled), discards, validations. Same replies, same running and
@@ -278,6 +284,8 @@ fn multi_differential(instid: bool, seed: u64, steps: usize) {
     let g = multi_model::Gen::new(instid);
     let mut r = Rng(seed);
     let (mut oks, mut errors) = (0, 0);
+    // The operations so far and their outcome, for the failure message.
+    let mut history = String::new();
     for step in 0..steps {
         let edit = |r: &mut Rng| g.edit(r, random_edit);
         let rpc = match r.pick(40) {
@@ -305,12 +313,14 @@ fn multi_differential(instid: bool, seed: u64, steps: usize) {
             _ => edit_config("running", "", &edit(&mut r)),
         };
         let (ra, rb) = (a.rpc(&rpc), b.rpc(&rpc));
+        history.push_str(&short(&format!("{step}: {rpc} -> {}\n", outcome(&rb))));
         assert_eq!(
-            outcome(&ra),
-            outcome(&rb),
-            "step {step}: {rpc}\nscoped: {}\nfull: {}",
-            ra.text,
-            rb.text
+            short(&outcome(&ra)),
+            short(&outcome(&rb)),
+            "step {step}: {}\nscoped: {}\nfull: {}\nhistory:\n{history}",
+            short(&rpc),
+            short(&ra.text),
+            short(&rb.text)
         );
         if ra.is_ok() {
             oks += 1;
@@ -318,8 +328,8 @@ fn multi_differential(instid: bool, seed: u64, steps: usize) {
                 let v = c.rpc(VALIDATE_RUNNING);
                 assert!(
                     v.is_ok(),
-                    "step {step}: running of the {name} agent invalid after {rpc}\n{}",
-                    v.text
+                    "step {step}: running of the {name} agent invalid\n{}\nhistory:\n{history}",
+                    short(&v.text)
                 );
             }
         } else {
@@ -327,18 +337,18 @@ fn multi_differential(instid: bool, seed: u64, steps: usize) {
         }
         let (ga, gb) = (a.get_config("running"), b.get_config("running"));
         assert_eq!(
-            ga.canon(),
-            gb.canon(),
-            "step {step}: running differs after {rpc}"
+            short(&ga.canon()),
+            short(&gb.canon()),
+            "step {step}: running differs\nhistory:\n{history}"
         );
         // Not every step: an unread candidate stays pending edits, which
         // the commit installs from the scope.
         if r.pick(6) == 0 {
             let (ca, cb) = (a.get_config("candidate"), b.get_config("candidate"));
             assert_eq!(
-                ca.canon(),
-                cb.canon(),
-                "step {step}: candidate differs after {rpc}"
+                short(&ca.canon()),
+                short(&cb.canon()),
+                "step {step}: candidate differs\nhistory:\n{history}"
             );
         }
     }
