@@ -168,7 +168,10 @@ impl Gen {
             5..=6 => {
                 let op = op_attr(r);
                 let inner = match r.pick(4) {
-                    0 => format!("<limit{op}>{}</limit>", [5, 50, 100, 200][r.pick(4) as usize]),
+                    0 => format!(
+                        "<limit{op}>{}</limit>",
+                        [5, 50, 100, 200][r.pick(4) as usize]
+                    ),
                     1 => format!("<target{op}><id>{}</id></target>", self.key(r)),
                     2 => format!(
                         "<target><id>{}</id><weight{op}>{}</weight></target>",
