@@ -406,13 +406,13 @@ fn multi_differential(instid: bool, seed: u64, steps: usize) {
 #[test]
 fn scoped_commits_match_across_modules_that_constrain_each_other() {
     let t = std::time::Instant::now();
-    multi_differential(false, 0x5eed_1234_abcd_0002, 2000);
+    multi_differential(false, 0x5eed_1234_abcd_0002, 4000);
     eprintln!("multi-module differential: {:?}", t.elapsed());
 }
 
 #[test]
 fn an_instance_identifier_keeps_every_module_off_the_scoped_path() {
     let t = std::time::Instant::now();
-    multi_differential(true, 0x5eed_1234_abcd_0003, 600);
+    multi_differential(true, 0x5eed_1234_abcd_0003, 1000);
     eprintln!("instance-identifier differential: {:?}", t.elapsed());
 }

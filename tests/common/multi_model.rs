@@ -178,10 +178,13 @@ impl Gen {
                         self.key(r),
                         r.pick(300)
                     ),
-                    _ => format!(
-                        "<extra xmlns=\"{X}\"{op}><flag>{}</flag></extra>",
-                        r.pick(2) == 0
-                    ),
+                    _ => {
+                        return format!(
+                            "<a xmlns=\"{A}\" xmlns:nc=\"{}\"><extra xmlns=\"{X}\"{op}><flag>{}</flag></extra></a>",
+                            super::NC_NS,
+                            r.pick(2) == 0
+                        )
+                    }
                 };
                 format!("<z xmlns=\"{Z}\">{inner}</z>")
             }
