@@ -423,3 +423,60 @@ fn an_instance_identifier_keeps_every_module_off_the_scoped_path() {
     multi_differential(true, 0x5eed_1234_abcd_0003, 1000);
     eprintln!("instance-identifier differential: {:?}", t.elapsed());
 }
+
+/// Issue 10 as a user meets it: an item of multi-a that multi-x's augment
+/// ties to multi-z (`must ". < /z:z/z:limit"`, a leafref to a target) must
+/// keep multi-z's changes from breaking it, to running or through the
+/// candidate, and the agent must start again on what it accepted.
+#[test]
+fn a_constraint_added_by_augment_guards_the_module_it_reads() {
+    let (z, a, x) = (multi_model::Z, multi_model::A, multi_model::X);
+    let e = multi_env(true, false);
+    let agent = e.start();
+    let mut c = agent.session(&e);
+    c.edit(
+        "running",
+        &format!("<z xmlns=\"{z}\"><limit>100</limit><target><id>t</id></target></z>"),
+    )
+    .assert_ok();
+    c.edit(
+        "running",
+        &format!(
+            "<a xmlns=\"{a}\"><item><name>k</name><size xmlns=\"{x}\">10</size><ref xmlns=\"{x}\">t</ref></item></a>"
+        ),
+    )
+    .assert_ok();
+    let before = c.get_config("running").canon();
+
+    let err = c
+        .edit("running", &format!("<z xmlns=\"{z}\"><limit>5</limit></z>"))
+        .error();
+    assert_eq!(err.app_tag.as_deref(), Some("must-violation"), "{err:?}");
+
+    // Through the candidate: the edit or the commit is refused.
+    let del = format!(
+        "<z xmlns=\"{z}\" xmlns:nc=\"{NC_NS}\"><target nc:operation=\"delete\"><id>t</id></target></z>"
+    );
+    let refused = match c.edit("candidate", &del) {
+        r if !r.is_ok() => r.error(),
+        _ => c.commit().error(),
+    };
+    assert_eq!(
+        refused.app_tag.as_deref(),
+        Some("instance-required"),
+        "{refused:?}"
+    );
+    c.rpc("<discard-changes/>").assert_ok();
+
+    c.rpc(VALIDATE_RUNNING).assert_ok();
+    assert_eq!(c.get_config("running").canon(), before, "running changed");
+    drop(c);
+    agent.terminate();
+    let again = e.start();
+    let mut c = again.session(&e);
+    assert_eq!(
+        c.get_config("running").canon(),
+        before,
+        "running after restart"
+    );
+}
