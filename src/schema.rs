@@ -73,7 +73,7 @@ pub struct Schema {
     /// Modules loaded from the search path and protocol modules, implemented.
     pub modules: Vec<LoadedModule>,
     /// Modules whose edits may be validated and committed in scope
-    /// (`datastore::scope::eligible_modules`).
+    /// (`datastore::eligibility::eligible_modules`).
     pub scoped: std::collections::HashSet<String>,
 }
 
@@ -148,9 +148,13 @@ impl Schema {
         let scoped = if std::env::var("WGNETCONF_SCOPED").as_deref() == Ok("0") {
             Default::default()
         } else {
-            crate::datastore::scope::eligible_modules(ctx)
+            crate::datastore::eligibility::eligible_modules(ctx)
         };
-        tracing::debug!(?scoped, "modules committed in scope");
+        // Which modules take the fast path decides commit latency: worth
+        // one line at start (the differential tests read it too).
+        let mut names: Vec<&String> = scoped.iter().collect();
+        names.sort();
+        tracing::info!(?names, "modules committed in scope");
         Ok(Schema {
             ctx,
             modules,

@@ -16,6 +16,7 @@
 
 pub mod disk;
 pub mod edit;
+pub mod eligibility;
 pub mod filter;
 pub mod journal;
 pub mod persist;

@@ -20,8 +20,8 @@
 //! valid or invalid: libyang's must/when/leafref XPath may look anywhere,
 //! min/max-elements count entries the scope leaves out, a choice's case can
 //! delete nodes outside the roots, and user order would be lost by the swap.
-//! [`eligible_modules`] finds the modules free of those; any commit touching
-//! another module takes the whole-datastore path.
+//! [`super::eligibility`] finds the modules free of those; any commit
+//! touching another module takes the whole-datastore path.
 
 use std::collections::{HashMap, HashSet};
 use std::ptr;
@@ -29,7 +29,7 @@ use std::ptr;
 use libyang5_sys as ffi;
 use yang5::context::Context;
 use yang5::data::{DataDiff, DataDiffFlags, DataNodeRef, DataTree};
-use yang5::schema::{SchemaNode, SchemaNodeKind};
+use yang5::schema::SchemaNodeKind;
 
 use super::edit;
 use super::raw::{self, Node};
@@ -39,88 +39,6 @@ use super::ValuelessDelete;
 use crate::protocol::error::RpcError;
 use crate::protocol::rpc::EditOp;
 use crate::schema::Schema;
-
-/// Modules whose configuration can be validated in scope (see the module
-/// documentation): no must, when, leafref, instance-identifier, choice,
-/// min/max-elements, user-ordered list, or `unique` on a nested leaf — and
-/// imported by no module that has such XPath constraints (it could point
-/// into them).
-pub fn eligible_modules(ctx: &Context) -> HashSet<String> {
-    let mut clean = HashSet::new();
-    let mut xpath_users: Vec<(String, Vec<String>)> = Vec::new();
-    for m in ctx.modules(true) {
-        if !m.is_implemented() {
-            continue;
-        }
-        let mut ok = true;
-        let mut xpath = false;
-        for n in m.traverse() {
-            if !n.is_config() || n.is_schema_only() && n.kind() != SchemaNodeKind::Choice {
-                continue;
-            }
-            if n.musts().map(|a| a.count() > 0).unwrap_or(false) || n.whens().count() > 0 {
-                ok = false;
-                xpath = true;
-            }
-            match n.kind() {
-                SchemaNodeKind::Choice => ok = false,
-                SchemaNodeKind::Leaf | SchemaNodeKind::LeafList if type_uses_xpath(&n) => {
-                    ok = false;
-                    xpath = true;
-                }
-                _ => {}
-            }
-            if matches!(n.kind(), SchemaNodeKind::List | SchemaNodeKind::LeafList) {
-                if n.min_elements().unwrap_or(0) > 0 || n.max_elements().is_some() {
-                    ok = false;
-                }
-                if n.is_user_ordered() {
-                    ok = false;
-                }
-            }
-            if n.kind() == SchemaNodeKind::List && !unique::uniques_direct(&n) {
-                ok = false;
-            }
-        }
-        if ok {
-            clean.insert(m.name().to_string());
-        }
-        if xpath {
-            let imports = m.imports().map(|i| i.module().name().to_string()).collect();
-            xpath_users.push((m.name().to_string(), imports));
-        }
-    }
-    for (_, imports) in xpath_users {
-        for i in imports {
-            clean.remove(&i);
-        }
-    }
-    clean
-}
-
-fn type_uses_xpath(n: &SchemaNode<'_>) -> bool {
-    let Some(t) = n.leaf_type() else {
-        return false;
-    };
-    // SAFETY: the compiled type of a leaf of a live context.
-    unsafe { raw_type_uses_xpath(t.as_raw()) }
-}
-
-unsafe fn raw_type_uses_xpath(t: *mut ffi::lysc_type) -> bool {
-    if t.is_null() {
-        return false;
-    }
-    match (*t).basetype {
-        ffi::LY_DATA_TYPE::LY_TYPE_LEAFREF | ffi::LY_DATA_TYPE::LY_TYPE_INST => true,
-        ffi::LY_DATA_TYPE::LY_TYPE_UNION => {
-            let u = t as *mut ffi::lysc_type_union;
-            raw::sized_array((*u).types)
-                .iter()
-                .any(|m| raw_type_uses_xpath(*m))
-        }
-        _ => false,
-    }
-}
 
 /// A subtree an edit may change: its instance path, and its parent's path
 /// in running (for a root that does not exist yet).

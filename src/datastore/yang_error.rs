@@ -136,6 +136,18 @@ fn quoted(msg: &str, n: usize) -> Option<String> {
     msg.split('"').nth(2 * n + 1).map(str::to_string)
 }
 
+/// The leaves and the two entries of libyang's
+/// `Unique data leaf(s) "port" not satisfied in "/a" and "/b".`, split on
+/// that fixed text, not on every quote: a key holding `'` is written
+/// `[name="it's"]` in the paths.
+fn unique_parts(msg: &str) -> Option<(&str, &str, &str)> {
+    let rest = msg.strip_prefix("Unique data leaf(s) \"")?;
+    let (leaves, rest) = rest.split_once("\" not satisfied in \"")?;
+    let rest = &rest[..rest.rfind('"')?];
+    let (a, b) = rest.rsplit_once("\" and \"")?;
+    Some((leaves, a, b))
+}
+
 /// Maps a libyang error (from parsing an edit or validating a tree).
 pub fn libyang_error(schema: &Schema, err: &yang5::Error) -> RpcError {
     let msg = err
@@ -152,10 +164,7 @@ pub fn libyang_error(schema: &Schema, err: &yang5::Error) -> RpcError {
     let e = match apptag.as_deref() {
         Some("data-not-unique") => {
             let mut e = RpcError::operation_failed(msg.clone()).with_app_tag("data-not-unique");
-            // "Unique data leaf(s) "port" not satisfied in "/a" and "/b"."
-            if let (Some(leaves), Some(a), Some(b)) =
-                (quoted(&msg, 0), quoted(&msg, 1), quoted(&msg, 2))
-            {
+            if let Some((leaves, a, b)) = unique_parts(&msg) {
                 for entry in [a, b] {
                     for l in leaves.split_whitespace() {
                         let p = json_path_to_error_path(schema, &format!("{entry}/{l}"));
@@ -226,6 +235,19 @@ fn classify(msg: &str, leaf: Option<String>) -> RpcError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unique_entries_with_quotes_in_their_keys() {
+        let msg = r#"Unique data leaf(s) "v w" not satisfied in "/s:store/entry[name="it's"]" and "/s:store/entry[name='k1']"."#;
+        assert_eq!(
+            unique_parts(msg),
+            Some((
+                "v w",
+                r#"/s:store/entry[name="it's"]"#,
+                "/s:store/entry[name='k1']"
+            ))
+        );
+    }
 
     #[test]
     fn last_names() {
