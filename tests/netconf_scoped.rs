@@ -268,13 +268,11 @@ fn multi_env(scoped: bool, instid: bool) -> Env {
     e
 }
 
-/// `remove` of an absent leaf that has a value in the edit (an empty
-/// description) inside an existing list entry is refused by the scoped path
-/// ("Duplicate instance of wireguard", bad-element) and accepted by the
-/// whole-datastore path: a known bug (reported with issue 10, with a
-/// sibling: a no-op merge of an existing entry while the candidate holds a
-/// pending edit). Switch on once fixed.
-const REMOVE_ABSENT_DESCRIPTION: bool = false;
+/// `remove` of an absent leaf inside an existing list entry (and a no-op
+/// merge of an existing entry while the candidate holds a pending edit)
+/// once made the scoped path create a second instance of the entry; kept
+/// as a switch to show the generator covers it.
+const REMOVE_ABSENT_DESCRIPTION: bool = true;
 
 /// The WireGuard model's edits of the single-module test, but for the
 /// known bug above.

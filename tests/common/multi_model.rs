@@ -14,18 +14,14 @@ pub const M: &str = "urn:wgnetconf:test:multi-m";
 pub const S: &str = "urn:wgnetconf:test:multi-s";
 pub const I: &str = "urn:wgnetconf:test:multi-i";
 
-/// A key holding both a single and a double quote cannot be written in an
-/// instance path (`[k='...']` or `[k="..."]`), which the scoped path keys
-/// its roots by: a known separate bug, being fixed. Switch on once it is.
-const BOTH_QUOTES: bool = false;
+/// A key holding both a single and a double quote, which no instance path
+/// can express: such edits take the whole-datastore path.
+const BOTH_QUOTES: bool = true;
 
-/// A 4 KiB key makes its node's instance path longer than the 4,096-byte
-/// buffer of yang5's `DataNodeRef::path()`, which returns it cut short: the
-/// scoped path then loses the edit (replies ok, running unchanged) and the
-/// whole-datastore path replies operation-failed. A known bug (reported
-/// with issue 10); switch on once paths are not built that way. Until
-/// then the longest key is 4,000 bytes, and 4 KiB values are used always.
-const LONG_KEYS: bool = false;
+/// Keys of 4 KiB and more: longer than the 4,096-byte buffer of yang5's
+/// `DataNodeRef::path()`, which cut their paths short (the agent builds
+/// paths with libyang's allocating form now).
+const LONG_KEYS: bool = true;
 
 /// The string keys the lists get: newlines, quotes, the NETCONF 1.0
 /// end-of-message marker, non-ASCII, long.
