@@ -117,6 +117,9 @@ impl Core {
             } => self.copy_config(session, target, source),
             Operation::DeleteConfig { target } => self.delete_config(session, target),
             Operation::Lock { target } => {
+                if target == Datastore::Running {
+                    self.confirmed_lock_check(session)?;
+                }
                 self.ds.lock(target, session).map_err(one)?;
                 Ok(Outcome::Ok)
             }
@@ -198,6 +201,13 @@ impl Core {
             if let Some(tree) = self.ds.pending_snapshot(&self.schema).map_err(one)? {
                 return self.filtered_with(&tree, filter, wd, Content::Config);
             }
+        }
+        // A deleted (or never saved) startup reads as empty, as clients
+        // such as Ansible's netconf_get expect; at boot it means "nothing
+        // to apply" alike.
+        if source == Datastore::Startup && self.ds.tree(source).is_none() {
+            let empty = DataTree::new(self.schema.ctx);
+            return self.filtered_with(&empty, filter, wd, Content::Config);
         }
         let tree = self.existing(source).map_err(one)?;
         self.filtered_with(tree, filter, wd, Content::Config)

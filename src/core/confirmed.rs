@@ -33,7 +33,8 @@ struct Pending {
     rollback: DataTree<'static>,
     deadline: SystemTime,
     persist: Option<String>,
-    /// The session that issued it (meaningful without persist).
+    /// The session that issued it; 0 once a persistent one's issuer ended
+    /// (or after a restart): then no session is its issuer.
     session: u32,
 }
 
@@ -161,6 +162,29 @@ impl Core {
                 )
                 .with_info("session-id", p.session.to_string()),
             )),
+        }
+    }
+
+    /// `<lock>` on running (RFC 6241 §7.5): not granted while a confirmed
+    /// commit of another session is pending; a persistent one whose issuer
+    /// ended blocks every session (session-id 0) until confirmed or
+    /// cancelled.
+    pub(super) fn confirmed_lock_check(&self, session: u32) -> Result<(), Vec<RpcError>> {
+        match &self.ext.confirmed.pending {
+            Some(p) if p.session != session || session == 0 => Err(one(RpcError::protocol(
+                "lock-denied",
+                if p.session == 0 {
+                    "a persistent confirmed commit is pending: confirm or cancel it first"
+                        .to_string()
+                } else {
+                    format!(
+                        "a confirmed commit of session {} is pending: running cannot be locked",
+                        p.session
+                    )
+                },
+            )
+            .with_info("session-id", p.session.to_string()))),
+            _ => Ok(()),
         }
     }
 
@@ -298,8 +322,14 @@ impl Core {
         }
     }
 
-    /// A session ended: its non-persistent confirmed commit rolls back.
+    /// A session ended: its non-persistent confirmed commit rolls back; a
+    /// persistent one stays, with no issuer any more.
     pub(super) fn confirmed_session_ended(&mut self, session: u32) {
+        if let Some(p) = self.ext.confirmed.pending.as_mut() {
+            if p.persist.is_some() && p.session == session {
+                p.session = 0;
+            }
+        }
         let owned = self
             .ext
             .confirmed
@@ -352,7 +382,8 @@ impl Core {
             rollback,
             deadline,
             persist,
-            session,
+            // The sessions of the previous run are gone.
+            session: if keep { 0 } else { session },
         });
         self.ext.actor = None;
         if keep {
