@@ -14,6 +14,7 @@ use crate::schema::Schema;
 use crate::transaction::Pipeline;
 
 mod confirmed;
+mod deferred;
 pub mod hooks;
 mod nmda;
 mod scoped;
@@ -300,9 +301,17 @@ impl Core {
             }
             (Datastore::Candidate, TestOption::Set) => self.ds.set_candidate(new),
             (Datastore::Candidate, TestOption::TestThenSet) => {
-                self.pipeline
-                    .validate(&self.schema, &self.ds.running, &mut new)?;
-                self.ds.set_candidate_validated(new);
+                // Constraints wait for validate/commit (`core/deferred.rs`);
+                // the plugins check only a tree libyang found valid.
+                let checked = datastore::validate_config(&self.schema, &mut new).map_err(one);
+                let valid = deferred::edit_outcome(checked)?;
+                if valid {
+                    self.pipeline
+                        .check_plugins(&self.schema, &self.ds.running, &new)?;
+                    self.ds.set_candidate_validated(new);
+                } else {
+                    self.ds.set_candidate(new);
+                }
             }
             // Running is the system: it is always validated and applied.
             (_, _) => self.commit_running(new)?,

@@ -98,3 +98,73 @@ def test_get_config_of_deleted_startup_is_empty_data(agent):
         data = reply.data_ele
         assert data.tag.endswith("}data"), reply.xml
         assert len(data) == 0 and not (data.text or "").strip(), reply.xml
+
+
+def wireguard(*ports):
+    """wireguard 1, 2, ... with these listen-ports (None: leave it out)."""
+    entries = "".join(
+        f"<wireguard><instance>{i}</instance><listen-port>{p}</listen-port></wireguard>"
+        for i, p in enumerate(ports, start=1)
+        if p is not None
+    )
+    return (
+        f'<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">'
+        f'<tunnel xmlns="{TUNNEL}">{entries}</tunnel></config>'
+    )
+
+
+def listen_ports(m, source):
+    data = m.get_config(source=source).data_ele
+    out = {}
+    for w in data.iter(f"{{{TUNNEL}}}wireguard"):
+        out[int(w.findtext(f"{{{TUNNEL}}}instance"))] = int(w.findtext(f"{{{TUNNEL}}}listen-port"))
+    return out
+
+
+# Without a plugin (stored and validated only) and with the WireGuard plugin
+# (its in-memory backend): both commit paths see the same rule.
+@pytest.mark.parametrize("which", ["agent", "agent_wg"])
+def test_listen_ports_swapped_on_the_candidate_in_two_edits(request, which):
+    agent = request.getfixturevalue(which)
+    with connect(agent) as m:
+        m.edit_config(target="candidate", config=wireguard(51820, 51821))
+        m.commit()
+        # Each edit alone collides on `unique listen-port`: the candidate
+        # may hold that until validate/commit (RFC 7950 §8.3.3).
+        m.edit_config(target="candidate", config=wireguard(51821, None))
+        m.edit_config(target="candidate", config=wireguard(None, 51820))
+        assert m.validate(source="candidate").ok
+        m.commit()
+        assert listen_ports(m, "running") == {1: 51821, 2: 51820}
+
+
+@pytest.mark.parametrize("which", ["agent", "agent_wg"])
+def test_invalid_candidate_reported_by_validate_and_refused_by_commit(request, which):
+    agent = request.getfixturevalue(which)
+    with connect(agent) as m:
+        m.edit_config(target="candidate", config=wireguard(51820, 51821))
+        m.commit()
+        m.edit_config(target="candidate", config=wireguard(51821, None))
+        errors = []
+        for rpc in (lambda: m.validate(source="candidate"), m.commit):
+            with pytest.raises(RPCError) as e:
+                rpc()
+            errors.append(e.value)
+        for e in errors:
+            assert e.tag == "operation-failed", e
+            assert e.type == "application"
+            assert e.app_tag == "data-not-unique"
+            assert "wireguard" in e.path
+        assert listen_ports(m, "running") == {1: 51820, 2: 51821}
+        # The candidate keeps the edit for the client to fix.
+        assert listen_ports(m, "candidate") == {1: 51821, 2: 51821}
+
+
+def test_what_an_edit_itself_breaks_is_still_refused_on_the_candidate(agent):
+    with connect(agent) as m:
+        # A value out of its type's range (RFC 7950 §8.3.1): invalid-value
+        # at once, nothing kept.
+        with pytest.raises(RPCError) as e:
+            m.edit_config(target="candidate", config=wireguard(70000))
+        assert e.value.tag == "invalid-value", e.value
+        assert listen_ports(m, "candidate") == {}

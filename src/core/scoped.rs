@@ -4,7 +4,7 @@
 
 use yang5::data::DataTree;
 
-use super::{hooks, one, Core, Outcome};
+use super::{deferred, hooks, one, Core, Outcome};
 use crate::datastore::scope::{self, Root, Scope};
 use crate::datastore::{PendingEdit, ValuelessDelete};
 use crate::protocol::error::RpcError;
@@ -101,8 +101,13 @@ impl Core {
             (_, TestOption::TestOnly) => self.validate_scope(&mut sc)?,
             (Datastore::Candidate, TestOption::Set) => {}
             (Datastore::Candidate, TestOption::TestThenSet) => {
-                self.validate_scope(&mut sc)?;
-                validated = true;
+                // Constraints wait for validate/commit (`core/deferred.rs`):
+                // the scope is cached as validated only if it is valid.
+                validated = deferred::edit_outcome(self.check_scope(&mut sc))?;
+                if validated {
+                    self.pipeline
+                        .validate_scoped(&self.schema, &mut self.ds.running, &mut sc)?;
+                }
             }
             (_, _) => {
                 self.check_scope(&mut sc)?;
