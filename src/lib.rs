@@ -15,15 +15,18 @@
 
 pub mod agent;
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod core;
 pub mod datastore;
+pub mod memory;
 pub mod monitoring;
 pub mod notify;
 pub mod protocol;
 pub mod retrieval;
 pub mod schema;
 pub mod session;
+pub mod shutdown;
 pub mod transaction;
 pub mod transport;
