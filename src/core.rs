@@ -15,8 +15,10 @@ use crate::transaction::Pipeline;
 
 mod confirmed;
 mod deferred;
+mod fault;
 pub mod hooks;
 mod nmda;
+mod panics;
 mod scoped;
 
 pub struct Core {
@@ -84,7 +86,8 @@ impl Core {
         Ok(())
     }
 
-    pub fn handle(&mut self, session: u32, op: Operation) -> OpResult {
+    /// One rpc; `Core::handle` (`core/panics.rs`) runs it.
+    fn dispatch(&mut self, session: u32, op: Operation) -> OpResult {
         self.ext.actor = Some(session);
         if reads_candidate_whole(&op) {
             self.ds.materialize_candidate(&self.schema).map_err(one)?;
@@ -240,6 +243,7 @@ impl Core {
     ) -> Result<(), Vec<RpcError>> {
         // Running changes under the candidate: it keeps what it was.
         self.ds.materialize_candidate(&self.schema).map_err(one)?;
+        fault::point("panic-in-commit");
         let ds = &self.ds;
         let (committed, diff) =
             self.pipeline
@@ -294,6 +298,7 @@ impl Core {
             default_op
         };
         edit::apply(&self.schema, &mut new, &edit_tree, &valueless, op).map_err(one)?;
+        fault::point("panic-in-edit");
         match (target, test_option) {
             (_, TestOption::TestOnly) => {
                 self.pipeline
@@ -393,22 +398,14 @@ impl Core {
             return r.map(|_| Outcome::Ok);
         }
         let prevalidated = self.ds.candidate_valid();
-        let Some(candidate) = self.ds.take_candidate() else {
-            return Ok(Outcome::Ok);
-        };
-        let copy = datastore::duplicate(&candidate).map_err(one)?;
-        match self.commit_running_checked(copy, prevalidated) {
-            Ok(()) => Ok(Outcome::Ok),
-            Err(e) => {
-                // The candidate keeps its changes for the client to fix.
-                if prevalidated {
-                    self.ds.set_candidate_validated(candidate);
-                } else {
-                    self.ds.set_candidate(candidate);
-                }
-                Err(e)
-            }
-        }
+        // The candidate has a tree of its own (commit_pending declined); it
+        // stays until running took it: a failed commit (or a panic,
+        // `core/panics.rs`) leaves it for the client to fix.
+        let copy = datastore::duplicate(self.existing(Datastore::Candidate).map_err(one)?)
+            .map_err(one)?;
+        self.commit_running_checked(copy, prevalidated)?;
+        self.ds.discard_candidate();
+        Ok(Outcome::Ok)
     }
 
     fn validate(&mut self, source: Source) -> OpResult {
@@ -420,7 +417,9 @@ impl Core {
 
     /// A session ended: its locks and locked candidate changes go.
     pub fn session_ended(&mut self, session: u32) {
-        self.ds.release_session(session);
-        self.confirmed_session_ended(session);
+        self.guarded("session end", |core| {
+            core.ds.release_session(session);
+            core.confirmed_session_ended(session);
+        });
     }
 }

@@ -78,6 +78,14 @@ impl Confirmed {
         self.deadline.subscribe()
     }
 
+    /// A rollback that failed is tried again in [`RETRY`].
+    fn retry_later(&mut self) {
+        if let Some(p) = self.pending.as_mut() {
+            p.deadline = SystemTime::now() + RETRY;
+        }
+        self.arm();
+    }
+
     pub fn is_pending(&self) -> bool {
         self.pending.is_some()
     }
@@ -275,12 +283,15 @@ impl Core {
     /// Restores the rollback point through the pipeline. On failure the
     /// confirmed commit stays pending and is retried shortly.
     fn roll_back(&mut self, event: &str) -> Result<(), RpcError> {
-        let Some(p) = self.ext.confirmed.pending.take() else {
+        // Pending stays until the rollback is in (a panic in it, too,
+        // leaves it pending: `confirmed_after_panic`).
+        let Some(p) = self.ext.confirmed.pending.as_ref() else {
             return Ok(());
         };
         let tree = datastore::duplicate(&p.rollback)?;
         match self.commit_running(tree) {
             Ok(()) => {
+                self.ext.confirmed.pending = None;
                 info!(reason = event, "confirmed commit rolled back");
                 self.ext.confirmed.arm();
                 if let Err(e) = self.ext.confirmed.remove() {
@@ -296,11 +307,7 @@ impl Core {
                     .collect::<Vec<_>>()
                     .join("; ");
                 error!(reason = event, error = %msg, "confirmed-commit rollback failed; retrying");
-                self.ext.confirmed.pending = Some(Pending {
-                    deadline: SystemTime::now() + RETRY,
-                    ..p
-                });
-                self.ext.confirmed.arm();
+                self.ext.confirmed.retry_later();
                 Err(RpcError::operation_failed(format!(
                     "rollback failed: {msg}"
                 )))
@@ -310,6 +317,29 @@ impl Core {
 
     /// The confirm timer fired: roll back if the deadline has passed.
     pub fn confirmed_expired(&mut self) {
+        self.guarded("confirm timer", Core::confirm_timeout);
+    }
+
+    /// After a panic (`core/panics.rs`): a first confirmed commit that never
+    /// got armed leaves no rollback point behind; a pending one (its
+    /// rollback may be what panicked) is retried later, not at once.
+    pub(super) fn confirmed_after_panic(&mut self) {
+        if self.ext.confirmed.pending.is_none() {
+            if let Err(e) = self.ext.confirmed.remove() {
+                warn!("{e}");
+            }
+        } else if self
+            .ext
+            .confirmed
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.deadline <= SystemTime::now())
+        {
+            self.ext.confirmed.retry_later();
+        }
+    }
+
+    fn confirm_timeout(&mut self) {
         let due = self
             .ext
             .confirmed

@@ -27,6 +27,8 @@ pub struct Extras {
     /// The session whose operation is running (`None`: the server itself,
     /// e.g. a confirmed-commit timeout).
     pub(crate) actor: Option<u32>,
+    /// run_dir and state_dir, to reload running after a panic.
+    pub(crate) dirs: (std::path::PathBuf, std::path::PathBuf),
 }
 
 impl Extras {
@@ -35,6 +37,7 @@ impl Extras {
             confirmed: Confirmed::new(config.run_dir.join("confirmed-commit")),
             hub: Arc::new(Hub::new()),
             actor: None,
+            dirs: (config.run_dir.clone(), config.state_dir.clone()),
         }
     }
 
@@ -148,6 +151,10 @@ async fn event_poll(core: Arc<Mutex<Core>>, mut shutdown: watch::Receiver<bool>)
 impl Core {
     /// Asks every plugin for its events and sends them.
     pub fn poll_plugin_events(&mut self) {
+        self.guarded("event poll", Core::poll_events);
+    }
+
+    fn poll_events(&mut self) {
         let hub = self.ext.hub.clone();
         for p in self.pipeline.plugins_mut() {
             for tree in p.events() {

@@ -96,6 +96,7 @@ impl Core {
         let Some(mut sc) = sc.map_err(one)? else {
             return Ok(Err(Declined(tree, valueless)));
         };
+        super::fault::point("panic-in-edit");
         let mut validated = false;
         match (target, test_option) {
             (_, TestOption::TestOnly) => self.validate_scope(&mut sc)?,
@@ -164,6 +165,7 @@ impl Core {
         let big = sc.new_size(BIG_RECORD) >= BIG_RECORD;
         let changes = sc.changes();
         let unique_delta = crate::datastore::unique::delta(&self.ds.unique, &sc.old, &sc.new);
+        super::fault::point("panic-in-commit");
         let ds = &mut self.ds;
         let diff =
             self.pipeline
