@@ -401,8 +401,8 @@ impl Core {
         // The candidate has a tree of its own (commit_pending declined); it
         // stays until running took it: a failed commit (or a panic,
         // `core/panics.rs`) leaves it for the client to fix.
-        let copy = datastore::duplicate(self.existing(Datastore::Candidate).map_err(one)?)
-            .map_err(one)?;
+        let copy =
+            datastore::duplicate(self.existing(Datastore::Candidate).map_err(one)?).map_err(one)?;
         self.commit_running_checked(copy, prevalidated)?;
         self.ds.discard_candidate();
         Ok(Outcome::Ok)
