@@ -66,7 +66,12 @@ impl Core {
         match panic::catch_unwind(AssertUnwindSafe(|| f(self))) {
             Ok(v) => Some(v),
             Err(payload) => {
-                error!(operation = what, panic = %message(&*payload), "panic; restoring the datastores");
+                error!(
+                    operation = what,
+                    panic = %message(&*payload),
+                    "panic: running reloaded from run_dir, the candidate kept; a plugin that \
+                     panicked in apply may have programmed part of its change"
+                );
                 self.restore_after_panic();
                 None
             }
