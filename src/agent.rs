@@ -44,7 +44,7 @@ fn plugins(config: &Config, schema: &Schema) -> Result<Vec<Box<dyn Plugin>>, Str
 
 /// Builds the core: schema, datastores, plugins, and applies the boot
 /// configuration.
-pub fn build_core(config: &Config) -> Result<Core, String> {
+pub fn build_core(config: &Config, users: &UserDb) -> Result<Core, String> {
     let mut dirs = default_yang_dirs();
     for d in &config.yang_dirs {
         // A configured directory that is also a default one is searched once
@@ -58,7 +58,11 @@ pub fn build_core(config: &Config) -> Result<Core, String> {
         }
     }
     let schema = Schema::load(&dirs).map_err(|e| e.to_string())?;
-    let (ds, source) = Datastores::open(&schema, config.run_dir.clone(), config.state_dir.clone())?;
+    let (mut ds, source) =
+        Datastores::open(&schema, config.run_dir.clone(), config.state_dir.clone())?;
+    let nacm = Arc::new(crate::nacm::Nacm::new(&schema));
+    nacm.set_external_groups(users.groups());
+    bootstrap_access(&schema, &mut ds, config, users)?;
     let mut pipeline = Pipeline::new(plugins(config, &schema)?);
     pipeline.start(&schema)?;
     let mut core = Core {
@@ -67,15 +71,46 @@ pub fn build_core(config: &Config) -> Result<Core, String> {
         pipeline,
         ext: crate::core::hooks::Extras::new(config),
         monitor: Arc::new(crate::monitoring::Monitor::new()),
+        nacm,
+        nacm_gen: None,
     };
-    match source {
-        BootSource::Running => info!("restarting with the saved running configuration"),
-        BootSource::Startup => info!("boot: startup becomes running"),
-        BootSource::Empty => info!("boot: no saved configuration, running is empty"),
+    match (source, core.ds.boot_status().1) {
+        (BootSource::Running, None) => info!("restarting with the saved running configuration"),
+        (BootSource::Running, Some(_)) => {
+            info!("restarting with the part of the saved running configuration that validates")
+        }
+        (BootSource::Startup, _) => info!("boot: startup becomes running"),
+        (BootSource::Empty, _) => info!("boot: no usable saved configuration, running is empty"),
     }
     core.boot()?;
     core.confirmed_restore()?;
     Ok(core)
+}
+
+/// The first access policy, once (see `nacm::bootstrap`): into running
+/// (applied and saved by the boot commit) and into startup.
+fn bootstrap_access(
+    schema: &crate::schema::Schema,
+    ds: &mut Datastores,
+    config: &Config,
+    users: &UserDb,
+) -> Result<(), String> {
+    use crate::nacm::bootstrap;
+    if !bootstrap::due(&config.state_dir) {
+        return Ok(());
+    }
+    let mut names: Vec<String> = users.names().map(str::to_string).collect();
+    names.sort();
+    if bootstrap::add_policy(schema, &mut ds.running, &names)? {
+        info!(users = ?names, "access control: rule-list admin (permit all) for group admin");
+    }
+    let mut startup = match ds.tree(crate::protocol::rpc::Datastore::Startup) {
+        Some(t) => crate::datastore::duplicate(t).map_err(|e| e.message)?,
+        None => crate::datastore::duplicate(&ds.running).map_err(|e| e.message)?,
+    };
+    bootstrap::add_policy(schema, &mut startup, &names)?;
+    ds.set_startup(startup).map_err(|e| e.message)?;
+    bootstrap::done(&config.state_dir)
 }
 
 pub fn serve_main(config_path: Option<PathBuf>) -> i32 {
@@ -132,7 +167,8 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     let users = Arc::new(UserDb::load(&config).map_err(|e| e.to_string())?);
     let cfg = config.clone();
-    let core = tokio::task::spawn_blocking(move || build_core(&cfg))
+    let db = users.clone();
+    let core = tokio::task::spawn_blocking(move || build_core(&cfg, &db))
         .await
         .map_err(|e| e.to_string())??;
     let capabilities = crate::monitoring::capabilities(&core.schema);

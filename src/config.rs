@@ -70,6 +70,10 @@ pub struct UserConfig {
     /// A file in OpenSSH `authorized_keys` format.
     #[serde(default)]
     pub authorized_keys_file: Option<PathBuf>,
+    /// NACM groups of this user (RFC 8341 external groups), in addition to
+    /// those `/nacm/groups` names it in.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

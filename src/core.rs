@@ -13,6 +13,7 @@ use crate::retrieval::{self, Content};
 use crate::schema::Schema;
 use crate::transaction::Pipeline;
 
+pub mod access;
 mod confirmed;
 mod deferred;
 mod fault;
@@ -30,6 +31,10 @@ pub struct Core {
     /// Counters and sessions for ietf-netconf-monitoring (shared with the
     /// session registry).
     pub monitor: std::sync::Arc<crate::monitoring::Monitor>,
+    /// Access control (`nacm`), shared with sessions for notifications.
+    pub nacm: std::sync::Arc<crate::nacm::Nacm>,
+    /// The running generation the NACM policy was read from.
+    pub nacm_gen: Option<u64>,
 }
 
 /// What an operation produced.
@@ -89,6 +94,7 @@ impl Core {
     /// One rpc; `Core::handle` (`core/panics.rs`) runs it.
     fn dispatch(&mut self, session: u32, op: Operation) -> OpResult {
         self.ext.actor = Some(session);
+        self.authorize(session, &op)?;
         if reads_candidate_whole(&op) {
             self.ds.materialize_candidate(&self.schema).map_err(one)?;
         }
@@ -174,6 +180,9 @@ impl Core {
         wd: Option<WithDefaults>,
         content: Content,
     ) -> OpResult {
+        // Unreadable nodes go before the filter runs (RFC 8341 §3.2.4).
+        let pruned = self.readable(tree).map_err(one)?;
+        let tree = pruned.as_ref().unwrap_or(tree);
         retrieval::render(&self.schema, tree, filter.as_ref(), wd, content)
             .map(Outcome::Data)
             .map_err(one)
@@ -187,6 +196,22 @@ impl Core {
         let own = crate::monitoring::state::state_tree(&self.schema, &self.ds, &self.monitor)?;
         oper.merge(&own)
             .map_err(|e| RpcError::operation_failed(format!("server state data: {e}")))?;
+        // The NACM counters (config false leaves of /nacm).
+        let counters = format!(
+            "<nacm xmlns=\"{}\">{}</nacm>",
+            crate::nacm::bootstrap::NACM_NS,
+            self.nacm.state_xml()
+        );
+        let counters = yang5::data::DataTree::parse_string(
+            self.schema.ctx,
+            &counters,
+            yang5::data::DataFormat::XML,
+            yang5::data::DataParserFlags::NO_VALIDATION | yang5::data::DataParserFlags::STRICT,
+            yang5::data::DataValidationFlags::empty(),
+        )
+        .map_err(|e| RpcError::operation_failed(format!("nacm state: {e}")))?;
+        oper.merge(&counters)
+            .map_err(|e| RpcError::operation_failed(format!("nacm state: {e}")))?;
         Ok(oper)
     }
 
@@ -276,6 +301,18 @@ impl Core {
         }
         let (edit_tree, valueless) = datastore::parse_edit(&self.schema, config).map_err(one)?;
         retrieval::check_default_tags(&edit_tree).map_err(one)?;
+        if default_op != EditOp::Replace && !self.view().unrestricted {
+            let snapshot;
+            let current = match self.ds.pending_snapshot(&self.schema).map_err(one)? {
+                Some(t) if target == Datastore::Candidate => {
+                    snapshot = t;
+                    &snapshot
+                }
+                _ => self.existing(target).map_err(one)?,
+            };
+            self.check_edit_access(current, &edit_tree, &valueless, default_op)
+                .map_err(one)?;
+        }
         let (edit_tree, valueless) = if default_op == EditOp::Replace {
             (edit_tree, valueless)
         } else {
@@ -298,6 +335,10 @@ impl Core {
             default_op
         };
         edit::apply(&self.schema, &mut new, &edit_tree, &valueless, op).map_err(one)?;
+        if default_op == EditOp::Replace {
+            self.check_change(self.existing(target).map_err(one)?, &new)
+                .map_err(one)?;
+        }
         fault::point("panic-in-edit");
         match (target, test_option) {
             (_, TestOption::TestOnly) => {
@@ -356,7 +397,16 @@ impl Core {
             }
         }
         self.ds.check_writable(target, session).map_err(one)?;
+        let from_datastore = matches!(source, Source::Datastore(_));
         let mut new = self.source_tree(source).map_err(one)?;
+        if !self.view().unrestricted {
+            if from_datastore {
+                self.check_reads_all(&new).map_err(one)?;
+            }
+            let empty = DataTree::new(self.schema.ctx);
+            let old = self.ds.tree(target).unwrap_or(&empty);
+            self.check_change(old, &new).map_err(one)?;
+        }
         match target {
             Datastore::Running => self.commit_running(new)?,
             Datastore::Candidate => {
@@ -382,6 +432,9 @@ impl Core {
             .bad_element("target")));
         }
         self.ds.check_writable(target, session).map_err(one)?;
+        if let Some(t) = self.ds.tree(Datastore::Startup) {
+            self.view().check_delete_all(&self.schema, t).map_err(one)?;
+        }
         self.ds.delete_startup().map_err(one)?;
         self.ext.config_changed("startup", Vec::new());
         Ok(Outcome::Ok)
@@ -394,6 +447,17 @@ impl Core {
         self.ds
             .check_writable(Datastore::Candidate, session)
             .map_err(one)?;
+        // The committing user needs write access to every change, whoever
+        // made it (RFC 8341 §3.2.8).
+        if !self.view().unrestricted {
+            let snapshot = self.ds.pending_snapshot(&self.schema).map_err(one)?;
+            let candidate = match &snapshot {
+                Some(t) => t,
+                None => self.existing(Datastore::Candidate).map_err(one)?,
+            };
+            self.check_change(&self.ds.running, candidate)
+                .map_err(one)?;
+        }
         if let Some(r) = self.commit_pending() {
             return r.map(|_| Outcome::Ok);
         }

@@ -14,6 +14,8 @@
 //!   edit-config semantics, persistence.
 //! - [`transaction`]: the commit pipeline validate → prepare → apply (→ abort)
 //!   across the plugins (`wgnetconf-plugin-api`).
+//! - [`nacm`]: access control (RFC 8341) over operations, data and
+//!   notifications.
 //! - [`schema`]: the libyang context with every module of the search path.
 
 pub mod agent;
@@ -25,6 +27,7 @@ pub mod core;
 pub mod datastore;
 pub mod memory;
 pub mod monitoring;
+pub mod nacm;
 pub mod notify;
 pub mod protocol;
 pub mod retrieval;

@@ -23,6 +23,8 @@ const PROTOCOL_MODULES: &[(&str, &[&str])] = &[
     ("ietf-netconf-notifications", &["*"]),
     ("ietf-netconf-with-defaults", &["*"]),
     ("ietf-netconf-monitoring", &["*"]),
+    // RFC 8341: its /nacm is the access policy.
+    ("ietf-netconf-acm", &["*"]),
 ];
 
 /// libyang's own ietf-yang-library (RFC 8525), implemented by the context;

@@ -41,12 +41,28 @@ fn copy_inline(c: &mut Client, target: &str, config: &str) -> Reply {
     ))
 }
 
+/// Running's content as XML (with the access-control policy the agent
+/// bootstrapped, which a copy-config must keep to keep write access).
+fn running_xml(c: &mut Client) -> String {
+    let text = c
+        .rpc("<get-config><source><running/></source></get-config>")
+        .text;
+    let start = text.find("<data").expect("<data>");
+    let open_end = start + text[start..].find('>').expect("<data>");
+    if text[..open_end].ends_with('/') {
+        return String::new();
+    }
+    let close = text.rfind("</data>").expect("</data>");
+    text[open_end + 1..close].to_string()
+}
+
 #[test]
 fn panic_in_edit_config_changes_nothing_and_the_agent_keeps_serving() {
     let env = with_fault("panic-in-edit");
     let agent = env.start();
     let mut c = agent.session(&env);
-    copy_inline(&mut c, "running", &seed_config()).assert_ok();
+    let policy = running_xml(&mut c);
+    copy_inline(&mut c, "running", &format!("{policy}{}", seed_config())).assert_ok();
     let running = c.get_config("running").canon();
 
     // Whole-datastore path (the test model) and scoped path (the tunnel
@@ -66,7 +82,10 @@ fn panic_in_edit_config_changes_nothing_and_the_agent_keeps_serving() {
     c.unlock("candidate").assert_ok();
     // The confirm timer still fires: a confirmed commit (no edit-config
     // involved) rolls back after its timeout.
-    copy_inline(&mut c, "candidate", &system("<hostname>trial</hostname>")).assert_ok();
+    let trial =
+        running_xml(&mut c).replace("<hostname>alpha</hostname>", "<hostname>trial</hostname>");
+    assert!(trial.contains("trial"), "{trial}");
+    copy_inline(&mut c, "candidate", &trial).assert_ok();
     c.rpc("<commit><confirmed/><confirm-timeout>1</confirm-timeout></commit>")
         .assert_ok();
     assert_eq!(

@@ -38,6 +38,8 @@ pub enum UserDbError {
 #[derive(Debug)]
 struct User {
     password_hash: Option<String>,
+    /// NACM external groups.
+    groups: Vec<String>,
     /// Keys from the config's `authorized_keys` lines, parsed once.
     keys: Vec<KeyData>,
     /// Re-read on every attempt, like sshd does, so edits apply at once.
@@ -67,6 +69,7 @@ struct StoredUsers<'a> {
 struct StoredUser<'a> {
     name: &'a str,
     password_hash: &'a str,
+    groups: Vec<String>,
 }
 
 impl UserDb {
@@ -126,6 +129,7 @@ impl UserDb {
             }
             let user = User {
                 password_hash: entry.password_hash.clone(),
+                groups: entry.groups.clone(),
                 keys,
                 keys_file: entry.authorized_keys_file.clone(),
             };
@@ -134,6 +138,14 @@ impl UserDb {
             }
         }
         Ok(UserDb { users })
+    }
+
+    /// Every user's NACM external groups.
+    pub fn groups(&self) -> HashMap<String, Vec<String>> {
+        self.users
+            .iter()
+            .map(|(n, u)| (n.clone(), u.groups.clone()))
+            .collect()
     }
 
     /// True if `name` is a configured user (whatever its credentials).
@@ -195,6 +207,7 @@ fn create_admin(path: &Path) -> Result<UserDb, UserDbError> {
         users: vec![StoredUser {
             name: GENERATED_ADMIN,
             password_hash: &hash,
+            groups: vec![GENERATED_ADMIN_GROUP.into()],
         }],
     };
     let body = toml::to_string(&stored).map_err(|e| UserDbError::Generate(e.to_string()))?;
@@ -215,8 +228,13 @@ fn create_admin(path: &Path) -> Result<UserDb, UserDbError> {
         password_hash: Some(hash),
         authorized_keys: Vec::new(),
         authorized_keys_file: None,
+        groups: vec![GENERATED_ADMIN_GROUP.into()],
     }])
 }
+
+/// The NACM group of the generated admin, which the first start's rule-list
+/// permits everything (see `nacm::bootstrap`).
+pub const GENERATED_ADMIN_GROUP: &str = "admin";
 
 /// One `authorized_keys` line: `Ok(None)` for blanks and comments. Lines
 /// with options (`from=`, `command=`, `restrict`, ...) are refused: we
@@ -265,6 +283,7 @@ mod tests {
             password_hash: None,
             authorized_keys: Vec::new(),
             authorized_keys_file: None,
+            groups: Vec::new(),
         }
     }
 

@@ -26,6 +26,13 @@ impl Core {
             scope::collect_roots(running, tree, valueless, *op, &mut roots);
         }
         scope::normalize(&mut roots);
+        // Roots are found again by instance path (scope, swap, journal):
+        // a key holding both quote characters has no path libyang can
+        // read back, so such edits take the whole-datastore path, which
+        // finds nodes by value and stores running whole.
+        if roots.iter().any(|r| scope::unaddressable(&r.path)) {
+            return Ok(None);
+        }
         if !scope::root_modules(&roots)
             .iter()
             .all(|m| self.schema.scoped.contains(m))

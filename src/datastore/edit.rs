@@ -9,6 +9,7 @@
 use yang5::data::{Data, DataNodeRef, DataTree};
 use yang5::schema::SchemaNodeKind;
 
+use super::raw;
 use super::yang_error::{json_path_to_error_path, libyang_error};
 use super::ValuelessDelete;
 use crate::protocol::error::RpcError;
@@ -77,18 +78,37 @@ pub(crate) fn op_of(node: &DataNodeRef<'_>, inherited: EditOp) -> Result<EditOp,
 /// and `delete` on it must report data-missing.
 pub(crate) fn exists(target: &DataTree<'static>, path: &str) -> bool {
     match target.find_path(path) {
-        Ok(n) => explicit(&n),
+        Ok(n) => raw::is_explicit(n.as_raw()),
         Err(_) => false,
     }
 }
 
-fn explicit(n: &DataNodeRef<'_>) -> bool {
-    let s = n.schema();
-    match s.kind() {
-        SchemaNodeKind::Leaf | SchemaNodeKind::LeafList => !n.is_default(),
-        SchemaNodeKind::Container if s.is_np_container() => n.children().any(|c| explicit(&c)),
-        _ => true,
-    }
+/// [`exists`] for the node of `target` where `node` (of an edit) stands,
+/// found by value rather than by path (see [`raw::find_twin`]).
+pub(crate) fn exists_node(target: &DataTree<'static>, node: &DataNodeRef<'_>) -> bool {
+    raw::find_twin(raw::first_of(target), node.as_raw()).is_some_and(raw::is_explicit)
+}
+
+/// Removes `twin` (a node of `target`) with its subtree.
+fn remove(schema: &Schema, target: &mut DataTree<'static>, twin: raw::Node) {
+    raw::with_root(schema.ctx, target, |first| raw::free(twin, first));
+}
+
+/// Creates `node` (alone: a list entry with its keys) in `target`, under
+/// the node where its parent stands.
+fn insert_new(schema: &Schema, target: &mut DataTree<'static>, node: raw::Node) -> bool {
+    let p = raw::parent(node);
+    raw::with_root(schema.ctx, target, |first| {
+        let parent = if p.is_null() {
+            std::ptr::null_mut()
+        } else {
+            match raw::find_twin(*first, p) {
+                Some(x) => x,
+                None => return false,
+            }
+        };
+        raw::dup_new(node, parent, first).is_some()
+    })
 }
 
 fn apply_node(
@@ -113,8 +133,11 @@ fn apply_node(
         }
         return Ok(());
     }
-    let path = node.path();
-    let present = exists(target, &path);
+    // For messages only: nodes are found by value (a key may hold what no
+    // path can express).
+    let path = raw::path(node.as_raw());
+    let mut twin = raw::find_twin(raw::first_of(target), node.as_raw());
+    let present = twin.is_some_and(raw::is_explicit);
     let is_leaf = matches!(kind, SchemaNodeKind::Leaf | SchemaNodeKind::LeafList);
     match op {
         EditOp::Create if present => {
@@ -136,17 +159,15 @@ fn apply_node(
             .bad_element(snode.name().to_string()))
         }
         EditOp::Delete | EditOp::Remove => {
-            if present {
-                target
-                    .remove(&path)
-                    .map_err(|e| libyang_error(schema, &e))?;
+            if let (true, Some(t)) = (present, twin) {
+                remove(schema, target, t);
             }
             return Ok(());
         }
         EditOp::Replace if present => {
-            target
-                .remove(&path)
-                .map_err(|e| libyang_error(schema, &e))?;
+            if let Some(t) = twin.take() {
+                remove(schema, target, t);
+            }
         }
         _ => {}
     }
@@ -177,7 +198,7 @@ fn apply_node(
         // corresponding level in the target datastore, an <rpc-error> is
         // returned with an <error-tag> value of data-missing." Implicit
         // nodes (defaults, non-presence containers) are levels that exist.
-        if target.find_path(&path).is_err() {
+        if twin.is_none() {
             return Err(RpcError::app(
                 "data-missing",
                 format!(
@@ -196,24 +217,23 @@ fn apply_node(
             return Ok(());
         }
     }
+    let cannot = || RpcError::operation_failed(format!("cannot set {}", describe(&path)));
     if is_leaf {
         if op != EditOp::None {
-            let value = node.value_canonical();
-            let value = if kind == SchemaNodeKind::LeafList {
-                None // the value is in the path predicate
-            } else {
-                value
+            let ok = match twin {
+                // An existing leaf (or a default one) takes the value; a
+                // leaf-list entry is its value.
+                Some(t) => raw::set_term(t, &node.value_canonical().unwrap_or_default()),
+                None => insert_new(schema, target, node.as_raw()),
             };
-            target
-                .new_path(&path, value.as_deref(), false)
-                .map_err(|e| libyang_error(schema, &e))?;
+            if !ok {
+                return Err(cannot());
+            }
         }
         return Ok(());
     }
-    if op != EditOp::None {
-        target
-            .new_path(&path, None, false)
-            .map_err(|e| libyang_error(schema, &e))?;
+    if op != EditOp::None && twin.is_none() && !insert_new(schema, target, node.as_raw()) {
+        return Err(cannot());
     }
     // Children of a replaced or created node inherit that operation; the
     // node is fresh, so they are simply created.

@@ -14,6 +14,7 @@
 //! Files are written atomically (see [`persist`]) and are 0600: they may hold
 //! private keys.
 
+pub mod disk;
 pub mod edit;
 pub mod filter;
 pub mod journal;
@@ -72,6 +73,8 @@ pub struct Datastores {
     locks: HashMap<Datastore, u32>,
     /// When each lock was taken (ietf-netconf-monitoring locked-time).
     locked_at: HashMap<Datastore, std::time::SystemTime>,
+    /// Where running came from at boot, and what was dropped then.
+    boot: (BootSource, Option<String>),
 }
 
 /// Parses a `<config>` payload (or a datastore file) without validating it;
@@ -125,11 +128,13 @@ pub fn parse_edit(
     Ok((parse_config(schema, xml)?, out))
 }
 
-fn quote_value(v: &str) -> String {
-    if v.contains('\'') {
-        format!("\"{v}\"")
-    } else {
-        format!("'{v}'")
+/// A key value as an XPath literal; `None` when it holds both quote
+/// characters, which no instance path can express.
+fn quote_value(v: &str) -> Option<String> {
+    match (v.contains('\''), v.contains('"')) {
+        (true, true) => None,
+        (true, false) => Some(format!("\"{v}\"")),
+        _ => Some(format!("'{v}'")),
     }
 }
 
@@ -192,10 +197,15 @@ fn strip_valueless(
             SchemaNodeKind::List => {
                 let mut complete = true;
                 for k in snode.list_keys() {
-                    match c.elems().find(|e| e.local == k.name()) {
-                        Some(e) => {
-                            dpath.push_str(&format!("[{}={}]", k.name(), quote_value(&e.text())))
-                        }
+                    // Without a path, value-less deletes below stay in the
+                    // payload for libyang (an empty value of most types is
+                    // refused: an error, never a delete that goes astray).
+                    match c
+                        .elems()
+                        .find(|e| e.local == k.name())
+                        .and_then(|e| quote_value(&e.text()))
+                    {
+                        Some(q) => dpath.push_str(&format!("[{}={q}]", k.name())),
                         None => complete = false,
                     }
                 }
@@ -300,6 +310,7 @@ pub fn duplicate(tree: &DataTree<'static>) -> Result<DataTree<'static>, RpcError
         .map_err(|e| RpcError::operation_failed(format!("cannot copy data: {e}")))
 }
 
+/// Startup as stored, validated; `Err`: it exists but does not load.
 fn load_file(schema: &Schema, path: &PathBuf) -> Result<Option<DataTree<'static>>, String> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
@@ -315,6 +326,7 @@ fn load_file(schema: &Schema, path: &PathBuf) -> Result<Option<DataTree<'static>
 }
 
 /// What boot should do with the loaded configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BootSource {
     /// Running from the run directory: the agent restarted.
     Running,
@@ -324,9 +336,25 @@ pub enum BootSource {
     Empty,
 }
 
+impl BootSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            BootSource::Running => "running",
+            BootSource::Startup => "startup",
+            BootSource::Empty => "empty",
+        }
+    }
+}
+
 impl Datastores {
     /// Opens the datastores. The returned running still has to be applied
     /// through the plugins by the caller.
+    ///
+    /// Stored data never keeps the agent from starting: running that does
+    /// not load or validate gives way to the longest prefix of its journal
+    /// that does, else to startup, else to an empty configuration; a
+    /// startup that does not is moved aside too. What was dropped is logged
+    /// and kept in [`Datastores::boot_problem`] (operational state).
     pub fn open(
         schema: &Schema,
         run_dir: PathBuf,
@@ -334,16 +362,22 @@ impl Datastores {
     ) -> Result<(Datastores, BootSource), String> {
         let journal = journal::Journal::new(schema.ctx, run_dir.join("running.xml"));
         let startup_path = state_dir.join("startup.xml");
-        let startup = load_file(schema, &startup_path)?;
-        let stored = match journal.load(schema)? {
-            Some(mut tree) => {
-                validate_config(schema, &mut tree)
-                    .map_err(|e| format!("running: {}", e.message))?;
-                Some(tree)
+        let loaded = journal.load(schema);
+        let mut problems: Vec<String> = loaded.problem.into_iter().collect();
+        let startup = match load_file(schema, &startup_path) {
+            Ok(s) => s,
+            Err(e) => {
+                let aside = disk::Disk::move_aside(&disk::Fs, &startup_path);
+                let p = match aside {
+                    Ok(to) => format!("{e} (moved aside: {})", to.display()),
+                    Err(m) => format!("{e} (cannot move it aside: {m})"),
+                };
+                tracing::error!("stored startup configuration rejected at boot: {p}");
+                problems.push(p);
+                None
             }
-            None => None,
         };
-        let (running, source) = match stored {
+        let (running, source) = match loaded.tree {
             Some(r) => (r, BootSource::Running),
             None => match &startup {
                 Some(s) => (duplicate(s).map_err(|e| e.message)?, BootSource::Startup),
@@ -368,9 +402,16 @@ impl Datastores {
                 startup_path,
                 locks: HashMap::new(),
                 locked_at: HashMap::new(),
+                boot: (source, (!problems.is_empty()).then(|| problems.join("; "))),
             },
             source,
         ))
+    }
+
+    /// Where running came from at boot, and what stored data was dropped
+    /// then (and why), if any.
+    pub fn boot_status(&self) -> (BootSource, Option<&str>) {
+        (self.boot.0, self.boot.1.as_deref())
     }
 
     /// The tree of a datastore (the candidate reads as running until edited).
@@ -446,6 +487,11 @@ impl Datastores {
             Some((s, gen)) if gen == self.running_gen => Some(s),
             _ => None,
         }
+    }
+
+    /// Changes whenever running does.
+    pub fn generation(&self) -> u64 {
+        self.running_gen
     }
 
     /// Running changed (in place or replaced).

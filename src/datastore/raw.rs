@@ -55,6 +55,103 @@ pub fn find(first: Node, path: &str) -> Option<Node> {
     (r == ffi::LY_ERR::LY_SUCCESS && !out.is_null()).then_some(out)
 }
 
+/// The node of the tree whose first top-level node is `first` that stands
+/// where `node` (of another tree of the same context) stands: the same
+/// schema nodes from the top, list entries with equal keys, leaf-list
+/// entries with equal values. Matched by value with libyang's hashes, not
+/// through a printed path: a key may hold any string, both quote
+/// characters included, which no instance path can express.
+pub fn find_twin(first: Node, node: Node) -> Option<Node> {
+    if first.is_null() || node.is_null() {
+        return None;
+    }
+    let p = parent(node);
+    let siblings = if p.is_null() {
+        first
+    } else {
+        first_child(find_twin(first, p)?)
+    };
+    find_sibling_twin(siblings, node)
+}
+
+/// Among `siblings` (any of them), the node that stands where `node` does
+/// (see [`find_twin`]).
+pub fn find_sibling_twin(siblings: Node, node: Node) -> Option<Node> {
+    if siblings.is_null() || node.is_null() {
+        return None;
+    }
+    let mut out: Node = ptr::null_mut();
+    // List and leaf-list entries are matched by keys or value; a leaf or a
+    // container by schema alone (lyd_find_sibling_first would compare a
+    // leaf's value too).
+    let by_value = nodetype(node) & (ffi::LYS_LIST | ffi::LYS_LEAFLIST) != 0;
+    // SAFETY: `siblings` belongs to a valid tree and `node` to another tree
+    // of the same context, so their schema nodes are comparable.
+    let r = unsafe {
+        if by_value {
+            ffi::lyd_find_sibling_first(siblings, node, &mut out)
+        } else {
+            ffi::lyd_find_sibling_val(siblings, schema_of(node), ptr::null(), 0, &mut out)
+        }
+    };
+    (r == ffi::LY_ERR::LY_SUCCESS && !out.is_null()).then_some(out)
+}
+
+/// Whether `node` is in the configuration as a client sees it (basic mode
+/// explicit): not a default leaf, and not a non-presence container that
+/// holds only such leaves (validation creates those; get-config omits them).
+pub fn is_explicit(node: Node) -> bool {
+    let t = nodetype(node);
+    if t & (ffi::LYS_LEAF | ffi::LYS_LEAFLIST) != 0 {
+        // SAFETY: a valid node.
+        return unsafe { (*node).flags } & ffi::LYD_DEFAULT == 0;
+    }
+    // SAFETY: a container's schema node is valid while its data node is.
+    let np = t & ffi::LYS_CONTAINER != 0
+        && unsafe { (*schema_of(node)).flags as u32 } & ffi::LYS_PRESENCE == 0;
+    if !np {
+        return true;
+    }
+    let mut c = first_child(node);
+    while !c.is_null() {
+        if is_explicit(c) {
+            return true;
+        }
+        c = next(c);
+    }
+    false
+}
+
+/// A terminal node's canonical value (`None` for other nodes).
+pub fn canonical(node: Node) -> Option<String> {
+    if nodetype(node) & (ffi::LYS_LEAF | ffi::LYS_LEAFLIST) == 0 {
+        return None;
+    }
+    // SAFETY: a live terminal node (`lyd_node_term`) of the agent's
+    // context; libyang computes the canonical string if it is not cached
+    // and keeps it in the node (NUL-terminated, valid while the node is).
+    unsafe {
+        let term = node as *mut ffi::lyd_node_term;
+        let ctx = (*(*schema_of(node)).module).ctx;
+        let p = ffi::lyd_value_get_canonical(ctx, &(*term).value);
+        (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+    }
+}
+
+/// Sets the value of a leaf (explicit afterwards, also if it held that
+/// value as a default).
+pub fn set_term(node: Node, value: &str) -> bool {
+    let Ok(v) = CString::new(value) else {
+        return false;
+    };
+    // SAFETY: `node` is a valid leaf, `v` a NUL-terminated string.
+    let r = unsafe { ffi::lyd_change_term(node, v.as_ptr()) };
+    matches!(
+        r,
+        ffi::LY_ERR::LY_SUCCESS | ffi::LY_ERR::LY_EEXIST | ffi::LY_ERR::LY_ENOT
+    )
+}
+
 /// The instance path of `node` (`/m:a/b[k='1']`).
 pub fn path(node: Node) -> String {
     // SAFETY: lyd_path allocates the string with malloc when given no buffer.
@@ -111,6 +208,17 @@ pub fn dup_into(node: Node, parent: Node, first: &mut Node, recursive: bool) -> 
     if recursive {
         opts |= ffi::LYD_DUP_RECURSIVE;
     }
+    dup_with(node, parent, first, opts)
+}
+
+/// Copies `node` alone (a list entry with its keys) as a new node — new
+/// flags, no metadata (an edit's `nc:operation` stays behind) — into
+/// `parent`, or as a top-level sibling of `*first`.
+pub fn dup_new(node: Node, parent: Node, first: &mut Node) -> Option<Node> {
+    dup_with(node, parent, first, ffi::LYD_DUP_NO_META)
+}
+
+fn dup_with(node: Node, parent: Node, first: &mut Node, opts: u32) -> Option<Node> {
     let mut dup: Node = ptr::null_mut();
     // SAFETY: valid nodes of the same context; with a parent, libyang links
     // the copy into it.

@@ -173,12 +173,12 @@ fn walk(
     // A bad operation attribute is reported by edit::apply on the scope;
     // treating the node as a root keeps the walk total.
     let op = edit::op_of(node, inherited).unwrap_or(EditOp::Replace);
-    let path = node.path();
+    let path = raw::path(node.as_raw());
     let is_leaf = matches!(
         snode.kind(),
         SchemaNodeKind::Leaf | SchemaNodeKind::LeafList
     );
-    let present = edit::exists(target, &path);
+    let present = edit::exists_node(target, node);
     if is_leaf
         || !present
         || matches!(
@@ -223,6 +223,14 @@ pub fn normalize(roots: &mut Vec<Root>) {
         kept.push(r);
     }
     *roots = kept;
+}
+
+/// Whether an instance path may not find its node again: libyang prints a
+/// key value holding both quote characters inside one of them, and no
+/// XPath literal can hold both. (Conservative: a path whose keys hold one
+/// kind each counts too.)
+pub fn unaddressable(path: &str) -> bool {
+    path.contains('\'') && path.contains('"')
 }
 
 /// Top-level module names of the roots.

@@ -33,6 +33,10 @@ pub struct SessionInfo {
     pub user: String,
     /// The client's IP address; `None` for a local (Unix socket) client.
     pub source_host: Option<String>,
+    /// The transport's description of the source (`ssh 10.0.0.1:40022`).
+    pub source: String,
+    /// The NACM recovery session (see `session::Peer`).
+    pub recovery: bool,
     pub login: SystemTime,
     pub counters: Counters,
 }
@@ -113,6 +117,8 @@ impl Monitor {
         let info = SessionInfo {
             user: peer.user.clone(),
             source_host: source_host(&peer.source),
+            source: peer.source.clone(),
+            recovery: peer.recovery,
             login: SystemTime::now(),
             counters: Counters::default(),
         };
@@ -158,6 +164,11 @@ impl Monitor {
 
     pub fn statistics(&self) -> Statistics {
         self.with(|i| i.stats).unwrap_or_default()
+    }
+
+    /// One live session.
+    pub fn session(&self, id: u32) -> Option<SessionInfo> {
+        self.with(|i| i.sessions.get(&id).cloned()).flatten()
     }
 
     pub fn sessions(&self) -> Vec<(u32, SessionInfo)> {

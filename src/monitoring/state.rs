@@ -186,6 +186,7 @@ pub fn state_tree(
 ) -> Result<DataTree<'static>, RpcError> {
     let mut xml = netconf_state_xml(schema, ds, monitor);
     xml.push_str(yang_library_xml(schema)?);
+    xml.push_str(&agent_state_xml(schema, ds));
     DataTree::parse_string(
         schema.ctx,
         &xml,
@@ -194,4 +195,24 @@ pub fn state_tree(
         DataValidationFlags::empty(),
     )
     .map_err(|e| RpcError::operation_failed(format!("server state data: {e}")))
+}
+
+pub const AGENT_NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-agent";
+
+/// `/wgna:agent` (our `wgnetconf-agent` module, when it is loaded): how
+/// the agent booted, and what stored data it had to drop then.
+fn agent_state_xml(schema: &Schema, ds: &Datastores) -> String {
+    if schema.module_by_ns(AGENT_NS).is_none() {
+        return String::new();
+    }
+    let (source, problem) = ds.boot_status();
+    let mut xml = format!(
+        "<agent xmlns=\"{AGENT_NS}\"><boot><source>{}</source>",
+        source.name()
+    );
+    if let Some(p) = problem {
+        let _ = write!(xml, "<error>{}</error>", escape_text(p));
+    }
+    xml.push_str("</boot></agent>");
+    xml
 }

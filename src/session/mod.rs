@@ -26,6 +26,10 @@ pub struct Peer {
     /// Where the session came from, for logs and monitoring
     /// (`ssh 127.0.0.1:40022`, `unix uid 1000`).
     pub source: String,
+    /// uid 0 on the local socket (also when relayed by sshd): the NACM
+    /// recovery session (RFC 8341 §3.3.3), which access control does not
+    /// restrict, so a locked-out device can be repaired from its console.
+    pub recovery: bool,
 }
 
 /// Runs one session to its end. Transports spawn this on the stream of an

@@ -425,6 +425,7 @@ impl russh::server::Handler for Connection {
                 let peer = Peer {
                     user,
                     source: format!("ssh {}", self.addr),
+                    recovery: false,
                 };
                 tracing::info!(user = %peer.user, source = %peer.source, "netconf subsystem");
                 // The session must not run inside this callback: russh

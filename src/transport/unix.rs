@@ -114,6 +114,7 @@ async fn identify(stream: &UnixStream, users: &UserDb) -> Option<Peer> {
         return Some(Peer {
             user: "root".into(),
             source,
+            recovery: true,
         });
     }
     // NSS lookups may block (LDAP, sssd): keep them off the runtime.
@@ -122,7 +123,11 @@ async fn identify(stream: &UnixStream, users: &UserDb) -> Option<Peer> {
         .ok()
         .flatten();
     match name {
-        Some(user) if users.contains(&user) => Some(Peer { user, source }),
+        Some(user) if users.contains(&user) => Some(Peer {
+            user,
+            source,
+            recovery: false,
+        }),
         Some(user) => {
             tracing::warn!(uid, %user, "unix connection refused: not a configured user");
             None
