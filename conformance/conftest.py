@@ -77,10 +77,12 @@ enabled = {"true" if wireguard else "false"}
 {f'backend = "{wireguard}"' if wireguard else ""}
 [[users]]
 name = "admin"
+groups = ["admin"]
 password_hash = "{pw_hash}"
 authorized_keys = ["{pub}"]
 [[users]]
 name = "{SSHD_USER}"
+groups = ["admin"]
 """
         )
         self.log = open(self.root / "agent.log", "w")

@@ -62,7 +62,7 @@ pub fn build_core(config: &Config, users: &UserDb) -> Result<Core, String> {
         Datastores::open(&schema, config.run_dir.clone(), config.state_dir.clone())?;
     let nacm = Arc::new(crate::nacm::Nacm::new(&schema));
     nacm.set_external_groups(users.groups());
-    bootstrap_access(&schema, &mut ds, config, users)?;
+    bootstrap_access(&schema, &mut ds, source, config, users)?;
     let mut pipeline = Pipeline::new(plugins(config, &schema)?);
     pipeline.start(&schema)?;
     let mut core = Core {
@@ -88,10 +88,15 @@ pub fn build_core(config: &Config, users: &UserDb) -> Result<Core, String> {
 }
 
 /// The first access policy, once (see `nacm::bootstrap`): into running
-/// (applied and saved by the boot commit) and into startup.
+/// (applied and saved by the boot commit) and into startup. On a new
+/// device the `admin` group is who `[[users]] groups` (or the generated
+/// admin) puts there; on a device upgraded from a version without access
+/// control (stored configuration, no `/nacm`), every user known now joins
+/// it, so that nobody loses access.
 fn bootstrap_access(
     schema: &crate::schema::Schema,
     ds: &mut Datastores,
+    source: BootSource,
     config: &Config,
     users: &UserDb,
 ) -> Result<(), String> {
@@ -99,7 +104,13 @@ fn bootstrap_access(
     if !bootstrap::due(&config.state_dir) {
         return Ok(());
     }
-    let mut names: Vec<String> = users.names().map(str::to_string).collect();
+    let upgraded =
+        source != BootSource::Empty || ds.tree(crate::protocol::rpc::Datastore::Startup).is_some();
+    let mut names: Vec<String> = if upgraded {
+        users.names().map(str::to_string).collect()
+    } else {
+        Vec::new()
+    };
     names.sort();
     if bootstrap::add_policy(schema, &mut ds.running, &names)? {
         info!(users = ?names, "access control: rule-list admin (permit all) for group admin");

@@ -228,9 +228,14 @@ impl Hub {
             rx,
             stop: p.stop,
             filter: p.filter.clone(),
+            access: None,
         })
     }
 }
+
+/// Whether the subscriber may receive an event (its body): access control
+/// decides it (RFC 8341 §3.4.6), outside this layer.
+pub type Access = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 pub struct Subscription {
     replay: VecDeque<Arc<Event>>,
@@ -239,6 +244,19 @@ pub struct Subscription {
     rx: broadcast::Receiver<Arc<Event>>,
     stop: Option<SystemTime>,
     filter: Option<Elem>,
+    access: Option<Access>,
+}
+
+impl Subscription {
+    /// Events `access` refuses are not sent to this subscriber.
+    pub fn set_access(&mut self, access: Access) {
+        self.access = Some(access);
+    }
+
+    fn wants(&self, body: &str) -> bool {
+        self.filter.as_ref().is_none_or(|f| matches(f, body))
+            && self.access.as_ref().is_none_or(|a| a(body))
+    }
 }
 
 /// A `<notification>` message.
@@ -281,7 +299,7 @@ pub async fn next(sub: &mut Option<Subscription>) -> String {
             return std::future::pending().await;
         };
         if let Some(e) = s.replay.pop_front() {
-            if s.filter.as_ref().is_none_or(|f| matches(f, &e.body)) {
+            if s.wants(&e.body) {
                 return message(e.time, &e.body);
             }
             continue;
@@ -309,7 +327,7 @@ pub async fn next(sub: &mut Option<Subscription>) -> String {
                     *sub = None;
                     return complete("notificationComplete");
                 }
-                if s.filter.as_ref().is_none_or(|f| matches(f, &e.body)) {
+                if s.wants(&e.body) {
                     return message(e.time, &e.body);
                 }
             }

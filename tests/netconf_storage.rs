@@ -303,13 +303,14 @@ fn damaged_run_directories_never_keep_the_agent_down() {
     );
     assert_eq!(rejected_files(&e.run_dir()), 2);
 
-    // A truncated base: running starts empty (no startup).
+    // A truncated base: running falls back to startup (the first start
+    // saved one: its access policy).
     let (a, e, error, source) = boot_after(|run| {
         let b = std::fs::read(base(run)).expect("base");
         std::fs::write(base(run), &b[..b.len() / 2]).expect("write");
     });
     assert!(error.is_some());
-    assert_eq!(source, "empty");
+    assert_eq!(source, "startup");
     assert!(a.stderr_text().contains("rejected at boot"));
     assert_eq!(rejected_files(&e.run_dir()), 2);
 
@@ -322,7 +323,7 @@ fn damaged_run_directories_never_keep_the_agent_down() {
         .expect("write");
     });
     assert!(error.is_some());
-    assert_eq!(source, "empty");
+    assert_eq!(source, "startup");
 
     // A base that parses but does not validate (a unique port twice).
     let (_a, _e, error, source) = boot_after(|run| {
@@ -336,7 +337,7 @@ fn damaged_run_directories_never_keep_the_agent_down() {
         .expect("write");
     });
     assert!(error.unwrap_or_default().contains("does not validate"));
-    assert_eq!(source, "empty");
+    assert_eq!(source, "startup");
 
     // Files of the previous format (journal version 1) load as they are.
     let (a, e, error, source) = boot_after(|run| {

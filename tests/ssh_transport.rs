@@ -194,7 +194,7 @@ impl Setup {
         let keys = self.path("alice_authorized_keys");
         std::fs::copy(self.path("id_ed25519.pub"), &keys)?;
         let users = format!(
-            "[[users]]\nname = \"alice\"\npassword_hash = {hash:?}\nauthorized_keys_file = {keys:?}\n\
+            "[[users]]\nname = \"alice\"\ngroups = [\"admin\"]\npassword_hash = {hash:?}\nauthorized_keys_file = {keys:?}\n\
              [[users]]\nname = \"nobody\"\n"
         );
         Ok(self.config(extra_ssh, &users)?)
@@ -582,7 +582,7 @@ fn relay_as_configured_and_unconfigured_uid() -> TestResult {
     let hash = wgnetconf::auth::password::hash_argon2id(PASSWORD)?;
     let config = setup.config(
         "",
-        &format!("[[users]]\nname = \"alice\"\npassword_hash = {hash:?}\n"),
+        &format!("[[users]]\nname = \"alice\"\ngroups = [\"admin\"]\npassword_hash = {hash:?}\n"),
     )?;
     {
         let agent = Agent::start(&config)?;

@@ -3,9 +3,10 @@
 //! On the first start with NACM — a new device, or a state directory of a
 //! version before NACM whose running has no `/nacm` — running (and
 //! startup) get a rule-list `admin` for group `admin` that permits
-//! everything, and group `admin` lists every user known then (the generated
-//! `admin`, and the users of the configuration: an upgraded device keeps
-//! every account working; restrict them afterwards). A marker file in the
+//! everything. Who is in `admin`: on a new device, whoever `[[users]]
+//! groups` puts there (the generated `admin` user is); on an upgraded one,
+//! also every user known then, listed in `/nacm/groups`, so that every
+//! account keeps working (restrict them afterwards). A marker file in the
 //! state directory makes this happen once: a policy deleted on purpose is
 //! not brought back.
 
@@ -26,9 +27,13 @@ pub fn policy_xml(users: &[String]) -> String {
         .iter()
         .map(|u| format!("<user-name>{}</user-name>", escape_text(u)))
         .collect();
+    let groups = if users.is_empty() {
+        String::new()
+    } else {
+        format!("<groups><group><name>admin</name>{members}</group></groups>")
+    };
     format!(
-        "<nacm xmlns=\"{NACM_NS}\">\
-         <groups><group><name>admin</name>{members}</group></groups>\
+        "<nacm xmlns=\"{NACM_NS}\">{groups}\
          <rule-list><name>admin</name><group>admin</group>\
          <rule><name>permit-all</name><module-name>*</module-name>\
          <access-operations>*</access-operations><action>permit</action>\

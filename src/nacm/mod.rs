@@ -63,6 +63,8 @@ pub struct Nacm {
     denied_rpcs: HashSet<(String, String)>,
     /// `[[users]] groups` of the agent's configuration.
     external: RwLock<HashMap<String, Vec<String>>>,
+    /// Module names by namespace (a notification names its module so).
+    modules_by_ns: HashMap<String, String>,
     pub counters: Counters,
 }
 
@@ -76,11 +78,13 @@ const BUILTIN_DENIED_RPCS: &[(&str, &str)] = &[
 impl Nacm {
     pub fn new(schema: &Schema) -> Nacm {
         let mut defaults = HashMap::new();
+        let mut modules_by_ns = HashMap::new();
         let mut denied_rpcs: HashSet<(String, String)> = BUILTIN_DENIED_RPCS
             .iter()
             .map(|(m, n)| (m.to_string(), n.to_string()))
             .collect();
         for m in schema.ctx.modules(true) {
+            modules_by_ns.insert(m.namespace().to_string(), m.name().to_string());
             if !m.is_implemented() {
                 continue;
             }
@@ -110,6 +114,7 @@ impl Nacm {
             defaults,
             denied_rpcs,
             external: RwLock::new(HashMap::new()),
+            modules_by_ns,
             counters: Counters::default(),
         }
     }
@@ -193,6 +198,18 @@ impl Nacm {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Whether `actor` may receive the notification whose content is
+    /// `body` (`<event-name xmlns="...">...`); counts refusals.
+    pub fn notification_allowed(&self, actor: &Actor, body: &str) -> bool {
+        let (name, ns) = event_name(body);
+        let module = self.modules_by_ns.get(ns).map(String::as_str).unwrap_or("");
+        if self.view(actor).notification(module, name) {
+            return true;
+        }
+        self.denied_notification();
+        false
+    }
+
     /// `/nacm`'s state leaves, as XML children of `<nacm>`.
     pub fn state_xml(&self) -> String {
         let c = &self.counters;
@@ -205,6 +222,22 @@ impl Nacm {
             c.denied_notifications.load(Ordering::Relaxed),
         )
     }
+}
+
+/// The element name and namespace a notification body starts with
+/// (`<name xmlns="ns"`, as the agent writes them).
+fn event_name(body: &str) -> (&str, &str) {
+    let start = body.trim_start().trim_start_matches('<');
+    let name = start
+        .split(|c: char| c.is_whitespace() || c == '>' || c == '/')
+        .next()
+        .unwrap_or("");
+    let ns = start
+        .split_once("xmlns=\"")
+        .and_then(|(_, r)| r.split_once('"'))
+        .map(|(ns, _)| ns)
+        .unwrap_or("");
+    (name, ns)
 }
 
 /// # Safety

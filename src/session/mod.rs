@@ -193,7 +193,32 @@ where
         };
         let attrs = request.reply_attrs.clone();
         if let rpc::Operation::CreateSubscription(p) = &request.operation {
+            // Access control: exec on create-subscription, then per event.
+            let access = match agent.core.lock() {
+                Ok(mut core) => core
+                    .authorize(id, &request.operation)
+                    .map(|()| (core.nacm.clone(), core.actor(id))),
+                Err(_) => Err(vec![RpcError::operation_failed(
+                    "internal error: core lock poisoned",
+                )]),
+            };
+            let (nacm, actor) = match access {
+                Ok(a) => a,
+                Err(es) => {
+                    monitor.rpc_received(id);
+                    monitor.rpc_error_sent(id);
+                    if let Err(e) = send(writer, &reply::errors(&attrs, &es)).await {
+                        return e;
+                    }
+                    continue;
+                }
+            };
             let text = crate::notify::create_subscription(&agent.hub, &mut subscription, p, &attrs);
+            if let Some(s) = subscription.as_mut() {
+                s.set_access(Box::new(move |body| {
+                    nacm.notification_allowed(&actor, body)
+                }));
+            }
             if let Err(e) = send(writer, &text).await {
                 return e;
             }

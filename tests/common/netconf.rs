@@ -42,6 +42,11 @@ pub struct Env {
     pub yang_dirs: Vec<PathBuf>,
     /// Extra environment of the agent process.
     pub agent_env: Vec<(String, String)>,
+    /// `[[users]]`: name and NACM groups, all with the env's key (default:
+    /// alice in group admin, which the first start permits everything).
+    pub users: Vec<(String, Vec<String>)>,
+    /// Serve the local socket (`<dir>/netconf.sock`) for the relay.
+    pub unix: bool,
 }
 
 impl Env {
@@ -63,7 +68,13 @@ impl Env {
             netconf: netconf.to_string(),
             yang_dirs: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yang")],
             agent_env: Vec::new(),
+            users: vec![("alice".into(), vec!["admin".into()])],
+            unix: false,
         }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.path("netconf.sock")
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -91,19 +102,33 @@ impl Env {
             .map(|d| format!("{d:?}"))
             .collect::<Vec<_>>()
             .join(", ");
+        let users: String = self
+            .users
+            .iter()
+            .map(|(name, groups)| {
+                format!(
+                    "[[users]]\nname = {name:?}\ngroups = {groups:?}\nauthorized_keys = [{:?}]\n",
+                    pubkey.trim()
+                )
+            })
+            .collect();
+        let unix = if self.unix {
+            format!("enabled = true\nsocket = {:?}", self.socket())
+        } else {
+            "enabled = false".to_string()
+        };
         let text = format!(
             "state_dir = {state:?}\n\
              run_dir = {run:?}\n\
              yang_dirs = [{yang}]\n\
              [ssh]\nlisten = [\"127.0.0.1:0\"]\n\
-             [unix]\nenabled = false\n\
+             [unix]\n{unix}\n\
              [netconf]\n{netconf}\n\
              [wireguard]\nenabled = false\n\
-             [[users]]\nname = \"alice\"\nauthorized_keys = [{key:?}]\n",
+             {users}",
             state = self.state_dir(),
             run = self.run_dir(),
             netconf = self.netconf,
-            key = pubkey.trim(),
         );
         let path = self.path("wgnetconf.toml");
         std::fs::write(&path, text).expect("write config");
@@ -237,6 +262,36 @@ impl Agent {
     /// A libssh2 session authenticated as alice with the env's key, with the
     /// `netconf` subsystem open; the server hello is not read yet.
     pub fn ssh2(&self, env: &Env) -> Client {
+        self.ssh2_as(env, "alice")
+    }
+
+    /// [`Agent::session`] as `user` (one of the env's users).
+    pub fn session_as(&self, env: &Env, user: &str) -> Client {
+        let mut c = self.ssh2_as(env, user);
+        c.hello(&[BASE_1_0, BASE_1_1]);
+        c
+    }
+
+    /// A session through `wgnetconf relay` on the local socket, run as this
+    /// process's user (root in the test command: the recovery session).
+    pub fn relay_session(&self, env: &Env) -> Client {
+        let mut child = Command::new(BIN)
+            .args(["relay", "--socket"])
+            .arg(env.socket())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn relay");
+        let stdin = child.stdin.take();
+        let rx = pipe_reader(child.stdout.take().expect("stdout"));
+        let mut c = Client::new(Box::new(OpenSshWire { child, stdin, rx }));
+        c.hello(&[BASE_1_0, BASE_1_1]);
+        c
+    }
+
+    /// [`Agent::ssh2`] as `user`.
+    pub fn ssh2_as(&self, env: &Env, user: &str) -> Client {
         let tcp = TcpStream::connect(self.addr).expect("connect");
         let keep = tcp.try_clone().expect("clone tcp");
         let mut sess = ssh2::Session::new().expect("ssh2 session");
@@ -244,7 +299,7 @@ impl Agent {
         sess.set_timeout(WAIT.as_millis() as u32);
         sess.handshake().expect("ssh handshake");
         let key = env.key();
-        sess.userauth_pubkey_file("alice", Some(&key.with_extension("pub")), &key, None)
+        sess.userauth_pubkey_file(user, Some(&key.with_extension("pub")), &key, None)
             .expect("key auth");
         assert!(sess.authenticated());
         let mut channel = sess.channel_session().expect("channel");
@@ -284,24 +339,7 @@ impl Agent {
             .spawn()
             .expect("spawn ssh");
         let stdin = child.stdin.take();
-        let mut stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 65536];
-            loop {
-                match stdout.read(&mut buf) {
-                    Ok(0) | Err(_) => {
-                        let _ = tx.send(Vec::new());
-                        break;
-                    }
-                    Ok(n) => {
-                        if tx.send(buf[..n].to_vec()).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
+        let rx = pipe_reader(child.stdout.take().expect("stdout"));
         Client::new(Box::new(OpenSshWire { child, stdin, rx }))
     }
 
@@ -316,6 +354,28 @@ impl Agent {
 // ---------------------------------------------------------------------------
 // Byte transports
 // ---------------------------------------------------------------------------
+
+/// A child's stdout as chunks on a channel (empty chunk: end of stream).
+fn pipe_reader(mut stdout: std::process::ChildStdout) -> Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(Vec::new());
+                    break;
+                }
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
 
 pub trait Wire: Send {
     fn send(&mut self, bytes: &[u8]) -> std::io::Result<()>;

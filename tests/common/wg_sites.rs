@@ -290,7 +290,7 @@ impl SiteAgent {
              [ssh]\nlisten = [\"127.0.0.1:0\"]\n\
              [unix]\nsocket = {sock:?}\n\
              [wireguard]\nenabled = true\nbackend = \"boringtun\"\n\
-             [[users]]\nname = \"alice\"\nauthorized_keys = [{key:?}]\n",
+             [[users]]\nname = \"alice\"\ngroups = [\"admin\"]\nauthorized_keys = [{key:?}]\n",
             state = env.state_dir(),
             run = env.run_dir(),
             key = pubkey.trim(),
