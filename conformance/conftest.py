@@ -40,7 +40,10 @@ def keygen(path):
 class Agent:
     """A running `wgnetconf serve`, with what clients need to reach it."""
 
-    def __init__(self, root, wireguard=False):
+    def __init__(self, root, wireguard=None):
+        """`wireguard`: None (the module is stored and validated only) or
+        the plugin's backend; only "memory" here, which touches no host
+        network."""
         self.root = Path(root)
         self.bin = self.root / "wgnetconf"
         shutil.copy(os.environ.get("WGNETCONF_BIN", REPO / "target/debug/wgnetconf"), self.bin)
@@ -71,6 +74,7 @@ listen = ["127.0.0.1:0"]
 socket = "{self.socket}"
 [wireguard]
 enabled = {"true" if wireguard else "false"}
+{f'backend = "{wireguard}"' if wireguard else ""}
 [[users]]
 name = "admin"
 groups = ["admin"]
@@ -110,6 +114,16 @@ groups = ["admin"]
 def agent(tmp_path_factory):
     root = tempfile.mkdtemp(prefix="wgnc-conf-", dir="/tmp")
     a = Agent(root)
+    yield a
+    a.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def agent_wg(tmp_path_factory):
+    """An agent with the WireGuard plugin on its in-memory backend."""
+    root = tempfile.mkdtemp(prefix="wgnc-conf-", dir="/tmp")
+    a = Agent(root, wireguard="memory")
     yield a
     a.stop()
     shutil.rmtree(root, ignore_errors=True)

@@ -9,6 +9,9 @@ scripts/install-deps.sh
 cargo build --all-targets
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
 conformance/run.sh
+# The tests that run something as another user, again with the checkout's
+# parent directory mode 0700 (a clone under `mktemp -d`; issue 18).
+scripts/test-private-checkout.sh
 # The benchmark at smoke size, so it cannot rot (asserts no timings; it does
 # assert that no acknowledged edit is lost).
 target/debug/wgnetconf-bench --smoke --model plain

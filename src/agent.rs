@@ -1,11 +1,13 @@
-//! The agent: configuration, the core (datastores and plugins), the
-//! listeners, and the command line.
+//! The agent, the composition root: it loads the configuration, builds the
+//! core (schema, datastores, plugins), hands the state the sessions share
+//! (`session::Shared`) to the listeners, and stops them on SIGTERM/SIGINT.
+//! Nothing below it imports it (`tests/layers.rs`); the command line is
+//! `cli.rs`, the allocator tuning `memory.rs`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 use tracing::{error, info};
 use wgnetconf_plugin_api::Plugin;
@@ -16,217 +18,8 @@ use crate::core::Core;
 use crate::datastore::{BootSource, Datastores};
 use crate::schema::{default_yang_dirs, Schema};
 use crate::session::registry::Registry;
+use crate::session::Shared;
 use crate::transaction::Pipeline;
-
-/// Everything a session or a transport needs, shared behind an `Arc`.
-pub struct Agent {
-    pub config: Config,
-    /// Flips to `true` when the agent stops (SIGTERM/SIGINT): listeners stop
-    /// accepting and sessions close.
-    pub shutdown: watch::Receiver<bool>,
-    /// Schema, datastores, plugins: one lock, so commits are serialised.
-    pub core: Mutex<Core>,
-    pub sessions: Registry,
-    /// The NETCONF event stream (RFC 5277).
-    pub hub: Arc<crate::notify::Hub>,
-    /// What our `<hello>` announces.
-    pub capabilities: Vec<String>,
-}
-
-#[derive(Parser)]
-#[command(
-    name = "wgnetconf",
-    version,
-    about = "NETCONF server for WireGuard tunnels"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the agent.
-    Serve {
-        /// TOML configuration file (see wgnetconf.example.toml).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-    },
-    /// Relay stdin/stdout to the agent's Unix socket: the `netconf`
-    /// subsystem command for OpenSSH's sshd.
-    Relay {
-        #[arg(long, default_value = "/run/wgnetconf/netconf.sock")]
-        socket: PathBuf,
-    },
-    /// Show WireGuard interfaces and peers (like the device's
-    /// `show tunnel wireguard [IFACE]`), read over NETCONF.
-    Show {
-        /// Interface, e.g. wg1; all when omitted.
-        iface: Option<String>,
-        #[command(flatten)]
-        connect: ConnectArgs,
-    },
-    /// Send one rpc read from stdin (the operation element, e.g.
-    /// `<get-config><source><running/></source></get-config>`) and print the
-    /// reply; exit status 1 on rpc-error. Connects like `show`.
-    Rpc {
-        #[command(flatten)]
-        connect: ConnectArgs,
-    },
-    /// Read a password on stdin, print its argon2id hash for `password_hash`.
-    HashPassword,
-    /// Print a new private key (base64), like `wg genkey`.
-    Genkey,
-    /// Read a private key on stdin, print its public key, like `wg pubkey`.
-    Pubkey,
-    /// Print a new preshared key, like `wg genpsk`.
-    Genpsk,
-}
-
-pub fn cli_main() -> i32 {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Serve { config } => serve_main(config),
-        Command::Relay { socket } => crate::transport::relay::run(&socket),
-        Command::HashPassword => hash_password(),
-        Command::Show { iface, connect } => show_main(&connect.target(), iface.as_deref()),
-        Command::Rpc { connect } => rpc_main(&connect.target()),
-        Command::Genkey => {
-            println!("{}", wgnetconf_wireguard::genkey());
-            0
-        }
-        Command::Genpsk => {
-            println!("{}", wgnetconf_wireguard::genpsk());
-            0
-        }
-        Command::Pubkey => {
-            let mut line = String::new();
-            if std::io::stdin().read_line(&mut line).is_err() {
-                eprintln!("wgnetconf: cannot read the private key from stdin");
-                return 1;
-            }
-            match wgnetconf_wireguard::pubkey(line.trim()) {
-                Ok(k) => {
-                    println!("{k}");
-                    0
-                }
-                Err(e) => {
-                    // Like `wg pubkey`: say what is wrong, never echo the key.
-                    eprintln!("wgnetconf: {e}");
-                    1
-                }
-            }
-        }
-    }
-}
-
-/// How the client commands (`show`, `rpc`) reach an agent: the local Unix
-/// socket by default, or SSH with `--host`.
-#[derive(clap::Args)]
-struct ConnectArgs {
-    /// Connect over SSH to this host instead of the local Unix socket.
-    #[arg(long)]
-    host: Option<String>,
-    #[arg(long, default_value_t = 830)]
-    port: u16,
-    #[arg(long, default_value = "admin")]
-    user: String,
-    /// SSH private key file.
-    #[arg(long)]
-    key: Option<PathBuf>,
-    /// Password, read from this environment variable (never the command line).
-    #[arg(long, default_value = "WGNETCONF_PASSWORD")]
-    password_env: String,
-    #[arg(long, default_value = "/run/wgnetconf/netconf.sock")]
-    socket: PathBuf,
-}
-
-impl ConnectArgs {
-    fn target(self) -> crate::client::Target {
-        match self.host {
-            Some(host) => crate::client::Target::Ssh {
-                host,
-                port: self.port,
-                user: self.user,
-                password: std::env::var(&self.password_env).ok(),
-                key: self.key,
-            },
-            None => crate::client::Target::Unix(self.socket),
-        }
-    }
-}
-
-/// Runs a client future on a small runtime; prints its text or error.
-fn client_main<F>(fut: F) -> i32
-where
-    F: std::future::Future<Output = Result<String, crate::client::ClientError>>,
-{
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("wgnetconf: {e}");
-            return 1;
-        }
-    };
-    match rt.block_on(fut) {
-        Ok(text) => {
-            print!("{text}");
-            0
-        }
-        Err(crate::client::ClientError::Rpc(reply)) => {
-            println!("{reply}");
-            1
-        }
-        Err(e) => {
-            eprintln!("wgnetconf: {e}");
-            1
-        }
-    }
-}
-
-fn show_main(target: &crate::client::Target, iface: Option<&str>) -> i32 {
-    client_main(crate::client::show::show(target, iface))
-}
-
-fn rpc_main(target: &crate::client::Target) -> i32 {
-    let mut body = String::new();
-    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut body) {
-        eprintln!("wgnetconf: cannot read the rpc from stdin: {e}");
-        return 1;
-    }
-    client_main(async move {
-        let mut c = crate::client::Client::connect(target).await?;
-        let reply = c.rpc(body.trim()).await;
-        c.close().await;
-        reply.map(|r| r + "\n")
-    })
-}
-
-fn hash_password() -> i32 {
-    let mut line = String::new();
-    if std::io::stdin().read_line(&mut line).is_err() {
-        eprintln!("wgnetconf: cannot read the password from stdin");
-        return 1;
-    }
-    let password = line.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        eprintln!("wgnetconf: empty password");
-        return 1;
-    }
-    match crate::auth::password::hash_argon2id(password) {
-        Ok(h) => {
-            println!("{h}");
-            0
-        }
-        Err(e) => {
-            eprintln!("wgnetconf: {e}");
-            1
-        }
-    }
-}
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WGNETCONF_LOG")
@@ -247,36 +40,6 @@ fn plugins(config: &Config, schema: &Schema) -> Result<Vec<Box<dyn Plugin>>, Str
         out.push(Box::new(p));
     }
     Ok(out)
-}
-
-/// [`release_free_memory`] once a burst of big messages is over: the trim
-/// holds the allocator's lock while it walks the heap, so it waits until
-/// no big message came for a moment (a client reading get-config five times
-/// in a row would otherwise have each read wait for the previous trim).
-pub fn release_free_memory_soon() {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static LAST_BIG: AtomicU64 = AtomicU64::new(0);
-    const QUIET: std::time::Duration = std::time::Duration::from_millis(300);
-    let stamp = LAST_BIG.fetch_add(1, Ordering::SeqCst) + 1;
-    tokio::spawn(async move {
-        tokio::time::sleep(QUIET).await;
-        // Only the last big message of a burst trims.
-        if LAST_BIG.load(Ordering::SeqCst) == stamp {
-            let _ = tokio::task::spawn_blocking(release_free_memory).await;
-        }
-    });
-}
-
-/// Returns the allocator's free memory to the system (after a big request
-/// or reply: glibc keeps freed heap otherwise, and the resident size would
-/// stay at its peak).
-pub fn release_free_memory() {
-    let t = std::time::Instant::now();
-    // SAFETY: malloc_trim only releases free pages of the allocator.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-    tracing::debug!(elapsed_us = t.elapsed().as_micros() as u64, "heap trimmed");
 }
 
 /// Builds the core: schema, datastores, plugins, and applies the boot
@@ -361,19 +124,10 @@ fn bootstrap_access(
     bootstrap::done(&config.state_dir)
 }
 
-fn serve_main(config_path: Option<PathBuf>) -> i32 {
+pub fn serve_main(config_path: Option<PathBuf>) -> i32 {
     init_logging();
-    // libyang trees are built and freed on whichever blocking thread runs
-    // an rpc; with glibc's default of 8 arenas per core, each thread keeps
-    // its own freed datastore copies and RSS grows to several times the
-    // data (measured: 445 MiB after 10,000-peer runs). One arena keeps
-    // freed memory reusable across threads (peak RSS of the plain benchmark
-    // at 10,000 peers: 70 MiB with two arenas, 46 MiB with one; operations
-    // run one at a time, so there is little allocator contention to lose).
-    // SAFETY: mallopt only tunes the allocator; called before any thread.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
+    // Before any thread exists (see memory.rs).
+    crate::memory::one_arena();
     let config = match config_path {
         Some(p) => match Config::load(&p) {
             Ok(c) => c,
@@ -432,15 +186,15 @@ async fn serve(config: Config) -> Result<(), String> {
     core.monitor.set_capabilities(capabilities.clone());
     let sessions = Registry::with_monitor(core.monitor.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let agent = Arc::new(Agent {
+    let agent = Arc::new(Shared {
         config,
         shutdown: shutdown_rx,
         hub: core.ext.hub.clone(),
-        core: Mutex::new(core),
+        core: Arc::new(Mutex::new(core)),
         sessions,
         capabilities,
     });
-    crate::core::hooks::spawn_tasks(&agent);
+    crate::core::hooks::spawn_tasks(&agent.core, &agent.shutdown);
     let ssh = crate::transport::ssh::bind(agent.clone(), users.clone())
         .await
         .map_err(|e| e.to_string())?;

@@ -15,8 +15,11 @@ use crate::transaction::Pipeline;
 
 pub mod access;
 mod confirmed;
+mod deferred;
+mod fault;
 pub mod hooks;
 mod nmda;
+mod panics;
 mod scoped;
 
 pub struct Core {
@@ -88,7 +91,8 @@ impl Core {
         Ok(())
     }
 
-    pub fn handle(&mut self, session: u32, op: Operation) -> OpResult {
+    /// One rpc; `Core::handle` (`core/panics.rs`) runs it.
+    fn dispatch(&mut self, session: u32, op: Operation) -> OpResult {
         self.ext.actor = Some(session);
         self.authorize(session, &op)?;
         if reads_candidate_whole(&op) {
@@ -123,6 +127,9 @@ impl Core {
             } => self.copy_config(session, target, source),
             Operation::DeleteConfig { target } => self.delete_config(session, target),
             Operation::Lock { target } => {
+                if target == Datastore::Running {
+                    self.confirmed_lock_check(session)?;
+                }
                 self.ds.lock(target, session).map_err(one)?;
                 Ok(Outcome::Ok)
             }
@@ -224,6 +231,13 @@ impl Core {
                 return self.filtered_with(&tree, filter, wd, Content::Config);
             }
         }
+        // A deleted (or never saved) startup reads as empty, as clients
+        // such as Ansible's netconf_get expect; at boot it means "nothing
+        // to apply" alike.
+        if source == Datastore::Startup && self.ds.tree(source).is_none() {
+            let empty = DataTree::new(self.schema.ctx);
+            return self.filtered_with(&empty, filter, wd, Content::Config);
+        }
         let tree = self.existing(source).map_err(one)?;
         self.filtered_with(tree, filter, wd, Content::Config)
     }
@@ -254,6 +268,7 @@ impl Core {
     ) -> Result<(), Vec<RpcError>> {
         // Running changes under the candidate: it keeps what it was.
         self.ds.materialize_candidate(&self.schema).map_err(one)?;
+        fault::point("panic-in-commit");
         let ds = &self.ds;
         let (committed, diff) =
             self.pipeline
@@ -324,6 +339,7 @@ impl Core {
             self.check_change(self.existing(target).map_err(one)?, &new)
                 .map_err(one)?;
         }
+        fault::point("panic-in-edit");
         match (target, test_option) {
             (_, TestOption::TestOnly) => {
                 self.pipeline
@@ -331,9 +347,17 @@ impl Core {
             }
             (Datastore::Candidate, TestOption::Set) => self.ds.set_candidate(new),
             (Datastore::Candidate, TestOption::TestThenSet) => {
-                self.pipeline
-                    .validate(&self.schema, &self.ds.running, &mut new)?;
-                self.ds.set_candidate_validated(new);
+                // Constraints wait for validate/commit (`core/deferred.rs`);
+                // the plugins check only a tree libyang found valid.
+                let checked = datastore::validate_config(&self.schema, &mut new).map_err(one);
+                let valid = deferred::edit_outcome(checked)?;
+                if valid {
+                    self.pipeline
+                        .check_plugins(&self.schema, &self.ds.running, &new)?;
+                    self.ds.set_candidate_validated(new);
+                } else {
+                    self.ds.set_candidate(new);
+                }
             }
             // Running is the system: it is always validated and applied.
             (_, _) => self.commit_running(new)?,
@@ -438,22 +462,14 @@ impl Core {
             return r.map(|_| Outcome::Ok);
         }
         let prevalidated = self.ds.candidate_valid();
-        let Some(candidate) = self.ds.take_candidate() else {
-            return Ok(Outcome::Ok);
-        };
-        let copy = datastore::duplicate(&candidate).map_err(one)?;
-        match self.commit_running_checked(copy, prevalidated) {
-            Ok(()) => Ok(Outcome::Ok),
-            Err(e) => {
-                // The candidate keeps its changes for the client to fix.
-                if prevalidated {
-                    self.ds.set_candidate_validated(candidate);
-                } else {
-                    self.ds.set_candidate(candidate);
-                }
-                Err(e)
-            }
-        }
+        // The candidate has a tree of its own (commit_pending declined); it
+        // stays until running took it: a failed commit (or a panic,
+        // `core/panics.rs`) leaves it for the client to fix.
+        let copy =
+            datastore::duplicate(self.existing(Datastore::Candidate).map_err(one)?).map_err(one)?;
+        self.commit_running_checked(copy, prevalidated)?;
+        self.ds.discard_candidate();
+        Ok(Outcome::Ok)
     }
 
     fn validate(&mut self, source: Source) -> OpResult {
@@ -465,7 +481,9 @@ impl Core {
 
     /// A session ended: its locks and locked candidate changes go.
     pub fn session_ended(&mut self, session: u32) {
-        self.ds.release_session(session);
-        self.confirmed_session_ended(session);
+        self.guarded("session end", |core| {
+            core.ds.release_session(session);
+            core.confirmed_session_ended(session);
+        });
     }
 }

@@ -1,7 +1,10 @@
 //! wgnetconf: a NETCONF server (RFC 6241/6242) that manages WireGuard tunnels.
 //!
-//! The layers, each a module, from the wire inwards:
+//! The layers, each a module, from the wire inwards (README's layer table
+//! names every module):
 //!
+//! - [`cli`] and [`agent`]: the command line and the composition root, which
+//!   builds everything below and hands it down; nothing below imports them.
 //! - [`transport`]: SSH (russh) and the Unix socket behind OpenSSH's sshd;
 //!   they authenticate a user and hand a byte stream to a session.
 //! - [`auth`]: users, password hashes, authorized keys, the host key.
@@ -17,10 +20,12 @@
 
 pub mod agent;
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod core;
 pub mod datastore;
+pub mod memory;
 pub mod monitoring;
 pub mod nacm;
 pub mod notify;
@@ -28,5 +33,6 @@ pub mod protocol;
 pub mod retrieval;
 pub mod schema;
 pub mod session;
+pub mod shutdown;
 pub mod transaction;
 pub mod transport;

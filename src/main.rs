@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(wgnetconf::agent::cli_main());
+    std::process::exit(wgnetconf::cli::main());
 }

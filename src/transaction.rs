@@ -110,6 +110,19 @@ impl Pipeline {
         self.plugin_checks(schema, old, new)
     }
 
+    /// The plugins' checks of `new`, which libyang already validated.
+    pub fn check_plugins(
+        &mut self,
+        schema: &Schema,
+        old: &DataTree<'static>,
+        new: &DataTree<'static>,
+    ) -> Result<(), Vec<RpcError>> {
+        if self.plugins.is_empty() {
+            return Ok(());
+        }
+        self.plugin_checks(schema, old, new).map(|_| ())
+    }
+
     /// The diff from `old` to `new` and the plugins' validation of it.
     fn plugin_checks(
         &mut self,

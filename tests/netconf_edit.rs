@@ -363,19 +363,39 @@ fn test_option_test_only_changes_nothing() {
 #[test]
 fn test_option_set_and_test_then_set_on_candidate() {
     let (_env, _agent, mut c) = agent_with_seed();
-    let invalid = servers("<server><name>z</name></server>"); // no address
-                                                              // test-then-set (the default) validates: refused, candidate unchanged.
+    // test-then-set (the default) refuses what the edit itself gets wrong
+    // (RFC 7950 §8.3.1, a value out of range): candidate unchanged.
     let e = c
         .rpc(&edit_config(
             "candidate",
             "<test-option>test-then-set</test-option>",
-            &invalid,
+            &system("<mtu>10</mtu>"),
         ))
         .error();
+    assert_eq!(e.tag, "invalid-value", "{e:?}");
+    assert_ne!(
+        c.get_config("candidate").get("system/mtu").as_deref(),
+        Some("10")
+    );
+    // A missing mandatory leaf waits for validate/commit (§8.3.3): the
+    // candidate takes it, validate and commit refuse it.
+    let invalid = servers("<server><name>z</name></server>"); // no address
+    c.rpc(&edit_config(
+        "candidate",
+        "<test-option>test-then-set</test-option>",
+        &invalid,
+    ))
+    .assert_ok();
+    assert!(c.get_config("candidate").server("z").is_some());
+    let e = c
+        .rpc("<validate><source><candidate/></source></validate>")
+        .error();
     assert_eq!(e.tag, "missing-element", "{e:?}");
-    assert!(c.get_config("candidate").server("z").is_none());
-    c.edit("candidate", &invalid).error();
-    // set: no validation, the candidate takes it.
+    let e = c.commit().error();
+    assert_eq!(e.tag, "missing-element", "{e:?}");
+    assert!(c.get_config("running").server("z").is_none());
+    c.rpc("<discard-changes/>").assert_ok();
+    // set: no validation either, the candidate takes it.
     c.rpc(&edit_config(
         "candidate",
         "<test-option>set</test-option>",
@@ -417,7 +437,8 @@ fn error_options_are_accepted_and_edits_are_atomic() {
             "{}<server nc:operation=\"create\"><name>a</name><address>x</address></server>",
             server("new", "10.0.0.99", "<port>99</port>")
         )),
-        // Good delete, then a bad one (validation-time: two at port 80).
+        // Good delete, then a bad one (validation-time: two at port 80;
+        // on the candidate that waits for commit, RFC 7950 §8.3.3).
         srv_nc(&format!(
             "<server nc:operation=\"delete\"><name>b</name></server>{}",
             server("dup", "10.0.0.98", "<port>80</port>")
@@ -426,7 +447,12 @@ fn error_options_are_accepted_and_edits_are_atomic() {
     for option in ["stop-on-error", "continue-on-error", "rollback-on-error"] {
         for target in ["running", "candidate"] {
             let before = c.get_config(target).canon();
-            for edit in &bad_edits {
+            let edits = if target == "candidate" {
+                &bad_edits[..2]
+            } else {
+                &bad_edits[..]
+            };
+            for edit in edits {
                 let r = c.rpc(&edit_config(
                     target,
                     &format!("<error-option>{option}</error-option>"),

@@ -296,10 +296,13 @@ fn delete_config_startup_only() {
     c.rpc("<delete-config><target><startup/></target></delete-config>")
         .assert_ok();
     assert!(!env.state_dir().join("startup.xml").exists());
+    // A deleted startup reads as empty <data/> (Ansible's netconf_get).
     let r = c.rpc("<get-config><source><startup/></source></get-config>");
-    if let Some(d) = r.root.child("data") {
-        assert!(d.is_empty(), "startup still has data: {}", r.text);
-    }
+    let d = r
+        .root
+        .child("data")
+        .expect("no <data> for a deleted startup");
+    assert!(d.is_empty(), "startup still has data: {}", r.text);
     // RFC 6241 §7.4: "The <running> configuration datastore cannot be
     // deleted."
     let r = c.rpc("<delete-config><target><running/></target></delete-config>");

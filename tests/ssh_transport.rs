@@ -141,6 +141,11 @@ impl Setup {
         // Reachable by other uids (relay as `nobody`); secrets inside are
         // protected by their own modes.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        // What another uid runs lives here, not in target/: the checkout
+        // may sit under a directory only root can traverse (issue 18).
+        let bin = dir.path().join("wgnetconf");
+        std::fs::copy(BIN, &bin)?;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
         let status = Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
             .arg(dir.path().join("id_ed25519"))
@@ -151,6 +156,13 @@ impl Setup {
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// `wgnetconf relay` from the copy of the binary any uid can execute.
+    fn relay(&self, socket: &Path) -> Command {
+        let mut cmd = Command::new(self.path("wgnetconf"));
+        cmd.arg("relay").arg("--socket").arg(socket);
+        cmd
     }
 
     fn state_dir(&self) -> PathBuf {
@@ -533,17 +545,12 @@ fn unix_socket_as_root_gets_hello() -> TestResult {
     Ok(())
 }
 
-fn relay(socket: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("relay").arg("--socket").arg(socket);
-    cmd
-}
-
 #[test]
 fn relay_pipes_hello() -> TestResult {
     let setup = Setup::new()?;
     let agent = Agent::start(&setup.standard_config("")?)?;
-    let mut child = relay(&agent.unix)
+    let mut child = setup
+        .relay(&agent.unix)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -579,7 +586,7 @@ fn relay_as_configured_and_unconfigured_uid() -> TestResult {
     )?;
     {
         let agent = Agent::start(&config)?;
-        let mut cmd = relay(&agent.unix);
+        let mut cmd = setup.relay(&agent.unix);
         cmd.uid(65534).gid(65534);
         let (status, out, err) = run_bounded(cmd)?;
         assert!(!status.success(), "unconfigured uid got a session: {out}");
@@ -590,7 +597,7 @@ fn relay_as_configured_and_unconfigured_uid() -> TestResult {
     // ...and let in once its name is a configured user.
     let config = setup.standard_config("")?;
     let agent = Agent::start(&config)?;
-    let mut cmd = relay(&agent.unix);
+    let mut cmd = setup.relay(&agent.unix);
     cmd.uid(65534).gid(65534);
     let (status, out, err) = run_bounded(cmd)?;
     assert_hello(&out);
@@ -600,8 +607,8 @@ fn relay_as_configured_and_unconfigured_uid() -> TestResult {
 
 #[test]
 fn relay_without_agent_fails_clearly() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (status, _, err) = run_bounded(relay(&dir.path().join("absent.sock")))?;
+    let setup = Setup::new()?;
+    let (status, _, err) = run_bounded(setup.relay(&setup.path("absent.sock")))?;
     assert_eq!(status.code(), Some(1));
     assert!(err.contains("cannot connect to the agent"), "stderr: {err}");
     Ok(())

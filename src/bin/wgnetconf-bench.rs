@@ -395,9 +395,11 @@ async fn run(args: Args) {
     // e. rejections with the datastore populated.
     let mut rej = Stats::default();
     for k in 0..10 {
-        // A second interface left at the default port 51820 collides.
+        // A second interface left at the default port 51820 collides: on
+        // running, refused at once (the candidate would hold it until
+        // validate/commit, RFC 7950 §8.3.3).
         let dup = edit(
-            "candidate",
+            "running",
             &format!(
                 "<wireguard><instance>{}</instance></wireguard>",
                 BASE_IF + 1 + k

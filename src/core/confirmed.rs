@@ -33,7 +33,8 @@ struct Pending {
     rollback: DataTree<'static>,
     deadline: SystemTime,
     persist: Option<String>,
-    /// The session that issued it (meaningful without persist).
+    /// The session that issued it; 0 once a persistent one's issuer ended
+    /// (or after a restart): then no session is its issuer.
     session: u32,
 }
 
@@ -75,6 +76,14 @@ impl Confirmed {
     /// The deadline of the pending confirmed commit, as it changes.
     pub fn watch(&self) -> watch::Receiver<Option<SystemTime>> {
         self.deadline.subscribe()
+    }
+
+    /// A rollback that failed is tried again in [`RETRY`].
+    fn retry_later(&mut self) {
+        if let Some(p) = self.pending.as_mut() {
+            p.deadline = SystemTime::now() + RETRY;
+        }
+        self.arm();
     }
 
     pub fn is_pending(&self) -> bool {
@@ -161,6 +170,29 @@ impl Core {
                 )
                 .with_info("session-id", p.session.to_string()),
             )),
+        }
+    }
+
+    /// `<lock>` on running (RFC 6241 §7.5): not granted while a confirmed
+    /// commit of another session is pending; a persistent one whose issuer
+    /// ended blocks every session (session-id 0) until confirmed or
+    /// cancelled.
+    pub(super) fn confirmed_lock_check(&self, session: u32) -> Result<(), Vec<RpcError>> {
+        match &self.ext.confirmed.pending {
+            Some(p) if p.session != session || session == 0 => Err(one(RpcError::protocol(
+                "lock-denied",
+                if p.session == 0 {
+                    "a persistent confirmed commit is pending: confirm or cancel it first"
+                        .to_string()
+                } else {
+                    format!(
+                        "a confirmed commit of session {} is pending: running cannot be locked",
+                        p.session
+                    )
+                },
+            )
+            .with_info("session-id", p.session.to_string()))),
+            _ => Ok(()),
         }
     }
 
@@ -251,12 +283,15 @@ impl Core {
     /// Restores the rollback point through the pipeline. On failure the
     /// confirmed commit stays pending and is retried shortly.
     fn roll_back(&mut self, event: &str) -> Result<(), RpcError> {
-        let Some(p) = self.ext.confirmed.pending.take() else {
+        // Pending stays until the rollback is in (a panic in it, too,
+        // leaves it pending: `confirmed_after_panic`).
+        let Some(p) = self.ext.confirmed.pending.as_ref() else {
             return Ok(());
         };
         let tree = datastore::duplicate(&p.rollback)?;
         match self.commit_running(tree) {
             Ok(()) => {
+                self.ext.confirmed.pending = None;
                 info!(reason = event, "confirmed commit rolled back");
                 self.ext.confirmed.arm();
                 if let Err(e) = self.ext.confirmed.remove() {
@@ -272,11 +307,7 @@ impl Core {
                     .collect::<Vec<_>>()
                     .join("; ");
                 error!(reason = event, error = %msg, "confirmed-commit rollback failed; retrying");
-                self.ext.confirmed.pending = Some(Pending {
-                    deadline: SystemTime::now() + RETRY,
-                    ..p
-                });
-                self.ext.confirmed.arm();
+                self.ext.confirmed.retry_later();
                 Err(RpcError::operation_failed(format!(
                     "rollback failed: {msg}"
                 )))
@@ -286,6 +317,29 @@ impl Core {
 
     /// The confirm timer fired: roll back if the deadline has passed.
     pub fn confirmed_expired(&mut self) {
+        self.guarded("confirm timer", Core::confirm_timeout);
+    }
+
+    /// After a panic (`core/panics.rs`): a first confirmed commit that never
+    /// got armed leaves no rollback point behind; a pending one (its
+    /// rollback may be what panicked) is retried later, not at once.
+    pub(super) fn confirmed_after_panic(&mut self) {
+        if self.ext.confirmed.pending.is_none() {
+            if let Err(e) = self.ext.confirmed.remove() {
+                warn!("{e}");
+            }
+        } else if self
+            .ext
+            .confirmed
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.deadline <= SystemTime::now())
+        {
+            self.ext.confirmed.retry_later();
+        }
+    }
+
+    fn confirm_timeout(&mut self) {
         let due = self
             .ext
             .confirmed
@@ -298,8 +352,14 @@ impl Core {
         }
     }
 
-    /// A session ended: its non-persistent confirmed commit rolls back.
+    /// A session ended: its non-persistent confirmed commit rolls back; a
+    /// persistent one stays, with no issuer any more.
     pub(super) fn confirmed_session_ended(&mut self, session: u32) {
+        if let Some(p) = self.ext.confirmed.pending.as_mut() {
+            if p.persist.is_some() && p.session == session {
+                p.session = 0;
+            }
+        }
         let owned = self
             .ext
             .confirmed
@@ -352,7 +412,8 @@ impl Core {
             rollback,
             deadline,
             persist,
-            session,
+            // The sessions of the previous run are gone.
+            session: if keep { 0 } else { session },
         });
         self.ext.actor = None;
         if keep {

@@ -2,7 +2,7 @@
 //! state, the event hub, and the background tasks the agent starts for them
 //! (the confirm timer, the plugins' event poll).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
@@ -10,7 +10,6 @@ use tracing::{info, warn};
 
 use super::confirmed::Confirmed;
 use super::Core;
-use crate::agent::Agent;
 use crate::config::Config;
 use crate::datastore::yang_error::json_path_to_error_path;
 use crate::notify::{self, Edit, Hub};
@@ -28,6 +27,8 @@ pub struct Extras {
     /// The session whose operation is running (`None`: the server itself,
     /// e.g. a confirmed-commit timeout).
     pub(crate) actor: Option<u32>,
+    /// run_dir and state_dir, to reload running after a panic.
+    pub(crate) dirs: (std::path::PathBuf, std::path::PathBuf),
 }
 
 impl Extras {
@@ -36,6 +37,7 @@ impl Extras {
             confirmed: Confirmed::new(config.run_dir.join("confirmed-commit")),
             hub: Arc::new(Hub::new()),
             actor: None,
+            dirs: (config.run_dir.clone(), config.state_dir.clone()),
         }
     }
 
@@ -95,48 +97,50 @@ pub fn changes_of_roots(schema: &Schema, roots: &[(String, &'static str)]) -> Ve
         .collect()
 }
 
-/// Starts the confirm timer and the plugins' event poll; both stop with
-/// the agent.
-pub fn spawn_tasks(agent: &Arc<Agent>) {
-    let deadline = match agent.core.lock() {
+/// Starts the confirm timer and the plugins' event poll on `core`; both
+/// stop when `shutdown` flips.
+pub fn spawn_tasks(core: &Arc<Mutex<Core>>, shutdown: &watch::Receiver<bool>) {
+    let deadline = match core.lock() {
         Ok(core) => core.ext.confirmed.watch(),
         Err(_) => return,
     };
-    tokio::spawn(confirm_timer(agent.clone(), deadline));
-    tokio::spawn(event_poll(agent.clone()));
+    tokio::spawn(confirm_timer(core.clone(), deadline, shutdown.clone()));
+    tokio::spawn(event_poll(core.clone(), shutdown.clone()));
 }
 
-async fn confirm_timer(agent: Arc<Agent>, mut deadline: watch::Receiver<Option<SystemTime>>) {
-    let mut shutdown = agent.shutdown.clone();
+async fn confirm_timer(
+    core: Arc<Mutex<Core>>,
+    mut deadline: watch::Receiver<Option<SystemTime>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let d = *deadline.borrow_and_update();
         let wait = d.map(|t| t.duration_since(SystemTime::now()).unwrap_or_default());
         tokio::select! {
             r = deadline.changed() => if r.is_err() { return },
             _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {
-                let a = agent.clone();
+                let a = core.clone();
                 let _ = tokio::task::spawn_blocking(move || {
-                    if let Ok(mut core) = a.core.lock() {
+                    if let Ok(mut core) = a.lock() {
                         core.confirmed_expired();
                     }
                 })
                 .await;
             }
-            _ = crate::transport::shutdown_requested(&mut shutdown) => return,
+            _ = crate::shutdown::requested(&mut shutdown) => return,
         }
     }
 }
 
-async fn event_poll(agent: Arc<Agent>) {
-    let mut shutdown = agent.shutdown.clone();
+async fn event_poll(core: Arc<Mutex<Core>>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(EVENT_POLL) => {}
-            _ = crate::transport::shutdown_requested(&mut shutdown) => return,
+            _ = crate::shutdown::requested(&mut shutdown) => return,
         }
-        let a = agent.clone();
+        let a = core.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            if let Ok(mut core) = a.core.lock() {
+            if let Ok(mut core) = a.lock() {
                 core.poll_plugin_events();
             }
         })
@@ -147,6 +151,10 @@ async fn event_poll(agent: Arc<Agent>) {
 impl Core {
     /// Asks every plugin for its events and sends them.
     pub fn poll_plugin_events(&mut self) {
+        self.guarded("event poll", Core::poll_events);
+    }
+
+    fn poll_events(&mut self) {
         let hub = self.ext.hub.clone();
         for p in self.pipeline.plugins_mut() {
             for tree in p.events() {

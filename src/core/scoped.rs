@@ -4,7 +4,7 @@
 
 use yang5::data::DataTree;
 
-use super::{hooks, one, Core, Outcome};
+use super::{deferred, hooks, one, Core, Outcome};
 use crate::datastore::scope::{self, Root, Scope};
 use crate::datastore::{PendingEdit, ValuelessDelete};
 use crate::protocol::error::RpcError;
@@ -103,13 +103,19 @@ impl Core {
         let Some(mut sc) = sc.map_err(one)? else {
             return Ok(Err(Declined(tree, valueless)));
         };
+        super::fault::point("panic-in-edit");
         let mut validated = false;
         match (target, test_option) {
             (_, TestOption::TestOnly) => self.validate_scope(&mut sc)?,
             (Datastore::Candidate, TestOption::Set) => {}
             (Datastore::Candidate, TestOption::TestThenSet) => {
-                self.validate_scope(&mut sc)?;
-                validated = true;
+                // Constraints wait for validate/commit (`core/deferred.rs`):
+                // the scope is cached as validated only if it is valid.
+                validated = deferred::edit_outcome(self.check_scope(&mut sc))?;
+                if validated {
+                    self.pipeline
+                        .validate_scoped(&self.schema, &mut self.ds.running, &mut sc)?;
+                }
             }
             (_, _) => {
                 self.check_scope(&mut sc)?;
@@ -166,6 +172,7 @@ impl Core {
         let big = sc.new_size(BIG_RECORD) >= BIG_RECORD;
         let changes = sc.changes();
         let unique_delta = crate::datastore::unique::delta(&self.ds.unique, &sc.old, &sc.new);
+        super::fault::point("panic-in-commit");
         let ds = &mut self.ds;
         let diff =
             self.pipeline

@@ -212,6 +212,11 @@ fn classify(msg: &str, leaf: Option<String>) -> RpcError {
     if msg.starts_with("Mandatory choice") {
         return RpcError::app("data-missing", msg).with_app_tag("missing-choice");
     }
+    // Two cases of one choice: an error of the edit itself (RFC 7950
+    // §8.3.1), not a constraint the candidate may hold until commit.
+    if msg.starts_with("Data for both cases") {
+        return RpcError::app("invalid-value", msg);
+    }
     if msg.contains("missing its key") || msg.contains("List instance is missing") {
         return bad(RpcError::app("missing-element", msg), quoted(msg, 0));
     }

@@ -3,6 +3,9 @@
 //! hanging up, broken framing or agent shutdown.
 
 pub mod registry;
+mod shared;
+
+pub use shared::Shared;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +13,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info, warn};
 
-use crate::agent::Agent;
 use crate::core::Outcome;
 use crate::protocol::error::RpcError;
 use crate::protocol::framing::{FrameReader, FrameWriter, Framing, FramingError};
@@ -32,7 +34,7 @@ pub struct Peer {
 
 /// Runs one session to its end. Transports spawn this on the stream of an
 /// accepted `netconf` subsystem.
-pub async fn run<S>(agent: Arc<Agent>, stream: S, peer: Peer)
+pub async fn run<S>(agent: Arc<Shared>, stream: S, peer: Peer)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -46,7 +48,7 @@ where
     let end = tokio::select! {
         r = serve(&agent, id, &mut reader, &mut writer) => r,
         _ = kill.notified() => "killed".to_string(),
-        _ = crate::transport::shutdown_requested(&mut shutdown) => "agent shutdown".to_string(),
+        _ = crate::shutdown::requested(&mut shutdown) => "agent shutdown".to_string(),
     };
     writer.shutdown().await;
     // RFC 6022 dropped-sessions: ended other than by close-session,
@@ -77,7 +79,7 @@ async fn send<W: AsyncWrite + Unpin>(w: &mut FrameWriter<W>, msg: &str) -> Resul
 
 /// The session proper; returns why it ended.
 async fn serve<R, W>(
-    agent: &Arc<Agent>,
+    agent: &Arc<Shared>,
     id: u32,
     reader: &mut FrameReader<R>,
     writer: &mut FrameWriter<W>,
@@ -273,7 +275,7 @@ where
             // A big request or reply leaves megabytes of freed heap; give
             // them back rather than let the resident size keep its peak.
             drop(text);
-            crate::agent::release_free_memory_soon();
+            crate::memory::release_free_memory_soon();
         }
         if close {
             return "close-session".into();

@@ -5,24 +5,11 @@
 //!   OpenSSH's sshd reaches it through [`relay`], run as the subsystem
 //!   command, so sshd does the SSH and authentication work.
 //!
-//! Both listeners stop accepting when `Agent::shutdown` flips to true, and
+//! Both listeners stop accepting when `Shared::shutdown` flips to true, and
 //! hand every accepted stream to `session::run` in its own task.
 
 pub mod relay;
 pub mod ssh;
 pub mod unix;
 
-use tokio::sync::watch;
-
-/// Resolves once the agent is shutting down. A dropped sender means nobody
-/// can ever ask for shutdown, so that waits forever rather than stopping.
-pub(crate) async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
-    loop {
-        if *rx.borrow_and_update() {
-            return;
-        }
-        if rx.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}
+pub(crate) use crate::shutdown::requested as shutdown_requested;

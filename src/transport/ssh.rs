@@ -34,8 +34,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::shutdown_requested;
-use crate::agent::Agent;
 use crate::auth::{hostkey, UserDb};
+use crate::session::Shared as Agent;
 use crate::session::{self, Peer};
 
 /// Failed authentication requests before russh disconnects. russh counts

@@ -14,8 +14,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
 use super::shutdown_requested;
-use crate::agent::Agent;
 use crate::auth::UserDb;
+use crate::session::Shared;
 use crate::session::{self, Peer};
 
 /// Binds `Config::socket_path()` and serves it until shutdown; returns the
@@ -23,7 +23,7 @@ use crate::session::{self, Peer};
 /// but refuses to start if another agent still answers on it, or if the
 /// path is not a socket. The socket is mode 0666: access control is the
 /// uid check, so any local user can at least be told no.
-pub async fn bind(agent: Arc<Agent>, users: Arc<UserDb>) -> io::Result<(PathBuf, JoinHandle<()>)> {
+pub async fn bind(agent: Arc<Shared>, users: Arc<UserDb>) -> io::Result<(PathBuf, JoinHandle<()>)> {
     let path = agent.config.socket_path();
     prepare_path(&path).await?;
     let listener = UnixListener::bind(&path)
@@ -65,7 +65,12 @@ async fn prepare_path(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)
 }
 
-async fn accept_loop(listener: UnixListener, path: PathBuf, agent: Arc<Agent>, users: Arc<UserDb>) {
+async fn accept_loop(
+    listener: UnixListener,
+    path: PathBuf,
+    agent: Arc<Shared>,
+    users: Arc<UserDb>,
+) {
     let mut shutdown = agent.shutdown.clone();
     loop {
         let stream = tokio::select! {

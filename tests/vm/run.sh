@@ -60,12 +60,15 @@ PKG=$(apt-cache depends linux-image-amd64 2>/dev/null |
 KROOT=$CACHE/$PKG
 if [ ! -d "$KROOT/lib/modules" ]; then
   log "fetching $PKG"
-  rm -rf "$KROOT" "$CACHE"/dl && mkdir -p "$CACHE/dl"
-  chmod 755 "$CACHE/dl"   # apt's _apt user downloads into it
-  (cd "$CACHE/dl" && apt-get download -q "$PKG" > "$CACHE/dl.log" 2>&1) ||
-    fail "apt-get download $PKG: $(tail -3 "$CACHE/dl.log")"
-  dpkg-deb -x "$CACHE"/dl/"$PKG"_*.deb "$KROOT.tmp" || fail "dpkg-deb -x $PKG"
-  rm -rf "$CACHE/dl"
+  rm -rf "$KROOT" "$KROOT.tmp"
+  # apt's _apt user downloads into it: a fresh temp dir it can reach, not the
+  # cache, which lives in target/ and so maybe under a 0700 directory.
+  DL=$(mktemp -d "${TMPDIR:-/tmp}/wgnetconf-vm-dl.XXXXXX")
+  chmod 755 "$DL"
+  (cd "$DL" && apt-get download -q "$PKG" > "$CACHE/dl.log" 2>&1) ||
+    { rm -rf "$DL"; fail "apt-get download $PKG: $(tail -3 "$CACHE/dl.log")"; }
+  dpkg-deb -x "$DL"/"$PKG"_*.deb "$KROOT.tmp" || { rm -rf "$DL"; fail "dpkg-deb -x $PKG"; }
+  rm -rf "$DL"
   mv "$KROOT.tmp" "$KROOT"
 fi
 KVER=$(ls "$KROOT/lib/modules" | head -1)

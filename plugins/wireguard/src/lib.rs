@@ -50,6 +50,22 @@ struct Undo {
 /// production.
 pub const FAULT_ENV: &str = "WGNETCONF_FAULT_AFTER_OPS";
 
+/// Test-only, debug builds only: `WGNETCONF_FAULT=panic-in-apply` (read
+/// once) makes every apply of a change panic before it programs anything, so the
+/// agent's tests prove it survives a plugin's panic.
+fn panic_in_apply() -> bool {
+    #[cfg(debug_assertions)]
+    {
+        static SET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *SET.get_or_init(|| {
+            std::env::var("WGNETCONF_FAULT")
+                .is_ok_and(|v| v.split(',').any(|f| f.trim() == "panic-in-apply"))
+        })
+    }
+    #[cfg(not(debug_assertions))]
+    false
+}
+
 pub struct WireguardPlugin {
     backend_name: String,
     backend: Option<Box<dyn Backend>>,
@@ -248,6 +264,16 @@ impl Plugin for WireguardPlugin {
     }
 
     fn apply(&mut self, commit: &Commit<'_>) -> Result<(), PluginError> {
+        // Only for a change of an interface: the boot commit of an empty
+        // running passes, so the agent starts.
+        if panic_in_apply()
+            && commit
+                .diff
+                .iter()
+                .any(|(_, n)| n.path().contains("wireguard["))
+        {
+            panic!("wireguard: panic-in-apply (WGNETCONF_FAULT, test only)");
+        }
         self.last = None;
         let mut touched = model::touched(commit.diff, commit.old, commit.new);
         let adopted = self.adopt(commit.new, &mut touched)?;

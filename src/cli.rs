@@ -1,0 +1,201 @@
+//! The command line: `serve` (the agent, `agent.rs`), `relay` (for sshd),
+//! the client commands `show` and `rpc`, and the key and password helpers.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "wgnetconf",
+    version,
+    about = "NETCONF server for WireGuard tunnels"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent.
+    Serve {
+        /// TOML configuration file (see wgnetconf.example.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Relay stdin/stdout to the agent's Unix socket: the `netconf`
+    /// subsystem command for OpenSSH's sshd.
+    Relay {
+        #[arg(long, default_value = "/run/wgnetconf/netconf.sock")]
+        socket: PathBuf,
+    },
+    /// Show WireGuard interfaces and peers (like the device's
+    /// `show tunnel wireguard [IFACE]`), read over NETCONF.
+    Show {
+        /// Interface, e.g. wg1; all when omitted.
+        iface: Option<String>,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Send one rpc read from stdin (the operation element, e.g.
+    /// `<get-config><source><running/></source></get-config>`) and print the
+    /// reply; exit status 1 on rpc-error. Connects like `show`.
+    Rpc {
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Read a password on stdin, print its argon2id hash for `password_hash`.
+    HashPassword,
+    /// Print a new private key (base64), like `wg genkey`.
+    Genkey,
+    /// Read a private key on stdin, print its public key, like `wg pubkey`.
+    Pubkey,
+    /// Print a new preshared key, like `wg genpsk`.
+    Genpsk,
+}
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => crate::agent::serve_main(config),
+        Command::Relay { socket } => crate::transport::relay::run(&socket),
+        Command::HashPassword => hash_password(),
+        Command::Show { iface, connect } => show_main(&connect.target(), iface.as_deref()),
+        Command::Rpc { connect } => rpc_main(&connect.target()),
+        Command::Genkey => {
+            println!("{}", wgnetconf_wireguard::genkey());
+            0
+        }
+        Command::Genpsk => {
+            println!("{}", wgnetconf_wireguard::genpsk());
+            0
+        }
+        Command::Pubkey => {
+            let mut line = String::new();
+            if std::io::stdin().read_line(&mut line).is_err() {
+                eprintln!("wgnetconf: cannot read the private key from stdin");
+                return 1;
+            }
+            match wgnetconf_wireguard::pubkey(line.trim()) {
+                Ok(k) => {
+                    println!("{k}");
+                    0
+                }
+                Err(e) => {
+                    // Like `wg pubkey`: say what is wrong, never echo the key.
+                    eprintln!("wgnetconf: {e}");
+                    1
+                }
+            }
+        }
+    }
+}
+
+/// How the client commands (`show`, `rpc`) reach an agent: the local Unix
+/// socket by default, or SSH with `--host`.
+#[derive(clap::Args)]
+struct ConnectArgs {
+    /// Connect over SSH to this host instead of the local Unix socket.
+    #[arg(long)]
+    host: Option<String>,
+    #[arg(long, default_value_t = 830)]
+    port: u16,
+    #[arg(long, default_value = "admin")]
+    user: String,
+    /// SSH private key file.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Password, read from this environment variable (never the command line).
+    #[arg(long, default_value = "WGNETCONF_PASSWORD")]
+    password_env: String,
+    #[arg(long, default_value = "/run/wgnetconf/netconf.sock")]
+    socket: PathBuf,
+}
+
+impl ConnectArgs {
+    fn target(self) -> crate::client::Target {
+        match self.host {
+            Some(host) => crate::client::Target::Ssh {
+                host,
+                port: self.port,
+                user: self.user,
+                password: std::env::var(&self.password_env).ok(),
+                key: self.key,
+            },
+            None => crate::client::Target::Unix(self.socket),
+        }
+    }
+}
+
+/// Runs a client future on a small runtime; prints its text or error.
+fn client_main<F>(fut: F) -> i32
+where
+    F: std::future::Future<Output = Result<String, crate::client::ClientError>>,
+{
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wgnetconf: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(crate::client::ClientError::Rpc(reply)) => {
+            println!("{reply}");
+            1
+        }
+        Err(e) => {
+            eprintln!("wgnetconf: {e}");
+            1
+        }
+    }
+}
+
+fn show_main(target: &crate::client::Target, iface: Option<&str>) -> i32 {
+    client_main(crate::client::show::show(target, iface))
+}
+
+fn rpc_main(target: &crate::client::Target) -> i32 {
+    let mut body = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut body) {
+        eprintln!("wgnetconf: cannot read the rpc from stdin: {e}");
+        return 1;
+    }
+    client_main(async move {
+        let mut c = crate::client::Client::connect(target).await?;
+        let reply = c.rpc(body.trim()).await;
+        c.close().await;
+        reply.map(|r| r + "\n")
+    })
+}
+
+fn hash_password() -> i32 {
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        eprintln!("wgnetconf: cannot read the password from stdin");
+        return 1;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("wgnetconf: empty password");
+        return 1;
+    }
+    match crate::auth::password::hash_argon2id(password) {
+        Ok(h) => {
+            println!("{h}");
+            0
+        }
+        Err(e) => {
+            eprintln!("wgnetconf: {e}");
+            1
+        }
+    }
+}
