@@ -21,9 +21,20 @@ use crate::session::registry::Registry;
 use crate::session::Shared;
 use crate::transaction::Pipeline;
 
+/// Crates that log message contents at debug or trace level (russh logs
+/// the bytes of channel data, and an edit-config carries private keys):
+/// kept at info whatever `WGNETCONF_LOG` asks, so that no log level shows
+/// a key.
+const CONTENT_LOGGERS: &[&str] = &["russh", "russh_keys", "russh_cryptovec"];
+
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WGNETCONF_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("WGNETCONF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for c in CONTENT_LOGGERS {
+        if let Ok(d) = format!("{c}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

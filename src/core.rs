@@ -14,6 +14,7 @@ use crate::schema::Schema;
 use crate::transaction::Pipeline;
 
 pub mod access;
+mod audit;
 mod confirmed;
 mod deferred;
 mod fault;

@@ -40,6 +40,8 @@ pub struct SessionInfo {
     pub user: String,
     pub session_id: u32,
     pub source_host: Option<String>,
+    /// The transport's description (`ssh 10.0.0.1:40022`, `unix uid 0`).
+    pub source: String,
 }
 
 impl SessionInfo {
@@ -119,6 +121,7 @@ impl Hub {
             user: user.to_string(),
             session_id: id,
             source_host: source_host(source),
+            source: source.to_string(),
         };
         let body = format!(
             "<netconf-session-start xmlns=\"{NCN_NS}\">{}</netconf-session-start>",

@@ -50,6 +50,19 @@ impl Core {
         }
     }
 
+    /// Who session `session` is, for the audit trail.
+    pub(super) fn who(&self, session: u32) -> super::audit::Who {
+        let (user, source) = match self.monitor.session(session) {
+            Some(s) => (s.user, s.source),
+            None => ("(server)".to_string(), String::new()),
+        };
+        super::audit::Who {
+            user,
+            session,
+            source,
+        }
+    }
+
     /// Running's `/nacm` is the policy: re-read when running changed.
     pub(super) fn refresh_access(&mut self) {
         let gen = self.ds.generation();

@@ -44,6 +44,12 @@ impl Extras {
     /// netconf-config-change for `datastore` with `edits`.
     pub fn config_changed(&self, datastore: &str, edits: Vec<Edit>) {
         let by = self.actor.and_then(|s| self.hub.session(s));
+        let who = by.as_ref().map(|b| super::audit::Who {
+            user: b.user.clone(),
+            session: b.session_id,
+            source: b.source.clone(),
+        });
+        super::audit::changed(who.as_ref(), datastore, &edits);
         self.hub
             .emit(notify::config_change(by.as_ref(), datastore, &edits));
     }

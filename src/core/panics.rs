@@ -81,12 +81,18 @@ impl Core {
     /// Runs one rpc (`Core::dispatch`); a panic becomes operation-failed.
     pub fn handle(&mut self, session: u32, op: Operation) -> OpResult {
         let what = name(&op);
-        self.guarded(what, |core| core.dispatch(session, op))
+        let audited = super::audit::changes_config(&op);
+        let result = self
+            .guarded(what, |core| core.dispatch(session, op))
             .unwrap_or_else(|| {
                 Err(vec![RpcError::operation_failed(format!(
                     "internal error in {what}; nothing was changed (see the agent's log)"
                 ))])
-            })
+            });
+        if let (true, Err(errors)) = (audited, &result) {
+            super::audit::refused(&self.who(session), what, errors);
+        }
+        result
     }
 
     fn restore_after_panic(&mut self) {
