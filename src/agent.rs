@@ -35,8 +35,12 @@ fn init_logging() {
             filter = filter.add_directive(d);
         }
     }
+    // Colours only on a terminal: a log file or the journal gets plain
+    // `key=value` fields that tools (and the audit trail's readers) can grep.
+    use std::io::IsTerminal as _;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

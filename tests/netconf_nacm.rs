@@ -363,3 +363,28 @@ fn an_upgraded_state_directory_keeps_its_users_working() {
     )
     .expect_error("application", "access-denied");
 }
+
+#[test]
+fn changes_and_refusals_are_in_the_audit_trail() {
+    let (env, agent) = setup();
+    let mut op = agent.session_as(&env, "oper");
+    op.edit(
+        "running",
+        &format!("<tunnel xmlns=\"{TUN}\"><wireguard><instance>2</instance><description>x</description></wireguard></tunnel>"),
+    )
+    .expect_error("application", "access-denied");
+    let log = agent.stderr_text();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("audit")).collect();
+    let changed = lines
+        .iter()
+        .find(|l| l.contains("configuration changed") && l.contains("user=alice"))
+        .unwrap_or_else(|| panic!("no audit line for alice's change:\n{log}"));
+    assert!(changed.contains("source=ssh 127.0.0.1:"), "{changed}");
+    assert!(changed.contains("/wgt:tunnel"), "{changed}");
+    assert!(!changed.contains(K1), "a key in the audit trail: {changed}");
+    let refused = lines
+        .iter()
+        .find(|l| l.contains("refused") && l.contains("user=oper"))
+        .unwrap_or_else(|| panic!("no audit line for oper's refused edit:\n{log}"));
+    assert!(refused.contains("access-denied"), "{refused}");
+}
