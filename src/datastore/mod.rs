@@ -297,7 +297,7 @@ pub fn print_xml(tree: &DataTree<'static>, flags: DataPrinterFlags) -> Result<St
 
 /// Prints one node's subtree as XML (its following siblings too with
 /// `WITH_SIBLINGS`).
-pub fn print_node_xml(node: raw::Node, flags: DataPrinterFlags) -> Result<String, RpcError> {
+pub(crate) fn print_node_xml(node: raw::Node, flags: DataPrinterFlags) -> Result<String, RpcError> {
     use libyang5_sys as ffi;
     if node.is_null() {
         return Ok(String::new());
