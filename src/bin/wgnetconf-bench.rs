@@ -23,6 +23,8 @@ use wgnetconf::client::{Client, Target};
 
 #[path = "wgnetconf-bench/dataplane.rs"]
 mod dataplane;
+#[path = "wgnetconf-bench/filters.rs"]
+mod filters;
 
 const TUNNEL_NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
 /// First interface instance used by the benchmark.
@@ -99,8 +101,9 @@ impl Agent {
         std::fs::write(
             &config,
             format!(
-                "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\n[ssh]\nlisten = [\"127.0.0.1:0\"]\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\n",
+                "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\nyang_dirs = [{y:?}]\n[ssh]\nlisten = [\"127.0.0.1:0\"]\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\n",
                 d = dir.display(),
+                y = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yang-bench"),
                 wg = model == "wg",
                 k = pubkey.trim()
             ),
@@ -342,6 +345,26 @@ async fn run(args: Args) {
         );
         rpc(&mut c, &del).await;
         rpc(&mut c, "<commit/>").await;
+    }
+
+    // Filtered reads (plain model: the second layout's interfaces are not
+    // WireGuard's, and 100 interfaces of real tun devices are not the point).
+    if args.model == "plain" {
+        let (big, ifaces, per, samples) = if args.smoke {
+            (50, 4, 5, 2)
+        } else {
+            (base, 100, 100, 5)
+        };
+        filters::run(
+            &mut c,
+            agent.child.id(),
+            &mut rep,
+            big,
+            ifaces,
+            per,
+            samples,
+        )
+        .await;
     }
 
     // Base population for c–e.
