@@ -23,6 +23,20 @@ pub struct Config {
     /// Users allowed to log in. Empty: the first start creates `admin`.
     pub users: Vec<UserConfig>,
     pub wireguard: WireguardConfig,
+    pub history: HistoryConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Commits kept in `<state_dir>/history` (oldest go first).
+    pub entries: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig { entries: 50 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -96,6 +110,7 @@ impl Default for Config {
             netconf: NetconfConfig::default(),
             users: Vec::new(),
             wireguard: WireguardConfig::default(),
+            history: HistoryConfig::default(),
         }
     }
 }

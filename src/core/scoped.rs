@@ -173,6 +173,12 @@ impl Core {
         let changes = sc.changes();
         let unique_delta = crate::datastore::unique::delta(&self.ds.unique, &sc.old, &sc.new);
         super::fault::point("panic-in-commit");
+        // The change for the history, before the swap; the pipeline reuses
+        // the diff (and computes it again if a plugin's prepare changes the
+        // scope: then its own diff is the one to keep).
+        let pre = sc.take_diff(&self.schema).map_err(one)?;
+        let pre_xml = crate::datastore::history::diff_xml(&pre);
+        sc.keep_diff(pre);
         let ds = &mut self.ds;
         let diff =
             self.pipeline
@@ -194,6 +200,11 @@ impl Core {
             Some(d) => hooks::changes_of(&self.schema, d),
             None => hooks::changes_of_roots(&self.schema, &changes),
         };
+        let record = match (&diff, sc.prepared) {
+            (Some(d), true) => crate::datastore::history::diff_xml(d),
+            _ => pre_xml,
+        };
+        self.record_history(record);
         self.ext.config_changed("running", change);
         Ok(())
     }

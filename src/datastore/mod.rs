@@ -17,7 +17,9 @@
 pub mod disk;
 pub mod edit;
 pub mod eligibility;
+pub mod fields;
 pub mod filter;
+pub mod history;
 pub mod journal;
 pub mod persist;
 pub(crate) mod raw;

@@ -134,6 +134,15 @@ pub enum Operation {
     EditData(super::ext_rpc::EditData),
     /// RFC 5277; run by the session, not the core.
     CreateSubscription(super::ext_rpc::Subscribe),
+    /// wgnetconf-agent: the commit history's operations, key rotation.
+    Rollback(super::ext_rpc::Rollback),
+    Compare {
+        from: u64,
+        to: Option<u64>,
+    },
+    RotatePrivateKey {
+        instance: u16,
+    },
 }
 
 #[derive(Clone, Debug)]
