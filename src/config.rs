@@ -33,8 +33,31 @@ pub struct SshConfig {
     pub listen: Vec<SocketAddr>,
     /// Default: `<state_dir>/ssh_host_ed25519_key`, generated on first start.
     pub host_key: Option<PathBuf>,
-    /// Seconds a client has to authenticate.
+    /// Seconds a client has to authenticate (OpenSSH's LoginGraceTime).
     pub auth_timeout_secs: u64,
+    /// Connections not yet authenticated, in total (OpenSSH's MaxStartups);
+    /// more are closed at accept.
+    pub max_unauthenticated: usize,
+    /// Of those, at most this many from one source: an IPv4 address or an
+    /// IPv6 /64 (PerSourceMaxStartups, PerSourceNetBlockSize 32:64).
+    pub max_unauthenticated_per_source: usize,
+    /// Penalty seconds a source accrues per connection that failed to
+    /// authenticate, that closed without trying, that reached the
+    /// pre-auth timeout (PerSourcePenalties authfail, noauth,
+    /// grace-exceeded). 0 disables that penalty.
+    pub penalty_authfail_secs: u64,
+    pub penalty_noauth_secs: u64,
+    pub penalty_timeout_secs: u64,
+    /// A source is refused once its accrued penalty reaches this (min),
+    /// for the accrued time, never more than `penalty_max_secs` (max).
+    pub penalty_min_secs: u64,
+    pub penalty_max_secs: u64,
+    /// Sources with a penalty tracked at once; past it new sources go
+    /// unpenalised (max-sources, overflow:permissive).
+    pub penalty_max_sources: usize,
+    /// Password verifications running at once, across all connections
+    /// (each argon2id check holds 19 MiB).
+    pub max_concurrent_verifications: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -55,6 +78,17 @@ pub struct NetconfConfig {
     pub hello_timeout_secs: u64,
     /// Largest message (rpc) accepted, in bytes.
     pub max_message_bytes: usize,
+    /// NETCONF sessions at once, over every transport; one more is refused
+    /// (SSH: the `netconf` subsystem request fails; Unix socket: closed).
+    pub max_sessions: usize,
+    /// Element nesting depth of one message.
+    pub max_depth: usize,
+    /// Attributes (namespace declarations included) on one element.
+    pub max_attributes_per_element: usize,
+    /// Attributes (namespace declarations included) in one message.
+    pub max_attributes_per_message: usize,
+    /// Length in bytes of an XPath filter's `select`.
+    pub max_xpath_bytes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -102,7 +136,16 @@ impl Default for SshConfig {
             enabled: true,
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 830))],
             host_key: None,
-            auth_timeout_secs: 60,
+            auth_timeout_secs: 20,
+            max_unauthenticated: 64,
+            max_unauthenticated_per_source: 8,
+            penalty_authfail_secs: 5,
+            penalty_noauth_secs: 1,
+            penalty_timeout_secs: 10,
+            penalty_min_secs: 15,
+            penalty_max_secs: 600,
+            penalty_max_sources: 65536,
+            max_concurrent_verifications: 1,
         }
     }
 }
@@ -121,6 +164,11 @@ impl Default for NetconfConfig {
         NetconfConfig {
             hello_timeout_secs: 60,
             max_message_bytes: 64 * 1024 * 1024,
+            max_sessions: 64,
+            max_depth: 128,
+            max_attributes_per_element: 64,
+            max_attributes_per_message: 1_000_000,
+            max_xpath_bytes: 4096,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod ext;
 pub mod ext_rpc;
 pub mod framing;
 pub mod hello;
+pub mod limits;
 pub mod reply;
 pub mod rpc;
 pub mod xml;
