@@ -38,6 +38,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     /// Raw TOML for the `[netconf]` table (e.g. `hello_timeout_secs = 1`).
     pub netconf: String,
+    /// Raw TOML added to the `[ssh]` table (e.g. `penalty_min_secs = 1`).
+    pub ssh: String,
     /// YANG directories (default: `tests/yang`).
     pub yang_dirs: Vec<PathBuf>,
     /// Extra environment of the agent process.
@@ -61,6 +63,7 @@ impl Env {
         Env {
             dir,
             netconf: netconf.to_string(),
+            ssh: String::new(),
             yang_dirs: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yang")],
             agent_env: Vec::new(),
         }
@@ -95,7 +98,7 @@ impl Env {
             "state_dir = {state:?}\n\
              run_dir = {run:?}\n\
              yang_dirs = [{yang}]\n\
-             [ssh]\nlisten = [\"127.0.0.1:0\"]\n\
+             [ssh]\nlisten = [\"127.0.0.1:0\"]\n{ssh}\n\
              [unix]\nenabled = false\n\
              [netconf]\n{netconf}\n\
              [wireguard]\nenabled = false\n\
@@ -103,6 +106,7 @@ impl Env {
             state = self.state_dir(),
             run = self.run_dir(),
             netconf = self.netconf,
+            ssh = self.ssh,
             key = pubkey.trim(),
         );
         let path = self.path("wgnetconf.toml");
@@ -237,7 +241,12 @@ impl Agent {
     /// A libssh2 session authenticated as alice with the env's key, with the
     /// `netconf` subsystem open; the server hello is not read yet.
     pub fn ssh2(&self, env: &Env) -> Client {
-        let tcp = TcpStream::connect(self.addr).expect("connect");
+        self.ssh2_over(env, TcpStream::connect(self.addr).expect("connect"))
+    }
+
+    /// [`Agent::ssh2`] over a TCP connection the caller made (e.g. from
+    /// another loopback source address).
+    pub fn ssh2_over(&self, env: &Env, tcp: TcpStream) -> Client {
         let keep = tcp.try_clone().expect("clone tcp");
         let mut sess = ssh2::Session::new().expect("ssh2 session");
         sess.set_tcp_stream(tcp);
