@@ -55,9 +55,6 @@ pub struct SshConfig {
     /// Sources with a penalty tracked at once; past it new sources go
     /// unpenalised (max-sources, overflow:permissive).
     pub penalty_max_sources: usize,
-    /// Password verifications running at once, across all connections
-    /// (each argon2id check holds 19 MiB).
-    pub max_concurrent_verifications: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -145,7 +142,6 @@ impl Default for SshConfig {
             penalty_min_secs: 15,
             penalty_max_secs: 600,
             penalty_max_sources: 65536,
-            max_concurrent_verifications: 1,
         }
     }
 }

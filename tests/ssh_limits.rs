@@ -130,3 +130,60 @@ fn sessions_past_the_cap_are_refused_cleanly() {
     a.close();
     b.close();
 }
+
+/// Peak resident memory of process `pid` (VmHWM), in KiB.
+fn peak_rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[test]
+fn concurrent_password_logins_hold_one_argon2_buffer() {
+    const PASSWORD: &str = "correct horse battery staple";
+    let mut env = Env::new();
+    let hash = wgnetconf::auth::password::hash_argon2id(PASSWORD).expect("hash");
+    assert!(
+        hash.contains("m=19456,t=2,p=1"),
+        "not OWASP parameters: {hash}"
+    );
+    env.user_extra = format!("password_hash = {hash:?}");
+    let agent = env.start();
+    // Twenty operators, each from its own address (one address may hold
+    // only 8 unauthenticated connections).
+    let login = |src: u8| {
+        let mut sess = ssh2::Session::new().expect("session");
+        sess.set_tcp_stream(connect_from(&runtime(), [127, 0, 1, src], agent.addr));
+        sess.set_timeout((4 * WAIT).as_millis() as u32);
+        sess.handshake().expect("handshake");
+        sess.userauth_password("alice", PASSWORD)
+            .expect("password login");
+        sess
+    };
+    // One login first: its 19 MiB are in the baseline peak.
+    drop(login(1));
+    let before = peak_rss_kib(agent.pid());
+    let sessions: Vec<ssh2::Session> = std::thread::scope(|s| {
+        let login = &login;
+        let handles: Vec<_> = (0..20u8).map(|i| s.spawn(move || login(10 + i))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("login thread"))
+            .collect()
+    });
+    assert!(sessions.iter().all(|s| s.authenticated()));
+    let grown_mib = peak_rss_kib(agent.pid()).saturating_sub(before) / 1024;
+    eprintln!(
+        "peak RSS {} MiB before, grew by {grown_mib} MiB",
+        before / 1024
+    );
+    // Each argon2id check holds 19 MiB while it runs: two at once would
+    // already grow the peak by 19 MiB, four (the old limit) by 57.
+    assert!(
+        grown_mib < 19,
+        "peak RSS grew by {grown_mib} MiB during 20 concurrent password logins"
+    );
+}

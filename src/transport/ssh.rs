@@ -69,12 +69,10 @@ pub async fn bind(
     // Connections not yet authenticated, shared by all listeners: see
     // `preauth` for the per-source share and penalties.
     let gate = preauth::Gate::new(preauth::Limits::from_config(&agent.config.ssh));
-    // Password verifications running at once, across all connections. Each
-    // argon2id check holds 19 MiB and tens of milliseconds of CPU; twenty
-    // logins at once must not mean twenty times that.
-    let verify_gate = Arc::new(Semaphore::new(
-        agent.config.ssh.max_concurrent_verifications.max(1),
-    ));
+    // Password checks run one at a time (`auth::password::verify` holds a
+    // process-wide lock: 19 MiB each). Waiting here, not on that lock,
+    // keeps a login burst from parking a blocking thread per attempt.
+    let verify_gate = Arc::new(Semaphore::new(1));
     let mut listeners = Vec::new();
     for addr in &agent.config.ssh.listen {
         let listener = TcpListener::bind(addr)

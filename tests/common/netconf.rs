@@ -40,6 +40,8 @@ pub struct Env {
     pub netconf: String,
     /// Raw TOML added to the `[ssh]` table (e.g. `penalty_min_secs = 1`).
     pub ssh: String,
+    /// Raw TOML added to alice's `[[users]]` entry (e.g. a `password_hash`).
+    pub user_extra: String,
     /// YANG directories (default: `tests/yang`).
     pub yang_dirs: Vec<PathBuf>,
     /// Extra environment of the agent process.
@@ -64,6 +66,7 @@ impl Env {
             dir,
             netconf: netconf.to_string(),
             ssh: String::new(),
+            user_extra: String::new(),
             yang_dirs: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yang")],
             agent_env: Vec::new(),
         }
@@ -102,11 +105,12 @@ impl Env {
              [unix]\nenabled = false\n\
              [netconf]\n{netconf}\n\
              [wireguard]\nenabled = false\n\
-             [[users]]\nname = \"alice\"\nauthorized_keys = [{key:?}]\n",
+             [[users]]\nname = \"alice\"\nauthorized_keys = [{key:?}]\n{user_extra}\n",
             state = self.state_dir(),
             run = self.run_dir(),
             netconf = self.netconf,
             ssh = self.ssh,
+            user_extra = self.user_extra,
             key = pubkey.trim(),
         );
         let path = self.path("wgnetconf.toml");
