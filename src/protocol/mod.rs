@@ -10,6 +10,7 @@ pub mod limits;
 pub mod reply;
 pub mod rpc;
 pub mod xml;
+pub mod xpath_cost;
 
 /// The NETCONF base namespace.
 pub const NC_NS: &str = "urn:ietf:params:xml:ns:netconf:base:1.0";

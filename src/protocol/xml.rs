@@ -88,6 +88,29 @@ impl Limits {
     }
 }
 
+/// XML 1.0 §2.3 names, as far as ASCII goes (quick-xml checks none): a
+/// name starts with a letter, '_' or ':' and goes on with those, digits,
+/// '-' and '.'. Non-ASCII characters are let through.
+fn check_name(name: &[u8]) -> Result<(), XmlError> {
+    let ok_start = |b: u8| !b.is_ascii() || b.is_ascii_alphabetic() || b == b'_' || b == b':';
+    let ok_rest = |b: u8| ok_start(b) || b.is_ascii_digit() || b == b'-' || b == b'.';
+    match name.split_first() {
+        Some((first, rest)) if ok_start(*first) && rest.iter().all(|b| ok_rest(*b)) => Ok(()),
+        _ => Err(XmlError(format!(
+            "'{}' is not an XML name",
+            String::from_utf8_lossy(name)
+        ))),
+    }
+}
+
+/// XML 1.0 §2.4: the sequence "]]>" may not appear in text content.
+fn check_text(raw: &[u8]) -> Result<(), XmlError> {
+    if raw.windows(3).any(|w| w == b"]]>") {
+        return Err(XmlError("']]>' in text content".into()));
+    }
+    Ok(())
+}
+
 /// What one message has used of its [`Limits`] so far.
 struct Budget<'l> {
     limits: &'l Limits,
@@ -118,10 +141,16 @@ impl<'l> Budget<'l> {
                 self.limits.max_depth
             )));
         }
+        check_name(start.name().as_ref())?;
         let mut seen: HashSet<&[u8]> = HashSet::new();
         let mut decls = 0usize;
         for a in start.attributes().with_checks(false) {
             let a = a.map_err(|e| XmlError(format!("bad attribute: {e}")))?;
+            check_name(a.key.as_ref())?;
+            // XML 1.0 §3.1 [10]: no '<' in an attribute value.
+            if a.value.contains(&b'<') {
+                return Err(XmlError("'<' in an attribute value".into()));
+            }
             if seen.len() >= self.limits.max_attrs_per_element {
                 return Err(XmlError(format!(
                     "more than {} attributes on one element",
@@ -337,10 +366,18 @@ pub fn parse_limited(input: &[u8], limits: &Limits) -> Result<Elem, XmlError> {
     reader.config_mut().check_end_names = true;
     let mut stack: Vec<Elem> = Vec::new();
     let mut root: Option<Elem> = None;
+    let mut first = true;
     loop {
         let ev = reader
             .read_event()
             .map_err(|e| XmlError(format!("not well-formed XML: {e}")))?;
+        // XML 1.0 §2.8: the XML declaration comes first or not at all.
+        if matches!(ev, Event::Decl(_))
+            && !(first && text.trim_start_matches('\u{feff}').starts_with("<?xml"))
+        {
+            return Err(XmlError("XML declaration not at the start".into()));
+        }
+        first = false;
         match ev {
             Event::Start(start) => {
                 if root.is_some() {
@@ -374,6 +411,7 @@ pub fn parse_limited(input: &[u8], limits: &Limits) -> Result<Elem, XmlError> {
                 attach(&mut stack, &mut root, elem);
             }
             Event::Text(t) => {
+                check_text(&t)?;
                 let s = t
                     .xml_content()
                     .map_err(|e| XmlError(format!("bad text: {e}")))?
@@ -443,6 +481,7 @@ fn raw_payload(
             Event::Start(start) => {
                 let decls = budget.tag(&start, base + 1)?;
                 budget.open(decls);
+                check_prefixes(reader, &start)?;
                 let own = declared_prefixes(&start)?;
                 odd |= odd_operation(reader, &start);
                 let mut depth = 1usize;
@@ -455,10 +494,12 @@ fn raw_payload(
                             depth += 1;
                             let decls = budget.tag(&s, base + depth)?;
                             budget.open(decls);
+                            check_prefixes(reader, &s)?;
                             odd |= odd_operation(reader, &s);
                         }
                         Event::Empty(s) => {
                             budget.tag(&s, base + depth + 1)?;
+                            check_prefixes(reader, &s)?;
                             odd |= odd_operation(reader, &s);
                         }
                         Event::End(_) => {
@@ -471,9 +512,13 @@ fn raw_payload(
                             ))
                         }
                         Event::DocType(_) => return Err(XmlError("DOCTYPE is not allowed".into())),
+                        Event::Decl(_) => {
+                            return Err(XmlError("XML declaration not at the start".into()))
+                        }
                         Event::GeneralRef(r) => {
                             resolve_ref(&r)?;
                         }
+                        Event::Text(t) => check_text(&t)?,
                         _ => {}
                     }
                 }
@@ -481,6 +526,7 @@ fn raw_payload(
             }
             Event::Empty(start) => {
                 budget.tag(&start, base + 1)?;
+                check_prefixes(reader, &start)?;
                 odd |= odd_operation(reader, &start);
                 (
                     declared_prefixes(&start)?,
@@ -494,8 +540,13 @@ fn raw_payload(
                 ))
             }
             Event::DocType(_) => return Err(XmlError("DOCTYPE is not allowed".into())),
-            // Text, comments and the like between data elements carry
-            // nothing for libyang.
+            Event::Decl(_) => return Err(XmlError("XML declaration not at the start".into())),
+            Event::Text(t) => {
+                check_text(&t)?;
+                continue;
+            }
+            // Comments and the like between data elements carry nothing
+            // for libyang.
             _ => continue,
         };
         let raw = text
@@ -524,6 +575,20 @@ fn raw_payload(
             elem.children.push(Child::Raw(out));
         }
     }
+}
+
+/// The element's and its prefixed attributes' prefixes are declared
+/// (Namespaces in XML §5): payload data is not built into elements, so
+/// this is where an unbound prefix in it is caught.
+fn check_prefixes(reader: &NsReader<&[u8]>, start: &BytesStart<'_>) -> Result<(), XmlError> {
+    resolved(reader.resolve_element(start.name()).0)?;
+    for a in start.attributes().with_checks(false) {
+        let a = a.map_err(|e| XmlError(format!("bad attribute: {e}")))?;
+        if a.key.prefix().is_some_and(|p| p.as_ref() != b"xmlns") {
+            resolved(reader.resolve_attribute(a.key).0)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether a start tag carries an `nc:operation` other than the five of

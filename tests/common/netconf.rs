@@ -336,6 +336,9 @@ pub trait Wire: Send {
     fn recv(&mut self) -> std::io::Result<Vec<u8>>;
     /// Drops the connection abruptly (no NETCONF or SSH goodbye).
     fn abort(&mut self);
+    /// Ends the input the server reads (SSH channel EOF), keeping the
+    /// output open to read what comes back.
+    fn send_eof(&mut self);
 }
 
 struct Ssh2Wire {
@@ -360,6 +363,10 @@ impl Wire for Ssh2Wire {
     fn abort(&mut self) {
         let _ = self.tcp.shutdown(Shutdown::Both);
     }
+
+    fn send_eof(&mut self) {
+        let _ = self.channel.send_eof();
+    }
 }
 
 struct OpenSshWire {
@@ -381,6 +388,10 @@ impl Wire for OpenSshWire {
             Err(mpsc::RecvTimeoutError::Disconnected) => Ok(Vec::new()),
             Err(mpsc::RecvTimeoutError::Timeout) => Err(std::io::ErrorKind::TimedOut.into()),
         }
+    }
+
+    fn send_eof(&mut self) {
+        self.stdin = None;
     }
 
     fn abort(&mut self) {
@@ -636,6 +647,11 @@ impl Client {
     pub fn raw_rpc(&mut self, msg: &str) -> Reply {
         self.send(msg);
         Reply::new(self.recv())
+    }
+
+    /// Ends what the server reads (EOF), e.g. after a truncated message.
+    pub fn send_eof(&mut self) {
+        self.wire.send_eof();
     }
 
     /// Drops the connection without close-session.
