@@ -360,8 +360,8 @@ fn xml_cases(c: &mut Corpus) {
         ("JSON", "{\"rpc\": {\"get\": {}}}".into()),
         ("duplicate attribute", format!("<rpc xmlns=\"{nc}\" message-id=\"1\" message-id=\"2\"><get/></rpc>")),
         ("duplicate namespace declaration", format!("<rpc xmlns=\"{nc}\" xmlns:a=\"urn:a\" xmlns:a=\"urn:b\" message-id=\"1\"><get/></rpc>")),
-        ("duplicate attribute on a data node", rpc(&format!("<edit-config><target><candidate/></target><config><system xmlns=\"urn:wgnetconf:test\" a=\"1\" a=\"1\"/></config></edit-config>"))),
-        ("unbound element prefix", format!("<x:rpc message-id=\"1\"><get/></x:rpc>")),
+        ("duplicate attribute on a data node", rpc("<edit-config><target><candidate/></target><config><system xmlns=\"urn:wgnetconf:test\" a=\"1\" a=\"1\"/></config></edit-config>")),
+        ("unbound element prefix", "<x:rpc message-id=\"1\"><get/></x:rpc>".into()),
         ("unbound prefix on the operation", rpc("<x:get/>")),
         ("unbound attribute prefix", format!("<rpc xmlns=\"{nc}\" message-id=\"1\" x:a=\"1\"><get/></rpc>")),
         ("unbound prefix in edit data", rpc("<edit-config><target><candidate/></target><config><x:system/></config></edit-config>")),
@@ -396,18 +396,8 @@ fn xml_cases(c: &mut Corpus) {
         ("NUL in text", b"\0"),
     ];
     for (name, bytes) in bad_bytes {
-        let msg = [
-            rpc("<get-config><source><running/></source><x>").as_bytes(),
-            bytes,
-            b"</x></get-config></rpc>",
-        ]
-        .concat();
-        // The rpc above closes `<rpc>` early; rebuild it properly.
-        let msg = {
-            let head = format!("<rpc xmlns=\"{nc}\" message-id=\"1\"><get-config><source><running/></source><filter type=\"subtree\"><a>");
-            let _ = msg;
-            [head.as_bytes(), bytes, b"</a></filter></get-config></rpc>"].concat()
-        };
+        let head = format!("<rpc xmlns=\"{nc}\" message-id=\"1\"><get-config><source><running/></source><filter type=\"subtree\"><a>");
+        let msg = [head.as_bytes(), bytes, b"</a></filter></get-config></rpc>"].concat();
         c.both(name, &msg, m.clone());
         let in_attr = [
             format!("<rpc xmlns=\"{nc}\" message-id=\"").as_bytes(),
@@ -560,7 +550,7 @@ fn netconf_cases(c: &mut Corpus) {
         ("subtree filter 100 deep", rpc(&format!("<get-config><source><running/></source><filter type=\"subtree\">{}{}</filter></get-config>", "<a>".repeat(100), "</a>".repeat(100))), Expect::Ok),
         ("subtree filter with 5000 siblings", rpc(&format!("<get-config><source><running/></source><filter type=\"subtree\"><system xmlns=\"urn:wgnetconf:test\">{}</system></filter></get-config>", "<hostname/>".repeat(5000))), Expect::Ok),
         // RFC 6243 §4.5.1 / §3: an unknown with-defaults mode.
-        ("with-defaults bogus", rpc(&format!("<get-config><source><running/></source><with-defaults xmlns=\"urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults\">everything</with-defaults></get-config>")), e(proto, "invalid-value")),
+        ("with-defaults bogus", rpc("<get-config><source><running/></source><with-defaults xmlns=\"urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults\">everything</with-defaults></get-config>"), e(proto, "invalid-value")),
         ("message-id of 100 kB", format!("<rpc xmlns=\"{nc}\" message-id=\"{}\">{GET_CONFIG}</rpc>", "9".repeat(100_000)), Expect::Ok),
         ("200 kB of whitespace inside the rpc", rpc(&format!("{}{GET_CONFIG}", " ".repeat(200_000))), Expect::Ok),
         ("comment flood", rpc(&format!("{}{GET_CONFIG}", "<!-- c -->".repeat(20_000))), Expect::Ok),
@@ -840,4 +830,28 @@ fn ssh_garbage_corpus() {
         c.close();
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Issue 12's freeze: one `<rpc>` with 100,000 attributes (about 1 MB)
+/// cost tens of seconds of CPU in a quadratic duplicate check. It must be
+/// refused unparsed, and a second session must be served meanwhile: B's
+/// get-config is answered while A's reply is still unread, and A's reply
+/// is the error.
+#[test]
+fn attribute_flood_is_refused_and_others_are_served() {
+    let env = Env::new();
+    let agent = env.start();
+    let mut a = agent.session(&env);
+    let mut b = agent.session(&env);
+    let attrs: String = (0..100_000).map(|i| format!(" a{i}=\"{i}\"")).collect();
+    let flood = format!("<rpc xmlns=\"{NC_NS}\" message-id=\"1\"{attrs}>{GET_CONFIG}</rpc>");
+    assert!(flood.len() > 1_000_000);
+    a.send(&flood);
+    b.get_config("running");
+    let reply = Reply::new(a.recv());
+    reply.expect_error("rpc", "malformed-message");
+    // Both sessions go on.
+    a.get_config("running");
+    b.close();
+    a.close();
 }

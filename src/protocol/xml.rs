@@ -412,8 +412,10 @@ pub fn parse_limited(input: &[u8], limits: &Limits) -> Result<Elem, XmlError> {
             }
             Event::Text(t) => {
                 check_text(&t)?;
+                // XML 1.0 end-of-line handling only: `xml_content` follows
+                // XML 1.1 and would turn U+2028 and U+0085 into newlines.
                 let s = t
-                    .xml_content()
+                    .xml10_content()
                     .map_err(|e| XmlError(format!("bad text: {e}")))?
                     .into_owned();
                 push_text(&mut stack, root.is_some(), s)?;
