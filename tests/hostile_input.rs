@@ -758,6 +758,7 @@ fn corpus_is_large_enough() {
     framing_cases(&mut corpus);
     xml_cases(&mut corpus);
     netconf_cases(&mut corpus);
+    eprintln!("{} cases", corpus.0.len());
     assert!(corpus.0.len() >= 200, "only {} cases", corpus.0.len());
 }
 
