@@ -102,6 +102,37 @@ fn a_source_failing_authentication_is_refused_others_are_not() {
 }
 
 #[test]
+fn a_source_holding_connections_to_the_timeout_is_refused() {
+    let mut env = Env::new();
+    // Only the timeout penalty counts here.
+    env.ssh = "auth_timeout_secs = 3\npenalty_timeout_secs = 30\npenalty_authfail_secs = 0\n\
+               penalty_noauth_secs = 0\npenalty_min_secs = 15\n"
+        .into();
+    let agent = env.start();
+    let rt = runtime();
+    // Connect and say nothing: the agent hangs up at the timeout, and has
+    // recorded the penalty before it does.
+    let mut idle = connect_from(&rt, [127, 0, 0, 4], agent.addr);
+    idle.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut buf = [0u8; 256];
+    loop {
+        match idle.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the agent kept an idle connection past its timeout: {e}"),
+        }
+    }
+    assert!(
+        refused_at_accept(connect_from(&rt, [127, 0, 0, 4], agent.addr)),
+        "a source that held a connection to the timeout was admitted again"
+    );
+    let mut c = agent.session(&env);
+    c.get_config("running");
+    c.close();
+}
+
+#[test]
 fn sessions_past_the_cap_are_refused_cleanly() {
     let env = Env::with_netconf("max_sessions = 2");
     let agent = env.start();
