@@ -233,6 +233,55 @@ mod tests {
         let c = Config::parse(text).expect("example config parses");
         assert_eq!(c.ssh.listen, SshConfig::default().listen);
         assert_eq!(c.netconf.max_message_bytes, 64 * 1024 * 1024);
+        // The limits the example documents are the defaults.
+        let (s, d) = (&c.ssh, SshConfig::default());
+        assert_eq!(
+            (
+                s.auth_timeout_secs,
+                s.max_unauthenticated,
+                s.max_unauthenticated_per_source
+            ),
+            (
+                d.auth_timeout_secs,
+                d.max_unauthenticated,
+                d.max_unauthenticated_per_source
+            )
+        );
+        assert_eq!(
+            (
+                s.penalty_authfail_secs,
+                s.penalty_noauth_secs,
+                s.penalty_timeout_secs,
+                s.penalty_min_secs,
+                s.penalty_max_secs,
+                s.penalty_max_sources
+            ),
+            (
+                d.penalty_authfail_secs,
+                d.penalty_noauth_secs,
+                d.penalty_timeout_secs,
+                d.penalty_min_secs,
+                d.penalty_max_secs,
+                d.penalty_max_sources
+            )
+        );
+        let (n, d) = (&c.netconf, NetconfConfig::default());
+        assert_eq!(
+            (
+                n.max_sessions,
+                n.max_depth,
+                n.max_attributes_per_element,
+                n.max_attributes_per_message,
+                n.max_xpath_bytes
+            ),
+            (
+                d.max_sessions,
+                d.max_depth,
+                d.max_attributes_per_element,
+                d.max_attributes_per_message,
+                d.max_xpath_bytes
+            )
+        );
         assert!(c.users.is_empty());
     }
 }

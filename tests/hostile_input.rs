@@ -553,6 +553,7 @@ fn netconf_cases(c: &mut Corpus) {
         ("with-defaults bogus", rpc("<get-config><source><running/></source><with-defaults xmlns=\"urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults\">everything</with-defaults></get-config>"), e(proto, "invalid-value")),
         ("message-id of 100 kB", format!("<rpc xmlns=\"{nc}\" message-id=\"{}\">{GET_CONFIG}</rpc>", "9".repeat(100_000)), Expect::Ok),
         ("200 kB of whitespace inside the rpc", rpc(&format!("{}{GET_CONFIG}", " ".repeat(200_000))), Expect::Ok),
+        ("200 kB text in a subtree filter content match", rpc(&format!("<get-config><source><running/></source><filter type=\"subtree\"><system xmlns=\"urn:wgnetconf:test\"><hostname>{}</hostname></system></filter></get-config>", "h".repeat(200_000))), Expect::Ok),
         ("comment flood", rpc(&format!("{}{GET_CONFIG}", "<!-- c -->".repeat(20_000))), Expect::Ok),
     ];
     for (name, msg, expect) in cases {
