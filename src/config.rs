@@ -38,8 +38,9 @@ pub struct SshConfig {
     /// Connections not yet authenticated, in total (OpenSSH's MaxStartups);
     /// more are closed at accept.
     pub max_unauthenticated: usize,
-    /// Of those, at most this many from one source: an IPv4 address or an
-    /// IPv6 /64 (PerSourceMaxStartups, PerSourceNetBlockSize 32:64).
+    /// Once half of those are in use, a source holding this many gets no
+    /// more: an IPv4 address or an IPv6 /64 (PerSourceMaxStartups,
+    /// PerSourceNetBlockSize 32:64).
     pub max_unauthenticated_per_source: usize,
     /// Penalty seconds a source accrues per connection that failed to
     /// authenticate, that closed without trying, that reached the

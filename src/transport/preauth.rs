@@ -6,9 +6,14 @@
 //! fills the global cap and locks every operator out until the pre-auth
 //! timeout; without penalties it can do so again at once. So:
 //!
-//! - at most `max_unauthenticated` connections in total, and at most
-//!   `max_unauthenticated_per_source` from one source (an IPv4 address, or
-//!   an IPv6 /64, which one subscriber usually owns whole);
+//! - at most `max_unauthenticated` connections in total; once half of
+//!   them are in use, a source already holding
+//!   `max_unauthenticated_per_source` gets no more (a source is an IPv4
+//!   address, or an IPv6 /64, which one subscriber usually owns whole).
+//!   So one source never takes the last half of the slots, while a burst
+//!   of logins from one automation host on a quiet agent (twenty sessions
+//!   at once, each password check waiting its turn) is not cut at 8 —
+//!   the same idea as MaxStartups' start:rate:full, without the dice;
 //! - a source accrues penalty time when its connections end badly (failed
 //!   authentication, no attempt at all, the pre-auth timeout reached);
 //!   once the accrued time reaches `penalty_min_secs`, new connections from
@@ -167,10 +172,10 @@ impl Gate {
                 return Err(Refusal::Penalty(p.until - now));
             }
         }
-        // The per-source check comes first: a source at its share is told
-        // so even when the whole table is full.
+        // The per-source share applies once half the slots are taken, and
+        // comes first: a source past it is told so even when all are.
         let mine = s.per_source.get(&source).copied().unwrap_or(0);
-        if mine >= self.limits.max_per_source {
+        if mine >= self.limits.max_per_source && s.total >= self.limits.max_total / 2 {
             return Err(Refusal::PerSource);
         }
         if s.total >= self.limits.max_total {
@@ -262,6 +267,29 @@ mod tests {
         let _b = g.admit(&addr("10.0.0.2:1")).expect("other source");
         drop(a1);
         let _a3 = g.admit(&addr("10.0.0.1:4")).expect("slot freed");
+    }
+
+    #[tokio::test]
+    async fn a_source_may_exceed_its_share_only_while_half_the_slots_are_free() {
+        let g = Gate::new(Limits {
+            max_total: 8,
+            ..limits()
+        });
+        let mine: Vec<Ticket> = (0..4)
+            .map(|i| {
+                g.admit(&addr(&format!("10.0.0.1:{i}")))
+                    .expect("quiet agent")
+            })
+            .collect();
+        assert_eq!(g.admit(&addr("10.0.0.1:9")).err(), Some(Refusal::PerSource));
+        let others: Vec<Ticket> = (1..=4)
+            .map(|i| {
+                g.admit(&addr(&format!("10.0.2.{i}:1")))
+                    .expect("other sources")
+            })
+            .collect();
+        assert_eq!(g.admit(&addr("10.0.3.1:1")).err(), Some(Refusal::Global));
+        drop((mine, others));
     }
 
     #[tokio::test]
