@@ -182,6 +182,10 @@ fn concurrent_password_logins_hold_one_argon2_buffer() {
         "not OWASP parameters: {hash}"
     );
     env.user_extra = format!("password_hash = {hash:?}");
+    // The checks run one at a time, most of a second each in a debug build
+    // on a loaded machine: the last login must not hit the pre-auth
+    // timeout while it waits its turn.
+    env.ssh = "auth_timeout_secs = 300".into();
     let agent = env.start();
     // Twenty logins at once from one automation host: on a quiet agent the
     // per-source share does not cut them (see transport::preauth).
