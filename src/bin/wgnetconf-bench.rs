@@ -29,6 +29,10 @@ mod filters;
 const TUNNEL_NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
 /// First interface instance used by the benchmark.
 const BASE_IF: u32 = 3000;
+/// The bench user's password, for the password-login measurement.
+const PASSWORD: &str = "bench-password-not-secret";
+/// Password logins at once in that measurement.
+const LOGINS: usize = 20;
 
 #[derive(Parser)]
 #[command(about = "Benchmark a wgnetconf agent over NETCONF/SSH")]
@@ -97,13 +101,15 @@ impl Agent {
             .expect("ssh-keygen");
         assert!(st.success());
         let pubkey = std::fs::read_to_string(dir.join("key.pub")).expect("key.pub");
+        let hash = wgnetconf::auth::password::hash_argon2id(PASSWORD).expect("argon2id");
         let config = dir.join("config.toml");
         std::fs::write(
             &config,
             format!(
-                "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\nyang_dirs = [{y:?}]\n[ssh]\nlisten = [\"127.0.0.1:0\"]\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\n",
+                "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\nyang_dirs = [{y:?}]\n[ssh]\nlisten = [\"127.0.0.1:0\"]\nauth_timeout_secs = 120\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\npassword_hash = \"{h}\"\n",
                 d = dir.display(),
                 y = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yang-bench"),
+                h = hash,
                 wg = model == "wg",
                 k = pubkey.trim()
             ),
@@ -146,6 +152,17 @@ impl Agent {
             user: "bench".into(),
             password: None,
             key: Some(self.key.clone()),
+        }
+    }
+
+    /// The same user, logging in with the password instead of the key.
+    fn password_target(&self) -> Target {
+        Target::Ssh {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            user: "bench".into(),
+            password: Some(PASSWORD.into()),
+            key: None,
         }
     }
 
@@ -306,6 +323,36 @@ async fn run(args: Args) {
         machine()
     );
     println!("| measure | result |\n|---|---|");
+
+    // Password logins at once, first, so the peak is theirs: argon2id
+    // checks run one at a time (19 MiB each), so the peak must not grow
+    // with their number. (The agent's auth_timeout_secs is raised above
+    // so that the last of them, waiting its turn, is not cut in a debug
+    // build, where each check takes most of a second.)
+    let (_, peak_before) = agent.rss();
+    let t = Instant::now();
+    let logins: Vec<_> = (0..LOGINS)
+        .map(|_| {
+            let pt = agent.password_target();
+            tokio::spawn(async move { Client::connect(&pt).await })
+        })
+        .collect();
+    let mut clients = Vec::new();
+    for l in logins {
+        clients.push(l.await.expect("login task").expect("password login"));
+    }
+    let took = t.elapsed();
+    let (_, peak_after) = agent.rss();
+    for c in clients {
+        c.close().await;
+    }
+    rep.row(
+        format!("{LOGINS} password logins at once (argon2id), one source"),
+        format!(
+            "all in {:.0} ms; peak RSS {peak_before:.1} -> {peak_after:.1} MiB",
+            ms(took)
+        ),
+    );
 
     // a. session setup.
     let mut setup = Stats::default();

@@ -176,7 +176,15 @@ pub fn parse(root: &Elem) -> Result<Rpc, EnvelopeError> {
             .bad_element(root.local.clone()),
         ));
     }
-    let Some(message_id) = root.attr("message-id").map(|a| a.value.clone()) else {
+    // Unqualified (RFC 6241's schema), or in the base namespace as some
+    // clients write it; `x:message-id` of another namespace is another
+    // attribute.
+    let message_id = root
+        .attrs
+        .iter()
+        .find(|a| a.local == "message-id" && (a.ns.is_none() || a.ns.as_deref() == Some(NC_NS)))
+        .map(|a| a.value.clone());
+    let Some(message_id) = message_id else {
         return Err(fail(
             RpcError::rpc("missing-attribute", "the rpc has no message-id attribute")
                 .with_info("bad-attribute", "message-id")
@@ -367,6 +375,15 @@ fn datastore_of(param: &Elem) -> Result<Datastore, RpcError> {
         )
         .bad_element(param.local.clone())
     })?;
+    // A choice of one datastore: a second is an unexpected element
+    // (RFC 6241 Appendix A), not something to ignore.
+    if let Some(extra) = elems.next() {
+        return Err(RpcError::protocol(
+            "unknown-element",
+            format!("<{}> names more than one datastore", param.local),
+        )
+        .bad_element(extra.local.clone()));
+    }
     let d = match ds.local.as_str() {
         "running" => Datastore::Running,
         "candidate" => Datastore::Candidate,
