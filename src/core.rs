@@ -93,7 +93,14 @@ impl Core {
                     .collect::<Vec<_>>()
                     .join("; ")
             })?;
+        // A device boot puts startup into running: a change for the
+        // history (an agent restart on the same running is not).
         self.ds.install_running(new);
+        if self.ds.boot_status().0 != datastore::BootSource::Running {
+            let record = datastore::history::Change::whole(&empty, &self.ds.running);
+            self.commit_comment = Some("boot".into());
+            self.record_history(record);
+        }
         Ok(())
     }
 
@@ -306,8 +313,9 @@ impl Core {
                     ds.persist_running(t)
                 })?;
         let change = hooks::changes_of(&self.schema, &diff);
+        let record = crate::datastore::history::Change::whole(&self.ds.running, &committed);
         self.ds.install_running(committed);
-        self.record_history(crate::datastore::history::diff_xml(&diff));
+        self.record_history(record);
         self.ext.config_changed("running", change);
         Ok(())
     }

@@ -594,7 +594,9 @@ fn edit_config_cases(c: &mut Corpus) {
         ("edit-config delete of missing data", edit("", &format!("<system xmlns=\"{t}\" xmlns:nc=\"{NC_NS}\"><hostname nc:operation=\"delete\"/></system>")), e(app, "data-missing")),
         ("edit-config text where a container is", edit("", &format!("<system xmlns=\"{t}\">just text</system>")), Expect::AnyError(app)),
         ("edit-config element inside a leaf", edit("", &format!("<system xmlns=\"{t}\"><hostname><x/></hostname></system>")), e(app, "invalid-value")),
-        ("edit-config too many leaf-list entries", edit("", &format!("<system xmlns=\"{t}\">{}</system>", (0..10).map(|i| format!("<dns>10.0.0.{i}</dns>")).collect::<String>())), e(app, "operation-failed")),
+        // max-elements is enforced at the end of an edit of running (the
+        // candidate defers it to validate/commit, RFC 7950 §8.3.3).
+        ("edit-config too many leaf-list entries", rpc(&format!("<edit-config><target><running/></target><config><system xmlns=\"{t}\">{}</system></config></edit-config>", (0..10).map(|i| format!("<dns>10.0.0.{i}</dns>")).collect::<String>())), e(app, "operation-failed")),
         ("edit-config 3000 list entries, test-only", edit("<test-option>test-only</test-option>", &format!("<servers xmlns=\"{t}\">{}</servers>", (0..3000).map(|i| format!("<server><name>s{i}</name><address>x</address><port>{}</port></server>", 1000 + i)).collect::<String>())), Expect::Ok),
         ("edit-config empty config", edit("", ""), Expect::Ok),
         ("edit-config whitespace config", edit("", "   \n  "), Expect::Ok),

@@ -11,7 +11,7 @@ use yang5::data::{Data, DataDiffFlags};
 
 use super::{one, Core, OpResult, Outcome};
 use crate::datastore;
-use crate::datastore::history::{diff_xml, Meta};
+use crate::datastore::history::{Change, Meta};
 use crate::protocol::error::RpcError;
 use crate::protocol::ext_rpc::{CommitParams, Rollback, AGENT_NS};
 use crate::protocol::rpc::Datastore;
@@ -20,10 +20,10 @@ use crate::protocol::NC_NS;
 const YANG_NS: &str = "urn:ietf:params:xml:ns:yang:1";
 
 impl Core {
-    /// Records the change just made to running (its diff as XML) with the
+    /// Records the change just made to running with the
     /// acting session and the commit's comment. A history that cannot be
     /// written does not undo the commit: it is logged.
-    pub(super) fn record_history(&mut self, diff: Result<String, RpcError>) {
+    pub(super) fn record_history(&mut self, change: Result<Change, RpcError>) {
         let comment = self.commit_comment.take().unwrap_or_default();
         let who = self.who(self.ext.actor.unwrap_or(0));
         let meta = Meta {
@@ -41,7 +41,7 @@ impl Core {
             source: who.source,
             comment,
         };
-        let recorded = diff.and_then(|xml| self.history.record(meta, &xml));
+        let recorded = change.and_then(|c| self.history.record(meta, &c));
         if let Err(e) = recorded {
             warn!(error = %e.message, "commit history");
         }
@@ -129,7 +129,15 @@ impl Core {
         let diff = a
             .diff(&b, DataDiffFlags::empty())
             .map_err(|e| one(RpcError::operation_failed(format!("compare: {e}"))))?;
-        let xml = diff_xml(&diff).map_err(one)?;
+        let xml = crate::datastore::print_xml(
+            yang5::data::Data::tree(&diff),
+            // Explicit nodes only: a created subtree's defaults stay
+            // implicit when the edit is replayed.
+            yang5::data::DataPrinterFlags::WITH_SIBLINGS
+                | yang5::data::DataPrinterFlags::SHRINK
+                | yang5::data::DataPrinterFlags::WD_EXPLICIT,
+        )
+        .map_err(one)?;
         Ok(Outcome::Reply(format!(
             "<config xmlns=\"{AGENT_NS}\">{}</config>",
             edit_config_of(&xml)

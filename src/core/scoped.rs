@@ -173,12 +173,6 @@ impl Core {
         let changes = sc.changes();
         let unique_delta = crate::datastore::unique::delta(&self.ds.unique, &sc.old, &sc.new);
         super::fault::point("panic-in-commit");
-        // The change for the history, before the swap; the pipeline reuses
-        // the diff (and computes it again if a plugin's prepare changes the
-        // scope: then its own diff is the one to keep).
-        let pre = sc.take_diff(&self.schema).map_err(one)?;
-        let pre_xml = crate::datastore::history::diff_xml(&pre);
-        sc.keep_diff(pre);
         let ds = &mut self.ds;
         let diff =
             self.pipeline
@@ -200,10 +194,15 @@ impl Core {
             Some(d) => hooks::changes_of(&self.schema, d),
             None => hooks::changes_of_roots(&self.schema, &changes),
         };
-        let record = match (&diff, sc.prepared) {
-            (Some(d), true) => crate::datastore::history::diff_xml(d),
-            _ => pre_xml,
-        };
+        // The history's change: the roots before (the scope's pristine
+        // copy) and as running holds them now (a plugin's prepared values
+        // included).
+        let record = crate::datastore::history::Change::of_roots(
+            &self.schema,
+            &sc.roots,
+            &sc.old,
+            &self.ds.running,
+        );
         self.record_history(record);
         self.ext.config_changed("running", change);
         Ok(())

@@ -1,28 +1,36 @@
 //! Commit history: every change of running, with who made it and the
-//! change as a libyang diff (reversible), bounded to the last `max`
-//! entries, kept in the state directory (the run directory is a tmpfs on
-//! devices) so that it survives kill -9 and reboots.
+//! change in a reversible form, bounded to the last `max` entries, kept in
+//! the state directory (the run directory is a tmpfs on devices) so that
+//! it survives kill -9 and reboots.
+//!
+//! A change is its roots (the instance paths of the subtrees it replaced,
+//! as a scoped commit has them; the top-level nodes for a whole-datastore
+//! commit) with those subtrees before and after, as XML with their
+//! ancestors' keys: undoing it removes each root and merges the before
+//! side back. (libyang's own diff is not used: built on partial trees,
+//! it reads an ancestor present on one side only as created, and its
+//! reverse would delete siblings the commit never touched.)
 //!
 //! One file per entry, `<id>.commit`, 0600, of length-prefixed fields
 //! ([`super::fields`]): `I` id, `T` time (ms since the epoch), `U` user,
-//! `S` session, `O` source, `C` comment, `X` the diff as XML. Written with
-//! one write, not fsync'ed: it costs a commit next to nothing, survives a
-//! process kill (the page cache) and a clean reboot; a torn entry (power
-//! loss during the write) fails to decode and is left out.
+//! `S` session, `O` source, `C` comment, `R` a root (repeated), `B` before,
+//! `A` after. Written with one write, not fsync'ed: it costs a commit next
+//! to nothing, survives a process kill (the page cache) and a clean reboot;
+//! a torn entry (power loss during the write) fails to decode and is left
+//! out.
 //!
-//! The configuration before commit N is running with the reversed diffs of
-//! N and every later entry applied, newest first.
+//! The configuration before commit N is running with N and every later
+//! entry undone, newest first.
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use yang5::data::{
-    Data, DataDiff, DataFormat, DataParserFlags, DataPrinterFlags, DataTree, DataValidationFlags,
-};
+use yang5::data::{Data, DataTree};
 
-use super::{duplicate, fields, print_xml, FILE_MODE};
+use super::scope::{self, Root};
+use super::{duplicate, fields, parse_config, print_config, FILE_MODE};
 use crate::protocol::error::RpcError;
 use crate::schema::Schema;
 
@@ -38,6 +46,71 @@ pub struct Meta {
     pub comment: String,
 }
 
+/// What a commit changed (see the module documentation).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    pub roots: Vec<String>,
+    pub before: String,
+    pub after: String,
+}
+
+impl Change {
+    /// A scoped commit's change: its roots as `old` (the scope's copy) and
+    /// `running` (after the commit) hold them.
+    pub fn of_roots(
+        schema: &Schema,
+        roots: &[Root],
+        old: &DataTree<'static>,
+        running: &DataTree<'static>,
+    ) -> Result<Change, RpcError> {
+        Ok(Change {
+            roots: roots
+                .iter()
+                .filter(|r| !r.anchor)
+                .map(|r| r.path.clone())
+                .collect(),
+            before: print_config(&scope::roots_of(schema.ctx, old, roots)?)?,
+            after: print_config(&scope::roots_of(schema.ctx, running, roots)?)?,
+        })
+    }
+
+    /// A whole-datastore change from `old` to `new`.
+    pub fn whole(old: &DataTree<'static>, new: &DataTree<'static>) -> Result<Change, RpcError> {
+        let mut roots: Vec<String> = Vec::new();
+        for t in [old, new] {
+            if let Some(first) = t.reference() {
+                for n in first.inclusive_siblings() {
+                    let p = super::raw::path(n.as_raw());
+                    if !roots.contains(&p) {
+                        roots.push(p);
+                    }
+                }
+            }
+        }
+        Ok(Change {
+            roots,
+            before: print_config(old)?,
+            after: print_config(new)?,
+        })
+    }
+
+    /// Turns `tree` (holding the after side) back into the before side.
+    fn undo(&self, schema: &Schema, tree: &mut DataTree<'static>) -> Result<(), RpcError> {
+        for r in &self.roots {
+            if tree.find_path(r).is_ok() {
+                tree.remove(r)
+                    .map_err(|e| failed(format!("undoing {r}: {e}")))?;
+            }
+        }
+        let before = parse_config(schema, &self.before)?;
+        if before.reference().is_some() {
+            tree.merge(&before)
+                .map_err(|e| failed(format!("restoring: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
 pub struct History {
     dir: PathBuf,
     max: usize,
@@ -48,6 +121,10 @@ pub struct History {
 
 fn failed(what: String) -> RpcError {
     RpcError::operation_failed(format!("commit history: {what}"))
+}
+
+fn no_such(id: u64) -> RpcError {
+    RpcError::app("invalid-value", format!("no commit {id} in the history")).bad_element("id")
 }
 
 impl History {
@@ -88,11 +165,11 @@ impl History {
         self.dir.join(format!("{id:010}.commit"))
     }
 
-    /// Records a commit whose change is `diff` (as [`diff_xml`] prints
-    /// it); returns its id. Entries beyond the bound go, oldest first.
-    pub fn record(&mut self, mut meta: Meta, diff: &str) -> Result<u64, RpcError> {
+    /// Records a commit; returns its id. Entries beyond the bound go,
+    /// oldest first.
+    pub fn record(&mut self, mut meta: Meta, change: &Change) -> Result<u64, RpcError> {
         meta.id = self.next;
-        let bytes = encode(&meta, diff);
+        let bytes = encode(&meta, change);
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| failed(format!("{}: {e}", self.dir.display())))?;
         let path = self.path(meta.id);
@@ -115,86 +192,60 @@ impl History {
     }
 
     /// The change of entry `id`.
-    pub fn diff(&self, schema: &Schema, id: u64) -> Result<DataDiff<'static>, RpcError> {
+    pub fn change(&self, id: u64) -> Result<Change, RpcError> {
         if !self.entries.iter().any(|m| m.id == id) {
-            return Err(RpcError::app(
-                "invalid-value",
-                format!("no commit {id} in the history"),
-            ));
+            return Err(no_such(id));
         }
         let bytes = std::fs::read(self.path(id))
             .map_err(|e| failed(format!("{}: {e}", self.path(id).display())))?;
-        let (_, xml) = decode(&bytes).ok_or_else(|| failed(format!("entry {id} is damaged")))?;
-        parse_diff(schema, &xml)
+        decode(&bytes)
+            .map(|(_, c)| c)
+            .ok_or_else(|| failed(format!("entry {id} is damaged")))
     }
 
-    /// The configuration just before commit `id`: `running` with the
-    /// reversed changes of `id` and every later commit.
+    /// The configuration just before commit `id`: `running` with `id` and
+    /// every later commit undone, newest first.
     pub fn before(
         &self,
         schema: &Schema,
         running: &DataTree<'static>,
         id: u64,
     ) -> Result<DataTree<'static>, RpcError> {
+        if !self.entries.iter().any(|m| m.id == id) {
+            return Err(no_such(id));
+        }
         let mut tree = duplicate(running)?;
         for m in self.entries.iter().rev().take_while(|m| m.id >= id) {
-            let reversed = self
-                .diff(schema, m.id)?
-                .reverse()
-                .map_err(|e| failed(format!("reversing commit {}: {e}", m.id)))?;
-            tree.diff_apply(&reversed)
-                .map_err(|e| failed(format!("undoing commit {}: {e}", m.id)))?;
-        }
-        if !self.entries.iter().any(|m| m.id == id) {
-            return Err(RpcError::app(
-                "invalid-value",
-                format!("no commit {id} in the history"),
-            ));
+            self.change(m.id)?.undo(schema, &mut tree)?;
         }
         Ok(tree)
     }
 }
 
-/// The diff's tree as XML, its metadata (yang:operation, orig-value...)
-/// as attributes.
-pub fn diff_xml(diff: &DataDiff<'static>) -> Result<String, RpcError> {
-    print_xml(
-        diff.tree(),
-        DataPrinterFlags::WITH_SIBLINGS | DataPrinterFlags::SHRINK | DataPrinterFlags::WD_ALL,
-    )
-}
-
-fn parse_diff(schema: &Schema, xml: &str) -> Result<DataDiff<'static>, RpcError> {
-    DataDiff::parse_string(
-        schema.ctx,
-        xml,
-        DataFormat::XML,
-        DataParserFlags::NO_VALIDATION | DataParserFlags::STRICT,
-        DataValidationFlags::empty(),
-    )
-    .map_err(|e| failed(format!("cannot read a stored change: {e}")))
-}
-
-fn encode(m: &Meta, xml: &str) -> Vec<u8> {
+fn encode(m: &Meta, c: &Change) -> Vec<u8> {
     let (id, t, s) = (
         m.id.to_string(),
         m.time_ms.to_string(),
         m.session.to_string(),
     );
-    fields::encode(&[
+    let mut f: Vec<(u8, &str)> = vec![
         (b'I', &id),
         (b'T', &t),
         (b'U', &m.user),
         (b'S', &s),
         (b'O', &m.source),
         (b'C', &m.comment),
-        (b'X', xml),
-    ])
+    ];
+    f.extend(c.roots.iter().map(|r| (b'R', r.as_str())));
+    f.push((b'B', &c.before));
+    f.push((b'A', &c.after));
+    fields::encode(&f)
 }
 
-fn decode(bytes: &[u8]) -> Option<(Meta, String)> {
+fn decode(bytes: &[u8]) -> Option<(Meta, Change)> {
     let mut m = Meta::default();
-    let mut xml = None;
+    let mut c = Change::default();
+    let (mut before, mut after) = (None, None);
     for (k, v) in fields::decode(bytes)? {
         match k {
             b'I' => m.id = v.parse().ok()?,
@@ -203,18 +254,21 @@ fn decode(bytes: &[u8]) -> Option<(Meta, String)> {
             b'S' => m.session = v.parse().ok()?,
             b'O' => m.source = v,
             b'C' => m.comment = v,
-            b'X' => xml = Some(v),
+            b'R' => c.roots.push(v),
+            b'B' => before = Some(v),
+            b'A' => after = Some(v),
             _ => return None,
         }
     }
-    Some((m, xml?))
+    c.before = before?;
+    c.after = after?;
+    Some((m, c))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datastore::{parse_config, print_config, validate_config};
-    use yang5::data::DataDiffFlags;
+    use crate::datastore::validate_config;
 
     const TS: &str = "urn:wgnetconf:test-strings";
 
@@ -254,16 +308,13 @@ mod tests {
         ];
         let mut ids = Vec::new();
         for w in states.windows(2) {
-            let diff = w[0].diff(&w[1], DataDiffFlags::DEFAULTS).expect("diff");
             let meta = Meta {
                 user: "alice".into(),
                 comment: "step\nwith a newline".into(),
                 ..Meta::default()
             };
-            ids.push(
-                h.record(meta, &diff_xml(&diff).expect("xml"))
-                    .expect("record"),
-            );
+            let change = Change::whole(&w[0], &w[1]).expect("change");
+            ids.push(h.record(meta, &change).expect("record"));
         }
         assert_eq!(ids, vec![1, 2, 3, 4]);
         // Bounded to 3, also on disk; reopened, the same.

@@ -29,7 +29,6 @@ use yang5::data::{Data, DataTree};
 
 use super::disk::{Disk, DiskFile, Fs};
 use super::fields;
-use super::raw;
 use super::scope::Root;
 use super::{parse_config, print_config, validate_config};
 use crate::protocol::error::RpcError;
@@ -325,7 +324,7 @@ impl Journal {
     /// Appends the commit that left `running` with `roots` changed, and makes
     /// it durable; compacts into a new base when the journal has grown.
     pub fn append(&self, running: &DataTree<'static>, roots: &[Root]) -> Result<(), RpcError> {
-        let merge = merge_tree(self.ctx, running, roots)?;
+        let merge = super::scope::roots_of(self.ctx, running, roots)?;
         let deletes: Vec<&str> = roots
             .iter()
             .filter(|r| !r.anchor)
@@ -469,33 +468,10 @@ fn replay(schema: &Schema, tree: &mut DataTree<'static>, r: &Record) -> Result<(
     Ok(())
 }
 
-/// The roots' subtrees as running holds them, with their ancestors (keys
-/// only), flags kept so default nodes stay implicit: what a record merges.
-fn merge_tree(
-    ctx: &'static yang5::context::Context,
-    running: &DataTree<'static>,
-    roots: &[Root],
-) -> Result<DataTree<'static>, RpcError> {
-    let mut out = DataTree::new(ctx);
-    for r in roots.iter().filter(|r| !r.anchor) {
-        let Some(node) = raw::find(raw::first_of(running), &r.path) else {
-            continue;
-        };
-        let copy = raw::dup_with_parents(ctx, node)
-            .ok_or_else(|| RpcError::operation_failed("journal: cannot copy a subtree"))?;
-        let ok = raw::with_root(ctx, &mut out, |first| raw::merge_into(first, copy));
-        if !ok {
-            return Err(RpcError::operation_failed(
-                "journal: cannot assemble a record",
-            ));
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::disk::power_loss::PowerLossDisk;
+    use super::super::raw;
     use super::*;
 
     fn schema() -> Schema {

@@ -346,7 +346,10 @@ fn check_known_params(op: &Elem) -> Result<(), RpcError> {
         "close-session" | "discard-changes" => &[],
         _ => return Ok(()),
     };
-    match op.elems().find(|c| !known.contains(&c.local.as_str())) {
+    match op
+        .elems()
+        .find(|c| !known.contains(&c.local.as_str()) && !ext::is_extension_param(op, c))
+    {
         Some(c) => Err(RpcError::protocol(
             "unknown-element",
             format!("<{}> is not a parameter of <{}>", c.local, op.local),

@@ -51,6 +51,8 @@ pub struct Env {
     pub users: Vec<(String, Vec<String>)>,
     /// Serve the local socket (`<dir>/netconf.sock`) for the relay.
     pub unix: bool,
+    /// The WireGuard plugin's backend (`None`: the plugin is off).
+    pub wireguard: Option<String>,
 }
 
 impl Env {
@@ -76,6 +78,7 @@ impl Env {
             agent_env: Vec::new(),
             users: vec![("alice".into(), vec!["admin".into()])],
             unix: false,
+            wireguard: None,
         }
     }
 
@@ -133,12 +136,16 @@ impl Env {
              [ssh]\nlisten = [\"127.0.0.1:0\"]\n{ssh}\n\
              [unix]\n{unix}\n\
              [netconf]\n{netconf}\n\
-             [wireguard]\nenabled = false\n\
+             [wireguard]\n{wireguard}\n\
              {users}",
             state = self.state_dir(),
             run = self.run_dir(),
             netconf = self.netconf,
             ssh = self.ssh,
+            wireguard = match &self.wireguard {
+                Some(b) => format!("enabled = true\nbackend = {b:?}"),
+                None => "enabled = false".to_string(),
+            },
         );
         let path = self.path("wgnetconf.toml");
         std::fs::write(&path, text).expect("write config");
