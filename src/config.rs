@@ -29,7 +29,8 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HistoryConfig {
-    /// Commits kept in `<state_dir>/history` (oldest go first).
+    /// Commits kept in `<state_dir>/history` (oldest go first); 0 turns
+    /// the history off.
     pub entries: usize,
 }
 

@@ -54,6 +54,10 @@ struct Args {
     sessions: usize,
     #[arg(long, default_value_t = 50)]
     edits: usize,
+    /// The agent keeps no commit history (`[history] entries = 0`), to
+    /// measure what the history costs.
+    #[arg(long)]
+    no_history: bool,
     /// Tiny sizes: proves the benchmark runs (CI), asserts no timing.
     #[arg(long)]
     smoke: bool,
@@ -89,7 +93,7 @@ impl Drop for Agent {
 }
 
 impl Agent {
-    fn start(model: &str) -> Agent {
+    fn start(model: &str, history: bool) -> Agent {
         let dir = std::env::temp_dir().join(format!("wgnetconf-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -106,10 +110,11 @@ impl Agent {
         std::fs::write(
             &config,
             format!(
-                "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\nyang_dirs = [{y:?}]\n[ssh]\nlisten = [\"127.0.0.1:0\"]\nauth_timeout_secs = 120\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\npassword_hash = \"{h}\"\n",
+                "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\nyang_dirs = [{y:?}]\n[ssh]\nlisten = [\"127.0.0.1:0\"]\nauth_timeout_secs = 120\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\n[history]\nentries = {hist}\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\npassword_hash = \"{h}\"\n",
                 d = dir.display(),
                 y = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yang-bench"),
                 h = hash,
+                hist = if history { 50 } else { 0 },
                 wg = model == "wg",
                 k = pubkey.trim()
             ),
@@ -314,7 +319,7 @@ async fn run(args: Args) {
             args.edits,
         )
     };
-    let agent = Agent::start(&args.model);
+    let agent = Agent::start(&args.model, !args.no_history);
     let target = agent.target();
     let mut rep = Report { rows: Vec::new() };
     println!(

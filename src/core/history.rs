@@ -25,6 +25,9 @@ impl Core {
     /// written does not undo the commit: it is logged.
     pub(super) fn record_history(&mut self, change: Result<Change, RpcError>) {
         let comment = self.commit_comment.take().unwrap_or_default();
+        if !self.history.enabled() {
+            return;
+        }
         let who = self.who(self.ext.actor.unwrap_or(0));
         let meta = Meta {
             id: 0,

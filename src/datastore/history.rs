@@ -128,7 +128,8 @@ fn no_such(id: u64) -> RpcError {
 }
 
 impl History {
-    /// The history in `dir` (created if missing), keeping `max` entries.
+    /// The history in `dir` (created if missing), keeping `max` entries
+    /// (0: none, the history is off).
     pub fn open(dir: &Path, max: usize) -> History {
         let mut entries = Vec::new();
         if let Ok(rd) = std::fs::read_dir(dir) {
@@ -150,10 +151,15 @@ impl History {
         let next = entries.last().map(|m| m.id + 1).unwrap_or(1);
         History {
             dir: dir.to_path_buf(),
-            max: max.max(1),
+            max,
             entries: entries.into(),
             next,
         }
+    }
+
+    /// Whether commits are recorded (`entries` > 0).
+    pub fn enabled(&self) -> bool {
+        self.max > 0
     }
 
     /// The entries, oldest first.
@@ -168,6 +174,9 @@ impl History {
     /// Records a commit; returns its id. Entries beyond the bound go,
     /// oldest first.
     pub fn record(&mut self, mut meta: Meta, change: &Change) -> Result<u64, RpcError> {
+        if self.max == 0 {
+            return Ok(0);
+        }
         meta.id = self.next;
         let bytes = encode(&meta, change);
         std::fs::create_dir_all(&self.dir)
