@@ -63,6 +63,9 @@ pub fn render(
     // Whole top-level subtrees (a filter naming a top container, the usual
     // "everything of this module"): printed where they are, without a copy,
     // in document order.
+    if nodes.is_empty() {
+        return Ok(String::new());
+    }
     if nodes.iter().all(|n| raw::parent(*n).is_null()) {
         let mut out = String::new();
         let mut n = raw::first_of(tree);
@@ -74,9 +77,64 @@ pub fn render(
         }
         return Ok(out);
     }
+    // Siblings under one parent (one interface, some peers of one
+    // interface): printed in place inside their ancestors' tags and keys,
+    // without a copy either.
+    let parent = raw::parent(nodes[0]);
+    if nodes.iter().all(|n| raw::parent(*n) == parent) {
+        return print_in_ancestors(parent, &nodes, wd);
+    }
     let mut selected = DataTree::new(schema.ctx);
     filter::copy_with_ancestors(schema, &mut selected, nodes)?;
     print(&selected, wd)
+}
+
+/// `nodes` (children of `parent`, in document order) inside `parent`'s
+/// ancestor chain: each ancestor's start tag (with its namespace where the
+/// module changes) and list keys, the nodes' subtrees, the end tags.
+fn print_in_ancestors(
+    parent: raw::Node,
+    nodes: &[raw::Node],
+    wd: WithDefaults,
+) -> Result<String, RpcError> {
+    let mut chain = Vec::new();
+    let mut p = parent;
+    while !p.is_null() {
+        chain.push(p);
+        p = raw::parent(p);
+    }
+    chain.reverse();
+    let mut out = String::new();
+    let mut module = "";
+    for a in &chain {
+        let (m, name) = crate::nacm::path::names(*a);
+        if m != module {
+            let ns = raw::namespace(*a);
+            let ns = crate::protocol::xml::escape_text(&ns).replace('"', "&quot;");
+            out.push_str(&format!("<{name} xmlns=\"{ns}\">"));
+            module = m;
+        } else {
+            out.push_str(&format!("<{name}>"));
+        }
+        let mut c = raw::first_child(*a);
+        while !c.is_null() {
+            if raw::is_key(c) && !nodes.contains(&c) {
+                out.push_str(&print_one(c, wd)?);
+            }
+            c = raw::next(c);
+        }
+    }
+    let mut c = raw::first_child(parent);
+    while !c.is_null() {
+        if nodes.contains(&c) {
+            out.push_str(&print_one(c, wd)?);
+        }
+        c = raw::next(c);
+    }
+    for a in chain.iter().rev() {
+        out.push_str(&format!("</{}>", crate::nacm::path::names(*a).1));
+    }
+    Ok(out)
 }
 
 fn wd_flags(wd: WithDefaults) -> DataPrinterFlags {
