@@ -1,9 +1,12 @@
 //! The commit pipeline: validate → prepare → apply, with abort on failure.
 //!
 //! Every change to running (commit, edit-config or copy-config on running,
-//! boot) goes through [`Pipeline::commit`]; the caller serialises commits
-//! (the agent's core is behind one lock). Running is replaced only after
-//! every plugin applied, and only if persisting it succeeded.
+//! boot, rollback) goes through [`Pipeline::commit`], which takes the
+//! scoped or the whole-datastore path by the [`Change`] it is given; the
+//! caller serialises commits (the agent's core is behind one lock). The
+//! change becomes final only after every plugin applied it, and only if
+//! running's owner (`datastore::running`) wrote it; otherwise the plugins
+//! abort and running is as it was.
 
 use std::collections::HashSet;
 
@@ -11,8 +14,9 @@ use tracing::{debug, warn};
 use wgnetconf_plugin_api::{Commit, Phase, Plugin, PluginError, PrepareCommit};
 use yang5::data::{DataDiff, DataDiffFlags, DataTree};
 
+use crate::datastore::running::Running;
 use crate::datastore::scope::{self, Scope};
-use crate::datastore::validate_config;
+use crate::datastore::{duplicate, validate_config};
 use crate::datastore::yang_error::{json_path_to_error_path, last_name, libyang_error};
 use crate::protocol::error::RpcError;
 use crate::schema::Schema;
@@ -39,12 +43,28 @@ pub fn plugin_error(schema: &Schema, phase: Phase, e: &PluginError) -> RpcError 
     r
 }
 
-/// Swaps a scope's change back out of running after a failure (logged if
-/// that fails too: nothing else can be done about it there).
-fn undo_swap(schema: &Schema, running: &mut DataTree<'static>, scope: &mut Scope) {
-    if let Err(e) = scope::swap(schema.ctx, running, scope) {
-        warn!(error = %e.message, "restoring running after a failed commit");
-    }
+/// A change to running, as [`Pipeline::commit`] takes it.
+pub enum Change {
+    /// A scope libyang validated (`Running::check_scope`): swapped into
+    /// running in place, at the cost of the change.
+    Scoped(Scope),
+    /// A whole new running; `prevalidated`: libyang already validated it
+    /// exactly as it is (a candidate validated at edit time).
+    Whole {
+        tree: DataTree<'static>,
+        prevalidated: bool,
+    },
+    /// Boot: running as loaded, applied from nothing.
+    Boot,
+}
+
+/// What a commit changed, for netconf-config-change.
+pub enum Committed {
+    /// The diff from the old running to the new one.
+    Diff(DataDiff<'static>),
+    /// A scoped commit no plugin took part in (no diff is computed): each
+    /// root and whether it was created, deleted or replaced.
+    Roots(Vec<(String, &'static str)>),
 }
 
 /// Module names touched by a diff (its top-level nodes' modules).
@@ -140,33 +160,40 @@ impl Pipeline {
         }
     }
 
-    /// Runs the whole pipeline from `old` (running) to `new`. On success the
-    /// system runs `new` (returned, validated, with server-chosen values);
-    /// `persist` is called before the plugins' work is final, and its error
-    /// undoes the apply. On error the system is as it was.
+    /// Commits `change` to running: validate → prepare → apply, then
+    /// running's owner writes it. On success the system runs the change;
+    /// on error, running and the plugins are as they were.
     pub fn commit(
         &mut self,
         schema: &Schema,
-        old: &DataTree<'static>,
-        new: DataTree<'static>,
-        persist: impl FnOnce(&DataTree<'static>) -> Result<(), RpcError>,
-    ) -> Result<DataTree<'static>, Vec<RpcError>> {
-        self.commit_checked(schema, old, new, false, persist)
-            .map(|(tree, _)| tree)
+        running: &mut Running,
+        change: Change,
+    ) -> Result<Committed, Vec<RpcError>> {
+        match change {
+            Change::Scoped(mut sc) => self.commit_scoped(schema, running, &mut sc),
+            Change::Whole { tree, prevalidated } => self
+                .commit_whole(schema, running, tree, prevalidated, false)
+                .map(Committed::Diff),
+            Change::Boot => {
+                let tree = duplicate(running.tree()).map_err(|e| vec![e])?;
+                self.commit_whole(schema, running, tree, false, true)
+                    .map(Committed::Diff)
+            }
+        }
     }
 
-    /// [`Pipeline::commit`], also returning the commit's diff; with
-    /// `prevalidated`, libyang already validated `new` exactly as it is (a
-    /// candidate validated at edit time), so only the plugins' checks run
-    /// again.
-    pub fn commit_checked(
+    /// The whole-datastore path: from running (or, at `boot`, from nothing)
+    /// to `new`, which replaces running once every plugin applied it.
+    fn commit_whole(
         &mut self,
         schema: &Schema,
-        old: &DataTree<'static>,
+        running: &mut Running,
         mut new: DataTree<'static>,
         prevalidated: bool,
-        persist: impl FnOnce(&DataTree<'static>) -> Result<(), RpcError>,
-    ) -> Result<(DataTree<'static>, DataDiff<'static>), Vec<RpcError>> {
+        boot: bool,
+    ) -> Result<DataDiff<'static>, Vec<RpcError>> {
+        let empty = DataTree::new(schema.ctx);
+        let old: &DataTree<'static> = if boot { &empty } else { running.tree() };
         let mut diff = if prevalidated {
             self.plugin_checks(schema, old, &new)?
         } else {
@@ -187,11 +214,12 @@ impl Pipeline {
         }
 
         let applied = self.apply(schema, &involved, old, &new, &diff)?;
-        if let Err(e) = persist(&new) {
+        if let Err((e, new)) = running.replace(new) {
+            let old: &DataTree<'static> = if boot { &empty } else { running.tree() };
             self.abort(&applied, schema, old, &new, &diff);
             return Err(vec![e]);
         }
-        Ok((new, diff))
+        Ok(diff)
     }
 
     /// The validate phase of the involved plugins: their refusals.
@@ -249,18 +277,18 @@ impl Pipeline {
     pub fn validate_scoped(
         &mut self,
         schema: &Schema,
-        running: &mut DataTree<'static>,
+        running: &mut Running,
         scope: &mut Scope,
     ) -> Result<(), Vec<RpcError>> {
         let involved = self.interested(&scope::root_modules(&scope.roots));
         if involved.is_empty() {
             return Ok(());
         }
-        let ctx = schema.ctx;
         let diff = scope.take_diff(schema).map_err(|e| vec![e])?;
-        scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
-        let errors = self.plugin_validate(schema, &involved, &scope.old, running, &diff);
-        scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
+        let errors = {
+            let staged = running.stage(schema.ctx, scope).map_err(|e| vec![e])?;
+            self.plugin_validate(schema, &involved, staged.old(), staged.running(), &diff)
+        };
         scope.keep_diff(diff);
         if errors.is_empty() {
             Ok(())
@@ -269,80 +297,56 @@ impl Pipeline {
         }
     }
 
-    /// The pipeline for a commit whose change is confined to `scope` (see
-    /// `datastore::scope`), with `scope.new` already validated by libyang:
-    /// the roots' subtrees are swapped into `running` in place, and swapped
-    /// back if a plugin or `persist` fails. Costs in proportion to the scope.
-    /// Returns the diff if a plugin needed one (it is computed only then).
-    pub fn commit_scoped(
+    /// The scoped path (see `datastore::scope`), with `scope.new` already
+    /// validated by libyang: the roots' subtrees are staged into running in
+    /// place, and taken out again if a plugin or the write fails. Costs in
+    /// proportion to the scope. The diff is computed only if a plugin
+    /// takes part.
+    fn commit_scoped(
         &mut self,
         schema: &Schema,
-        running: &mut DataTree<'static>,
+        running: &mut Running,
         scope: &mut Scope,
-        persist: impl FnOnce(&DataTree<'static>, &Scope) -> Result<(), RpcError>,
-    ) -> Result<Option<DataDiff<'static>>, Vec<RpcError>> {
-        let involved = self.interested(&scope::root_modules(&scope.roots));
-        let (diff, applied) = if involved.is_empty() {
-            // No plugin takes part: no diff, only the swap.
-            scope::swap(schema.ctx, running, scope).map_err(|e| vec![e])?;
-            (None, Vec::new())
-        } else {
-            let (d, a) = self.plugins_scoped(schema, &involved, running, scope)?;
-            (Some(d), a)
-        };
-        if let Err(e) = persist(running, scope) {
-            if let Some(d) = &diff {
-                self.abort(&applied, schema, &scope.old, running, d);
-            }
-            undo_swap(schema, running, scope);
-            return Err(vec![e]);
-        }
-        Ok(diff)
-    }
-
-    /// The plugins' phases of a scoped commit: validate, prepare (its values
-    /// go into the scope, validated again), apply. On success running holds
-    /// the scope's change; on error it is as it was.
-    fn plugins_scoped(
-        &mut self,
-        schema: &Schema,
-        involved: &[usize],
-        running: &mut DataTree<'static>,
-        scope: &mut Scope,
-    ) -> Result<(DataDiff<'static>, Vec<usize>), Vec<RpcError>> {
+    ) -> Result<Committed, Vec<RpcError>> {
         let ctx = schema.ctx;
+        let involved = self.interested(&scope::root_modules(&scope.roots));
+        if involved.is_empty() {
+            let changes = scope.changes();
+            let mut staged = running.stage(ctx, scope).map_err(|e| vec![e])?;
+            staged.persist().map_err(|e| vec![e])?;
+            return Ok(Committed::Roots(changes));
+        }
         let mut diff = scope.take_diff(schema).map_err(|e| vec![e])?;
-        scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
-        let errors = self.plugin_validate(schema, involved, &scope.old, running, &diff);
+        // Each `?` below drops the staged change: running is as it was.
+        let staged = running.stage(ctx, scope).map_err(|e| vec![e])?;
+        let (old, new) = (staged.old(), staged.running());
+        let errors = self.plugin_validate(schema, &involved, old, new, &diff);
         if !errors.is_empty() {
-            undo_swap(schema, running, scope);
             return Err(errors);
         }
-        let sets = match self.prepare(schema, involved, &scope.old, running, &diff) {
-            Ok(s) => s,
-            Err(e) => {
-                undo_swap(schema, running, scope);
-                return Err(e);
-            }
-        };
-        if !sets.is_empty() {
-            undo_swap(schema, running, scope);
+        let sets = self.prepare(schema, &involved, old, new, &diff)?;
+        let mut staged = if sets.is_empty() {
+            staged
+        } else {
+            // The plugins' values go into the scope, validated again, with
+            // the change out of running (the scope is built on running as
+            // it is).
+            drop(staged);
             for (path, value) in &sets {
                 scope
-                    .set_leaf(schema, running, path, value)
+                    .set_leaf(schema, running.tree(), path, value)
                     .map_err(|e| vec![e])?;
             }
             scope.validate(schema).map_err(|e| vec![e])?;
             diff = scope.take_diff(schema).map_err(|e| vec![e])?;
-            scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
+            running.stage(ctx, scope).map_err(|e| vec![e])?
+        };
+        let applied = self.apply(schema, &involved, staged.old(), staged.running(), &diff)?;
+        if let Err(e) = staged.persist() {
+            self.abort(&applied, schema, staged.old(), staged.running(), &diff);
+            return Err(vec![e]);
         }
-        match self.apply(schema, involved, &scope.old, running, &diff) {
-            Ok(applied) => Ok((diff, applied)),
-            Err(e) => {
-                undo_swap(schema, running, scope);
-                Err(e)
-            }
-        }
+        Ok(Committed::Diff(diff))
     }
 
     /// The apply phase, undoing the earlier plugins if a later one fails:

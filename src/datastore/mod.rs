@@ -4,7 +4,9 @@
 //!   (`<run_dir>/running.xml` plus `running.journal`, see [`journal`]),
 //!   which survives an agent restart (SIGTERM or kill -9) but not a reboot
 //!   (the run directory is tmpfs on a device), as with sysrepo's running.
-//!   Changed in place by scoped commits ([`scope`]).
+//!   Owned by [`running::Running`]: the tree with its generation, `unique`
+//!   index and journal, changed only through its methods (a whole new
+//!   tree, or a scope swapped in place by a scoped commit, [`scope`]).
 //! - startup: loaded into running at boot (when the run directory holds no
 //!   running yet). Persisted in the state directory.
 //! - candidate: shared by all sessions; running while unchanged, running
@@ -21,6 +23,7 @@ pub mod filter;
 pub mod journal;
 pub mod persist;
 pub(crate) mod raw;
+pub mod running;
 pub mod scope;
 pub(crate) mod unique;
 pub mod yang_error;
@@ -52,7 +55,7 @@ pub struct PendingEdit {
 }
 
 pub struct Datastores {
-    pub running: DataTree<'static>,
+    running: running::Running,
     /// The candidate as a whole tree (after copy-config, a replace, or once
     /// it has been read); `None` while it is running plus `pending`.
     candidate: Option<DataTree<'static>>,
@@ -60,17 +63,11 @@ pub struct Datastores {
     /// The pending edits' scope as validated at edit time, with the running
     /// generation it was built on: a commit right after uses it as it is.
     validated_scope: Option<(scope::Scope, u64)>,
-    /// Changes whenever running does.
-    running_gen: u64,
-    /// Running's `unique` values (see `unique.rs`).
-    pub(crate) unique: unique::UniqueIndex,
     /// The candidate passed libyang validation since its last change: a
     /// commit need not validate it again (validation costs in proportion to
     /// the whole datastore, and does not depend on running).
     candidate_valid: bool,
     startup: Option<DataTree<'static>>,
-    /// Running's base file and journal.
-    pub(crate) journal: journal::Journal,
     startup_path: PathBuf,
     locks: HashMap<Datastore, u32>,
     /// When each lock was taken (ietf-netconf-monitoring locked-time).
@@ -400,15 +397,12 @@ impl Datastores {
         };
         Ok((
             Datastores {
-                running,
+                running: running::Running::new(running, journal),
                 candidate: None,
                 pending: Vec::new(),
                 validated_scope: None,
-                running_gen: 0,
-                unique: unique::UniqueIndex::default(),
                 candidate_valid: false,
                 startup,
-                journal,
                 startup_path,
                 locks: HashMap::new(),
                 locked_at: HashMap::new(),
@@ -428,8 +422,12 @@ impl Datastores {
     /// `None` for a deleted (or never written) startup.
     pub fn tree(&self, ds: Datastore) -> Option<&DataTree<'static>> {
         match ds {
-            Datastore::Running => Some(&self.running),
-            Datastore::Candidate => Some(self.candidate.as_ref().unwrap_or(&self.running)),
+            Datastore::Running => Some(self.running.tree()),
+            Datastore::Candidate => Some(
+                self.candidate
+                    .as_ref()
+                    .unwrap_or_else(|| self.running.tree()),
+            ),
             Datastore::Startup => self.startup.as_ref(),
         }
     }
@@ -482,7 +480,7 @@ impl Datastores {
     /// validated just now on the current running.
     pub fn push_pending(&mut self, edit: PendingEdit, validated: Option<scope::Scope>) {
         self.pending.push(edit);
-        self.validated_scope = validated.map(|s| (s, self.running_gen));
+        self.validated_scope = validated.map(|s| (s, self.running.generation()));
     }
 
     pub fn take_pending(&mut self) -> Vec<PendingEdit> {
@@ -494,20 +492,40 @@ impl Datastores {
     /// since it was built.
     pub fn take_validated_scope(&mut self) -> Option<scope::Scope> {
         match self.validated_scope.take() {
-            Some((s, gen)) if gen == self.running_gen => Some(s),
+            Some((s, gen)) if gen == self.running.generation() => Some(s),
             _ => None,
         }
     }
 
-    /// Changes whenever running does.
-    pub fn generation(&self) -> u64 {
-        self.running_gen
+    /// Running as it is.
+    pub fn running(&self) -> &DataTree<'static> {
+        self.running.tree()
     }
 
-    /// Running changed (in place or replaced).
-    pub fn running_changed(&mut self) {
-        self.running_gen += 1;
-        self.validated_scope = None;
+    /// Changes whenever running does.
+    pub fn generation(&self) -> u64 {
+        self.running.generation()
+    }
+
+    /// Running, to commit a change to it (the pipeline's
+    /// `Pipeline::commit`). Running changes under the candidate, which keeps
+    /// what it was: its pending edits become a tree of their own first,
+    /// unless they are what is committed (`commits_pending`).
+    pub fn running_for_commit(
+        &mut self,
+        schema: &Schema,
+        commits_pending: bool,
+    ) -> Result<&mut running::Running, RpcError> {
+        if !commits_pending {
+            self.materialize_candidate(schema)?;
+        }
+        Ok(&mut self.running)
+    }
+
+    /// Running, to check a scope against it (its `unique` index, and the
+    /// plugins' look at the change, staged and swapped out again).
+    pub fn running_for_check(&mut self) -> &mut running::Running {
+        &mut self.running
     }
 
     pub fn restore_pending(&mut self, edits: Vec<PendingEdit>) {
@@ -520,7 +538,7 @@ impl Datastores {
         if self.candidate.is_some() || self.pending.is_empty() {
             return Ok(None);
         }
-        let mut tree = duplicate(&self.running)?;
+        let mut tree = duplicate(self.running.tree())?;
         for p in &self.pending {
             edit::apply(schema, &mut tree, &p.tree, &p.valueless, p.op)?;
         }
@@ -537,7 +555,7 @@ impl Datastores {
         if self.candidate.is_some() || self.pending.is_empty() {
             return Ok(());
         }
-        let mut tree = duplicate(&self.running)?;
+        let mut tree = duplicate(self.running.tree())?;
         for p in &self.pending {
             edit::apply(schema, &mut tree, &p.tree, &p.valueless, p.op)?;
         }
@@ -548,16 +566,16 @@ impl Datastores {
         Ok(())
     }
 
-    /// Persists a committed running. Called only after every plugin applied
-    /// it; on a write error the caller aborts the plugins.
-    pub fn persist_running(&self, tree: &DataTree<'static>) -> Result<(), RpcError> {
-        self.journal.save_base(tree)
+    /// An edit of running at boot, before the boot commit applies and
+    /// writes it (the first access policy).
+    pub fn edit_running_at_boot<T>(&mut self, f: impl FnOnce(&mut DataTree<'static>) -> T) -> T {
+        self.running.edit_at_boot(f)
     }
 
-    pub fn install_running(&mut self, tree: DataTree<'static>) {
-        self.running = tree;
-        self.unique.clear();
-        self.running_changed();
+    /// Running reloaded from `fresh` (the datastores opened again from the
+    /// run directory after a panic); the candidate and startup stay.
+    pub fn reload_running(&mut self, fresh: Datastores) {
+        self.running.reload_from(fresh.running);
     }
 
     pub fn set_startup(&mut self, tree: DataTree<'static>) -> Result<(), RpcError> {
