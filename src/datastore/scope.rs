@@ -199,8 +199,6 @@ pub fn root_modules(roots: &[Root]) -> HashSet<String> {
 /// `new` the same after the edit (validated by [`Scope::validate`]).
 pub struct Scope {
     pub roots: Vec<Root>,
-    /// A plugin's prepare set values after validation (`set_leaf`).
-    pub prepared: bool,
     /// The diff, kept between validation and commit.
     diff: Option<DataDiff<'static>>,
     pub old: DataTree<'static>,
@@ -347,7 +345,6 @@ impl Scope {
         let new = raw::wrap(ctx, nfirst);
         Ok(Scope {
             roots,
-            prepared: false,
             diff: None,
             old,
             new,
@@ -479,7 +476,6 @@ impl Scope {
         self.new
             .new_path(path, Some(value), false)
             .map_err(|e| libyang_error(schema, &e))?;
-        self.prepared = true;
         self.diff = None;
         Ok(())
     }
