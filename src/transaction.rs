@@ -16,8 +16,8 @@ use yang5::data::{DataDiff, DataDiffFlags, DataTree};
 
 use crate::datastore::running::Running;
 use crate::datastore::scope::{self, Scope};
-use crate::datastore::{duplicate, validate_config};
 use crate::datastore::yang_error::{json_path_to_error_path, last_name, libyang_error};
+use crate::datastore::{duplicate, validate_config};
 use crate::protocol::error::RpcError;
 use crate::schema::Schema;
 
@@ -422,5 +422,146 @@ impl Pipeline {
         for p in &mut self.plugins {
             p.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    use wgnetconf_plugin_api::{Commit, Plugin, PluginError, PrepareCommit};
+    use yang5::data::Data;
+
+    use super::*;
+    use crate::datastore::disk::power_loss::PowerLossDisk;
+    use crate::datastore::journal::Journal;
+    use crate::datastore::{parse_config, print_config};
+    use crate::protocol::rpc::EditOp;
+
+    const NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
+    const DESCRIPTION: &str = "/wgnetconf-tunnel:tunnel/wireguard[instance='2']/description";
+
+    /// Records its phases; chooses interface 2's description in prepare.
+    struct Recorder(Arc<Mutex<Vec<&'static str>>>);
+
+    impl Plugin for Recorder {
+        fn name(&self) -> &str {
+            "recorder"
+        }
+        fn modules(&self) -> &[&'static str] {
+            &["wgnetconf-tunnel"]
+        }
+        fn prepare(&mut self, c: &mut PrepareCommit<'_>) -> Result<(), PluginError> {
+            if c.new.find_path(DESCRIPTION).is_err() {
+                c.set(DESCRIPTION, "chosen");
+            }
+            Ok(())
+        }
+        fn apply(&mut self, _: &Commit<'_>) -> Result<(), PluginError> {
+            self.0.lock().expect("log").push("apply");
+            Ok(())
+        }
+        fn abort(&mut self, _: &Commit<'_>) {
+            self.0.lock().expect("log").push("abort");
+        }
+    }
+
+    fn schema() -> Schema {
+        Schema::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("yang")]).expect("schema")
+    }
+
+    fn tunnel(schema: &Schema, inner: &str) -> DataTree<'static> {
+        let mut t = parse_config(schema, &format!("<tunnel xmlns=\"{NS}\">{inner}</tunnel>"))
+            .expect("parse");
+        validate_config(schema, &mut t).expect("valid");
+        t
+    }
+
+    /// Running with interface 1, on a disk that refuses every write once
+    /// `die` is set; the pipeline with the recorder.
+    fn setup(
+        schema: &Schema,
+        disk: &PowerLossDisk,
+    ) -> (Running, Pipeline, Arc<Mutex<Vec<&'static str>>>) {
+        let journal = Journal::with_disk(
+            schema.ctx,
+            Path::new("/run/test/running.xml").to_path_buf(),
+            Arc::new(disk.clone()),
+        );
+        let running = Running::new(
+            tunnel(
+                schema,
+                "<wireguard><instance>1</instance><listen-port>51001</listen-port></wireguard>",
+            ),
+            journal,
+        );
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let pipeline = Pipeline::new(vec![Box::new(Recorder(log.clone()))]);
+        (running, pipeline, log)
+    }
+
+    fn scoped(schema: &Schema, running: &mut Running) -> Change {
+        let edit = parse_config(
+            schema,
+            &format!(
+                "<tunnel xmlns=\"{NS}\"><wireguard><instance>2</instance>\
+              <listen-port>51002</listen-port></wireguard></tunnel>"
+            ),
+        )
+        .expect("edit");
+        let mut sc = Scope::of(schema, running.tree(), &[(&edit, &[], EditOp::Merge)])
+            .expect("scope")
+            .expect("scoped");
+        running.check_scope(schema, &mut sc).expect("valid");
+        Change::Scoped(sc)
+    }
+
+    #[test]
+    fn a_write_that_fails_aborts_the_plugins_and_leaves_running() {
+        let schema = schema();
+        let disk = PowerLossDisk::default();
+        let (mut running, mut pipeline, log) = setup(&schema, &disk);
+        let before = print_config(running.tree()).expect("print");
+        disk.die_after(0);
+        let change = scoped(&schema, &mut running);
+        assert!(pipeline.commit(&schema, &mut running, change).is_err());
+        assert_eq!(*log.lock().expect("log"), ["apply", "abort"]);
+        assert_eq!(print_config(running.tree()).expect("print"), before);
+        assert_eq!(running.generation(), 0);
+
+        log.lock().expect("log").clear();
+        let whole = Change::Whole {
+            tree: tunnel(
+                &schema,
+                "<wireguard><instance>3</instance><listen-port>51003</listen-port></wireguard>",
+            ),
+            prevalidated: false,
+        };
+        assert!(pipeline.commit(&schema, &mut running, whole).is_err());
+        assert_eq!(*log.lock().expect("log"), ["apply", "abort"]);
+        assert_eq!(print_config(running.tree()).expect("print"), before);
+        assert_eq!(running.generation(), 0);
+    }
+
+    #[test]
+    fn a_scoped_commit_takes_the_plugins_values() {
+        let schema = schema();
+        let disk = PowerLossDisk::default();
+        let (mut running, mut pipeline, log) = setup(&schema, &disk);
+        let change = scoped(&schema, &mut running);
+        match pipeline.commit(&schema, &mut running, change) {
+            Ok(Committed::Diff(_)) => {}
+            Ok(Committed::Roots(_)) => panic!("a plugin took part: a diff"),
+            Err(e) => panic!("commit refused: {e:?}"),
+        }
+        assert_eq!(*log.lock().expect("log"), ["apply"]);
+        let printed = print_config(running.tree()).expect("print");
+        assert!(
+            printed.contains("<description>chosen</description>"),
+            "{printed}"
+        );
+        assert!(printed.contains("<instance>1</instance>"), "{printed}");
+        assert_eq!(running.generation(), 1);
     }
 }

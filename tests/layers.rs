@@ -150,7 +150,11 @@ fn running_is_owned_by_one_type() {
     let text = std::fs::read_to_string(&owner).expect("running.rs");
     let start = text.find("pub struct Running {").expect("the owner type");
     let body = &text[start..start + text[start..].find('}').expect("its end")];
-    if body.lines().skip(1).any(|l| l.trim_start().starts_with("pub")) {
+    if body
+        .lines()
+        .skip(1)
+        .any(|l| l.trim_start().starts_with("pub"))
+    {
         offenders.push("Running has a public field".to_string());
     }
     assert!(offenders.is_empty(), "running reached into: {offenders:?}");
@@ -158,7 +162,10 @@ fn running_is_owned_by_one_type() {
 
 #[test]
 fn the_ownership_check_sees_a_field_access() {
-    assert_eq!(field_accesses("x\nlet t = &ds.running;", "running"), vec![2]);
+    assert_eq!(
+        field_accesses("x\nlet t = &ds.running;", "running"),
+        vec![2]
+    );
     assert_eq!(field_accesses("ds.running.tree()", "running"), vec![1]);
     assert!(field_accesses("ds.running()", "running").is_empty());
     assert!(field_accesses("ds.running_for_commit(s)", "running").is_empty());

@@ -39,7 +39,7 @@ pub struct Running {
 impl Running {
     /// Running as loaded at boot, with the journal it came from (or will be
     /// written to).
-    pub(super) fn new(tree: DataTree<'static>, journal: Journal) -> Running {
+    pub(crate) fn new(tree: DataTree<'static>, journal: Journal) -> Running {
         Running {
             tree,
             generation: 0,
@@ -92,10 +92,7 @@ impl Running {
 
     /// Makes `new` running: written as the new base first; on a write
     /// error running is untouched and `new` is handed back.
-    pub fn replace(
-        &mut self,
-        new: DataTree<'static>,
-    ) -> Result<(), (RpcError, DataTree<'static>)> {
+    pub fn replace(&mut self, new: DataTree<'static>) -> Result<(), (RpcError, DataTree<'static>)> {
         if let Err(e) = self.journal.save_base(&new) {
             return Err((e, new));
         }
@@ -107,10 +104,7 @@ impl Running {
 
     /// An edit at boot, before the boot commit applies running through the
     /// plugins and writes it as a new base (the NACM bootstrap).
-    pub fn edit_at_boot<T>(
-        &mut self,
-        f: impl FnOnce(&mut DataTree<'static>) -> T,
-    ) -> T {
+    pub fn edit_at_boot<T>(&mut self, f: impl FnOnce(&mut DataTree<'static>) -> T) -> T {
         let out = f(&mut self.tree);
         self.unique.clear();
         self.changed();
@@ -236,7 +230,11 @@ mod tests {
     fn a_change_that_cannot_be_written_is_taken_out_again() {
         let schema = schema();
         let disk = PowerLossDisk::default();
-        let mut r = running(&schema, "<wireguard><instance>1</instance></wireguard>", &disk);
+        let mut r = running(
+            &schema,
+            "<wireguard><instance>1</instance></wireguard>",
+            &disk,
+        );
         let before = print_config(r.tree()).expect("print");
         let edit = tunnel(&schema, &peer(1, 7));
         let mut sc = scope_of(&schema, r.tree(), &edit);
