@@ -688,3 +688,61 @@ impl Datastores {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
+
+    fn wg(schema: &Schema, instance: u16) -> DataTree<'static> {
+        parse_config(
+            schema,
+            &format!(
+                "<tunnel xmlns=\"{NS}\"><wireguard><instance>{instance}</instance>\
+                 <listen-port>{}</listen-port></wireguard></tunnel>",
+                51000 + instance
+            ),
+        )
+        .expect("parse")
+    }
+
+    /// The scope validated with the last pending edit is what a commit
+    /// installs, but only on the running it was built on.
+    #[test]
+    fn a_validated_scope_is_reused_only_while_running_is_unchanged() {
+        let schema = Schema::load(&[std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("yang")])
+            .expect("schema");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut ds, _) =
+            Datastores::open(&schema, dir.path().join("run"), dir.path().join("state"))
+                .expect("open");
+        std::fs::create_dir_all(dir.path().join("run")).expect("run dir");
+        let pend = |ds: &mut Datastores| {
+            let edit = wg(&schema, 1);
+            let sc = scope::Scope::of(&schema, ds.running(), &[(&edit, &[], EditOp::Merge)])
+                .expect("scope")
+                .expect("scoped");
+            let p = PendingEdit {
+                tree: edit,
+                valueless: Vec::new(),
+                op: EditOp::Merge,
+            };
+            ds.push_pending(p, Some(sc));
+        };
+        pend(&mut ds);
+        assert!(ds.take_validated_scope().is_some());
+
+        pend(&mut ds);
+        let gen = ds.generation();
+        let mut other = wg(&schema, 2);
+        validate_config(&schema, &mut other).expect("valid");
+        ds.running_for_commit(&schema, true)
+            .expect("running")
+            .replace(other)
+            .map_err(|(e, _)| e)
+            .expect("replaced");
+        assert_ne!(ds.generation(), gen);
+        assert!(ds.take_validated_scope().is_none());
+    }
+}

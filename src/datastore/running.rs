@@ -7,8 +7,8 @@
 //! - The journal (`journal.rs`) holds what the tree holds once a change is
 //!   in: a change that cannot be written is taken out again.
 //!
-//! The rest of the agent reads running through [`Running::tree`]. It
-//! changes only here: a whole new tree ([`Running::replace`]), a scope
+//! The rest of the agent reads running's tree (`Datastores::running`,
+//! [`Running::tree`]). It changes only here: a whole new tree ([`Running::replace`]), a scope
 //! swapped in place ([`Running::stage`], then [`Staged::persist`]), a
 //! boot-time edit ([`Running::edit_at_boot`]) or a reload from the run
 //! directory after a panic ([`Running::reload_from`]). The plugins' phases
