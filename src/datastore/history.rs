@@ -54,46 +54,73 @@ pub struct Change {
     pub after: String,
 }
 
-impl Change {
-    /// A scoped commit's change: its roots as `old` (the scope's copy) and
-    /// `running` (after the commit) hold them.
-    pub fn of_roots(
+/// The before side of a change, taken before the commit.
+pub struct Before {
+    /// `None`: the whole datastore.
+    roots: Option<Vec<Root>>,
+    top: Vec<String>,
+    xml: String,
+}
+
+fn top_paths(tree: &DataTree<'static>, out: &mut Vec<String>) {
+    if let Some(first) = tree.reference() {
+        for n in first.inclusive_siblings() {
+            let p = super::raw::path(n.as_raw());
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+}
+
+impl Before {
+    /// A scoped commit's roots as `old` (the scope's copy of running)
+    /// holds them.
+    pub fn roots(
         schema: &Schema,
         roots: &[Root],
         old: &DataTree<'static>,
-        running: &DataTree<'static>,
-    ) -> Result<Change, RpcError> {
-        Ok(Change {
-            roots: roots
-                .iter()
-                .filter(|r| !r.anchor)
-                .map(|r| r.path.clone())
-                .collect(),
-            before: print_config(&scope::roots_of(schema.ctx, old, roots)?)?,
-            after: print_config(&scope::roots_of(schema.ctx, running, roots)?)?,
+    ) -> Result<Before, RpcError> {
+        Ok(Before {
+            roots: Some(roots.iter().filter(|r| !r.anchor).cloned().collect()),
+            top: Vec::new(),
+            xml: print_config(&scope::roots_of(schema.ctx, old, roots)?)?,
         })
     }
 
-    /// A whole-datastore change from `old` to `new`.
-    pub fn whole(old: &DataTree<'static>, new: &DataTree<'static>) -> Result<Change, RpcError> {
-        let mut roots: Vec<String> = Vec::new();
-        for t in [old, new] {
-            if let Some(first) = t.reference() {
-                for n in first.inclusive_siblings() {
-                    let p = super::raw::path(n.as_raw());
-                    if !roots.contains(&p) {
-                        roots.push(p);
-                    }
+    /// The whole of `old`.
+    pub fn whole(old: &DataTree<'static>) -> Result<Before, RpcError> {
+        let mut top = Vec::new();
+        top_paths(old, &mut top);
+        Ok(Before {
+            roots: None,
+            top,
+            xml: print_config(old)?,
+        })
+    }
+
+    /// The change, with the after side as `running` holds it now.
+    pub fn after(self, schema: &Schema, running: &DataTree<'static>) -> Result<Change, RpcError> {
+        Ok(match self.roots {
+            Some(roots) => Change {
+                roots: roots.iter().map(|r| r.path.clone()).collect(),
+                before: self.xml,
+                after: print_config(&scope::roots_of(schema.ctx, running, &roots)?)?,
+            },
+            None => {
+                let mut top = self.top;
+                top_paths(running, &mut top);
+                Change {
+                    roots: top,
+                    before: self.xml,
+                    after: print_config(running)?,
                 }
             }
-        }
-        Ok(Change {
-            roots,
-            before: print_config(old)?,
-            after: print_config(new)?,
         })
     }
+}
 
+impl Change {
     /// Turns `tree` (holding the after side) back into the before side.
     fn undo(&self, schema: &Schema, tree: &mut DataTree<'static>) -> Result<(), RpcError> {
         for r in &self.roots {
@@ -322,7 +349,9 @@ mod tests {
                 comment: "step\nwith a newline".into(),
                 ..Meta::default()
             };
-            let change = Change::whole(&w[0], &w[1]).expect("change");
+            let change = Before::whole(&w[0])
+                .and_then(|b| b.after(&schema, &w[1]))
+                .expect("change");
             ids.push(h.record(meta, &change).expect("record"));
         }
         assert_eq!(ids, vec![1, 2, 3, 4]);
