@@ -63,6 +63,20 @@ fn one(e: RpcError) -> Vec<RpcError> {
     vec![e]
 }
 
+/// Merges state data written as XML into the operational tree.
+fn merge_state(schema: &Schema, oper: &mut DataTree<'static>, xml: &str) -> Result<(), RpcError> {
+    let state = DataTree::parse_string(
+        schema.ctx,
+        xml,
+        yang5::data::DataFormat::XML,
+        yang5::data::DataParserFlags::NO_VALIDATION | yang5::data::DataParserFlags::STRICT,
+        yang5::data::DataValidationFlags::empty(),
+    )
+    .map_err(|e| RpcError::operation_failed(format!("server state data: {e}")))?;
+    oper.merge(&state)
+        .map_err(|e| RpcError::operation_failed(format!("server state data: {e}")))
+}
+
 /// Operations that read or replace the candidate as a whole tree (rather
 /// than edit or commit it): pending candidate edits become a tree first.
 fn reads_candidate_whole(op: &Operation) -> bool {
@@ -205,42 +219,18 @@ impl Core {
         let own = crate::monitoring::state::state_tree(&self.schema, &self.ds, &self.monitor)?;
         oper.merge(&own)
             .map_err(|e| RpcError::operation_failed(format!("server state data: {e}")))?;
-        // The NACM counters (config false leaves of /nacm).
-        let counters = format!(
+        // The NACM counters (config false leaves of /nacm), and our own
+        // module's commit history.
+        let nacm = format!(
             "<nacm xmlns=\"{}\">{}</nacm>",
             crate::nacm::bootstrap::NACM_NS,
             self.nacm.state_xml()
         );
-        let counters = yang5::data::DataTree::parse_string(
-            self.schema.ctx,
-            &counters,
-            yang5::data::DataFormat::XML,
-            yang5::data::DataParserFlags::NO_VALIDATION | yang5::data::DataParserFlags::STRICT,
-            yang5::data::DataValidationFlags::empty(),
-        )
-        .map_err(|e| RpcError::operation_failed(format!("nacm state: {e}")))?;
-        oper.merge(&counters)
-            .map_err(|e| RpcError::operation_failed(format!("nacm state: {e}")))?;
-        if self
-            .schema
-            .module_by_ns(crate::protocol::ext_rpc::AGENT_NS)
-            .is_some()
-        {
-            let history = format!(
-                "<agent xmlns=\"{}\">{}</agent>",
-                crate::protocol::ext_rpc::AGENT_NS,
-                self.history_xml()
-            );
-            let history = yang5::data::DataTree::parse_string(
-                self.schema.ctx,
-                &history,
-                yang5::data::DataFormat::XML,
-                yang5::data::DataParserFlags::NO_VALIDATION | yang5::data::DataParserFlags::STRICT,
-                yang5::data::DataValidationFlags::empty(),
-            )
-            .map_err(|e| RpcError::operation_failed(format!("history state: {e}")))?;
-            oper.merge(&history)
-                .map_err(|e| RpcError::operation_failed(format!("history state: {e}")))?;
+        merge_state(&self.schema, &mut oper, &nacm)?;
+        let agent_ns = crate::protocol::ext_rpc::AGENT_NS;
+        if self.schema.module_by_ns(agent_ns).is_some() {
+            let history = format!("<agent xmlns=\"{agent_ns}\">{}</agent>", self.history_xml());
+            merge_state(&self.schema, &mut oper, &history)?;
         }
         Ok(oper)
     }
