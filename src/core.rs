@@ -340,6 +340,7 @@ impl Core {
                 .map_err(one)?;
         }
         fault::point("panic-in-edit");
+        fault::point("hang-in-edit");
         match (target, test_option) {
             (_, TestOption::TestOnly) => {
                 self.pipeline

@@ -104,6 +104,7 @@ impl Core {
             return Ok(Err(Declined(tree, valueless)));
         };
         super::fault::point("panic-in-edit");
+        super::fault::point("hang-in-edit");
         let mut validated = false;
         match (target, test_option) {
             (_, TestOption::TestOnly) => self.validate_scope(&mut sc)?,
