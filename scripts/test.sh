@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build --all-targets
+# The Debian package, built from the debug build just made (the shipped one
+# is release: scripts/build-deb.sh), and what is in it.
+export WGNETCONF_DEB_PROFILE=debug WGNETCONF_DEB_BUILD=0
+scripts/check-deb.sh
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
 conformance/run.sh
 # The tests that run something as another user, again with the checkout's

@@ -24,10 +24,14 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Make the running agent read its configuration again (users, keys,
-    /// groups, limits) and wait until it has: the systemd unit's
-    /// `ExecReload`. Exit status 1 if the agent refused the new
-    /// configuration (it keeps the one it had).
+    /// Reload the running agent's configuration and wait until it has.
+    ///
+    /// The agent (signalled with SIGHUP) reads its configuration file
+    /// again and applies users, keys, groups and limits without dropping
+    /// the sessions of users who remain; settings that need a restart are
+    /// named in its log. This is the systemd unit's `ExecReload`. Exit
+    /// status 1 if the agent refused the new configuration (it keeps the
+    /// one it had).
     Reload {
         /// The agent's configuration file (its run_dir holds the status).
         #[arg(long, short, default_value = "/etc/wgnetconf/wgnetconf.toml")]
@@ -249,7 +253,16 @@ fn generate_docs(dir: &std::path::Path) -> std::io::Result<()> {
     let comp = dir.join("completions");
     std::fs::create_dir_all(&man)?;
     std::fs::create_dir_all(&comp)?;
-    let cmd = Cli::command();
+    // Without the hidden commands (this one): clap_complete would offer them.
+    let full = Cli::command();
+    let visible = full.get_subcommands().filter(|c| !c.is_hide_set()).cloned();
+    let mut cmd = clap::Command::new("wgnetconf")
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommand_required(true)
+        .subcommands(visible);
+    if let Some(about) = full.get_about() {
+        cmd = cmd.about(about.clone());
+    }
     clap_mangen::generate_to(cmd.clone(), &man)?;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         clap_complete::generate_to(shell, &mut cmd.clone(), "wgnetconf", &comp)?;
