@@ -329,13 +329,15 @@ async fn serve(
             }
         };
         reloads += 1;
+        // READY=1 before the status `wgnetconf reload` waits for: systemd
+        // has it queued before the reload command exits.
+        notifier.send(&format!("READY=1\n{status}"));
         reload::Status {
             pid: std::process::id(),
             reloads,
             result,
         }
         .write(&agent.config.run_dir);
-        notifier.send(&format!("READY=1\n{status}"));
     }
     info!("stopping");
     notifier.send("STOPPING=1\nSTATUS=stopping: closing sessions");
