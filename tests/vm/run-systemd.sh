@@ -66,6 +66,9 @@ trap 'rm -rf "$S" "${R:-}"' EXIT
 # finds it; the rest of the kernel's modules are not needed.
 copy_modules "$S/lib/modules/$KVER/extra" wireguard
 mv "$S/lib/modules/$KVER/extra/order" "$CACHE/wireguard-modules"
+for f in modules.order modules.builtin modules.builtin.modinfo; do
+  cp "$KROOT/lib/modules/$KVER/$f" "$S/lib/modules/$KVER/"
+done
 depmod -b "$S" "$KVER"
 install -d -m 0700 "$S/root/vmtest"
 install -m 0644 "$DEB" "$S/root/vmtest/wgnetconf.deb"
