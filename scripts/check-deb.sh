@@ -93,6 +93,26 @@ else
   bad "systemd-analyze security: exposure ${exposure:-?} above $THRESHOLD/10"
 fi
 
+# --- the sshd drop-in ----------------------------------------------------------
+# Shipped commented out; uncommented, sshd must accept it and serve NETCONF
+# on 830 through the relay while keeping port 22.
+DROPIN=$X/root/etc/ssh/sshd_config.d/wgnetconf.conf
+grep -v '^[[:space:]]*#' "$DROPIN" | grep -q . && bad "the sshd drop-in is not all commented out"
+SSHD=$(command -v sshd || echo /usr/sbin/sshd)
+if [ -x "$SSHD" ]; then
+  sed -n 's/^#\(Port \|Subsystem \)/\1/p' "$DROPIN" > "$X/sshd-dropin.conf"
+  ssh-keygen -q -t ed25519 -N '' -f "$X/hostkey"
+  printf 'Include %s\nHostKey %s\n' "$X/sshd-dropin.conf" "$X/hostkey" > "$X/sshd_config"
+  T=$("$SSHD" -T -f "$X/sshd_config" 2>&1) || bad "sshd refuses the uncommented drop-in: $T"
+  echo "$T" | grep -qx 'port 22' || bad "with the drop-in sshd no longer listens on port 22"
+  echo "$T" | grep -qx 'port 830' || bad "with the drop-in sshd does not listen on port 830"
+  echo "$T" | grep -qx 'subsystem netconf /usr/bin/wgnetconf relay --socket /run/wgnetconf/netconf.sock' ||
+    bad "with the drop-in sshd has no netconf subsystem running the relay"
+  ok "sshd drop-in: commented out; uncommented, sshd -T shows ports 22 and 830 and the relay"
+else
+  bad "no sshd to check the drop-in with (openssh-server)"
+fi
+
 # --- man pages and completions -----------------------------------------------
 BIN=$X/root/usr/bin/wgnetconf
 "$BIN" --version | grep -q '^wgnetconf ' || bad "the packaged binary does not run"
