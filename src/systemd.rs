@@ -39,6 +39,11 @@ impl Notifier {
             return Ok(());
         };
         let sock = UnixDatagram::unbound()?;
+        // Never block: a datagram socket whose reader lags (its queue holds
+        // net.unix.max_dgram_qlen messages) blocks the sender, and this runs
+        // on the runtime's threads. A notification that cannot go now is
+        // dropped and reported; the next one says the same or more.
+        sock.set_nonblocking(true)?;
         match path.strip_prefix('@') {
             // Abstract namespace: '@' stands for the leading NUL byte.
             Some(name) => {
@@ -150,6 +155,22 @@ mod tests {
         let mut buf = [0u8; 64];
         let len = rx.recv(&mut buf)?;
         assert_eq!(&buf[..len], b"WATCHDOG=1");
+        Ok(())
+    }
+
+    #[test]
+    fn a_reader_that_lags_does_not_block_the_sender() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("notify");
+        let _rx = UnixDatagram::bind(&path)?;
+        let n = Notifier {
+            socket: Some(path.display().to_string()),
+        };
+        // Nobody reads: the queue fills (net.unix.max_dgram_qlen, 10 by
+        // default), then sends fail at once instead of blocking forever.
+        let refused = (0..10_000).find_map(|_| n.notify("WATCHDOG=1").err());
+        let e = refused.expect("10,000 datagrams queued in an unread socket");
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         Ok(())
     }
 

@@ -14,31 +14,40 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use netconf::{Env, BIN, WAIT};
 
-/// The test's end of `$NOTIFY_SOCKET`.
+/// The test's end of `$NOTIFY_SOCKET`, read all the time by a thread of
+/// its own, as systemd does: a socket nobody reads fills up (10 datagrams)
+/// and the agent's notifications are dropped.
 struct Notify {
-    sock: UnixDatagram,
+    rx: mpsc::Receiver<String>,
 }
 
 impl Notify {
     fn bind(env: &Env) -> (Notify, String) {
         let path = env.path("notify");
         let sock = UnixDatagram::bind(&path).expect("bind notify socket");
-        sock.set_read_timeout(Some(WAIT)).expect("timeout");
-        (Notify { sock }, path.display().to_string())
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = sock.recv(&mut buf) {
+                if tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        (Notify { rx }, path.display().to_string())
     }
 
     /// The next datagram, or None after `timeout`.
     fn next_within(&self, timeout: Duration) -> Option<String> {
-        self.sock.set_read_timeout(Some(timeout)).expect("timeout");
-        let mut buf = [0u8; 4096];
-        match self.sock.recv(&mut buf) {
-            Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
-            Err(_) => None,
-        }
+        self.rx.recv_timeout(timeout).ok()
     }
 
     /// Datagrams until one has the line `line`; returns that one.
@@ -116,7 +125,7 @@ fn notify_watchdog_reload_stop_and_password_file() {
 
     // A reload is bracketed by RELOADING=1 and READY=1.
     let (ok, text) = reload(&config);
-    assert!(ok, "reload failed: {text}");
+    assert!(ok, "reload failed: {text}\nagent:\n{}", agent.stderr_text());
     let reloading = notify.until("RELOADING=1");
     assert!(
         reloading.lines().any(|l| l.starts_with("MONOTONIC_USEC=")),
@@ -248,6 +257,10 @@ fn reload_swaps_keys_keeps_sessions_and_closes_removed_users() {
     let mut alice_new = agent.ssh2_as_key(&env, "alice", &new_key);
     alice_new.get_config("running");
 
+    // Still in group admin: her old session may write.
+    let edit = netconf::edit_config("running", "", &netconf::system("<hostname>a</hostname>"));
+    alice_old.rpc(&edit).assert_ok();
+
     // A broken file is refused and changes nothing.
     std::fs::write(&config, "this is [not toml").expect("write config");
     let (ok, out) = reload(&config);
@@ -255,4 +268,24 @@ fn reload_swaps_keys_keeps_sessions_and_closes_removed_users() {
     key_login(agent.addr, "alice", &new_key).expect("alice still has the new key");
     alice_old.get_config("running");
     alice_new.get_config("running");
+
+    // alice leaves group admin: NACM sees it at her sessions' next
+    // operation (reads are permitted by default, writes are not).
+    let text = with_users(
+        &env,
+        "127.0.0.1:1",
+        &user_block("alice", "[]", &new_key.with_extension("pub")),
+    );
+    std::fs::write(&config, text).expect("write config");
+    let (ok, out) = reload(&config);
+    assert!(ok, "reload failed: {out}");
+    alice_old.get_config("running");
+    // Another value: an edit that changes nothing writes nothing.
+    let edit = netconf::edit_config("running", "", &netconf::system("<hostname>b</hostname>"));
+    let reply = alice_old.rpc(&edit);
+    assert!(
+        reply.errors().iter().any(|e| e.tag == "access-denied"),
+        "a write outside group admin was not denied: {}",
+        reply.text
+    );
 }
