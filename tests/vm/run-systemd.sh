@@ -37,8 +37,7 @@ log() { echo "vm: $*" >&2; }
 . "$HERE/lib.sh"
 
 command -v qemu-system-x86_64 >/dev/null || need_packages qemu-system-x86
-command -v busybox >/dev/null || need_packages busybox-static
-need_packages debootstrap e2fsprogs cpio kmod zstd xz-utils
+need_packages busybox debootstrap e2fsprogs cpio kmod zstd xz-utils
 fetch_kernel
 
 # --- the package ---------------------------------------------------------------

@@ -38,10 +38,12 @@ log() { echo "vm: $*" >&2; }
 
 # --- host packages -----------------------------------------------------------
 # qemu-system-x86 from bookworm (7.2) replaces the image's backports
-# qemu-utils 10.0 (a version conflict, harmless here); any busybox works
-# (Debian's dynamic one, whose libraries are copied, or busybox-static).
+# qemu-utils 10.0 (a version conflict, harmless here). Debian's dynamic
+# busybox (its libraries are copied), not busybox-static: that one's shell
+# prefers its own applets to programs, so `ip netns exec` would run
+# busybox's ip instead of the real iproute2 copied below.
 command -v qemu-system-x86_64 >/dev/null || need_packages qemu-system-x86
-command -v busybox >/dev/null || need_packages busybox-static
+need_packages busybox
 need_packages cpio kmod wireguard-tools iproute2 libyuma-base zstd xz-utils
 
 # --- Debian's kernel, extracted, not installed -------------------------------
