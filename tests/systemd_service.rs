@@ -261,10 +261,45 @@ fn reload_swaps_keys_keeps_sessions_and_closes_removed_users() {
     let edit = netconf::edit_config("running", "", &netconf::system("<hostname>a</hostname>"));
     alice_old.rpc(&edit).assert_ok();
 
-    // A broken file is refused and changes nothing.
+    // The agent refuses a user it cannot use (a password hash of no known
+    // scheme) and changes nothing.
+    let good = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        format!("{good}[[users]]\nname = \"carol\"\npassword_hash = \"plain\"\n"),
+    )
+    .expect("write config");
+    let (ok, out) = reload(&config);
+    assert!(!ok, "an invalid user was accepted: {out}");
+    assert!(
+        out.contains("reload failed") && out.contains("carol"),
+        "{out}"
+    );
+    key_login(agent.addr, "alice", &new_key).expect("alice still has the new key");
+
+    // A file that does not parse: `wgnetconf reload` refuses it without
+    // signalling the agent; a bare SIGHUP makes the agent refuse it.
     std::fs::write(&config, "this is [not toml").expect("write config");
+    let requested = |a: &netconf::Agent| a.stderr_text().matches("reload requested").count();
+    let before = requested(&agent);
     let (ok, out) = reload(&config);
     assert!(!ok, "a broken configuration was accepted: {out}");
+    assert!(out.contains("not reloading"), "{out}");
+    assert_eq!(requested(&agent), before, "the agent was signalled");
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(agent.pid(), libc::SIGHUP) }, 0);
+    let deadline = Instant::now() + WAIT;
+    while !agent
+        .stderr_text()
+        .contains("reload failed: nothing changed")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no refusal in the log:\n{}",
+            agent.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     key_login(agent.addr, "alice", &new_key).expect("alice still has the new key");
     alice_old.get_config("running");
     alice_new.get_config("running");

@@ -166,12 +166,15 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
 /// `wgnetconf reload`: signals the agent and waits for its answer. The
 /// pid is `pid` (the unit passes `$MAINPID`) or the status file's.
 pub fn request(config_path: Option<&Path>, pid: Option<u32>, timeout: Duration) -> i32 {
+    // A file that does not parse is refused here, before the agent is
+    // bothered (it would refuse it too, and this is where its run_dir is
+    // read from).
     let config = match config_path {
         Some(p) => match Config::load(p) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("wgnetconf: {e}");
-                return 2;
+                eprintln!("wgnetconf: {e}: not reloading; the agent keeps its configuration");
+                return 1;
             }
         },
         None => Config::default(),

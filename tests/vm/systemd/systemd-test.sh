@@ -102,13 +102,16 @@ systemctl reload wgnetconf || fail "systemctl reload"
 [ "$(prop MainPID)" = "$PID0" ] || fail "reload changed the main pid"
 is_state active || fail "not active after reload"
 journal | grep -q 'reloaded: users, keys, groups and limits applied' || fail "no 'reloaded' in the journal"
-echo 'broken = [' >> "$CONF"
-systemctl reload wgnetconf 2>/dev/null && fail "a broken configuration reloaded"
+# A user the agent cannot use (a password hash of no known scheme): the
+# agent refuses the file, `systemctl reload` fails.
+printf '[[users]]\nname = "carol"\npassword_hash = "plain"\n' >> "$CONF"
+systemctl reload wgnetconf 2>/dev/null && fail "an invalid configuration reloaded"
+journal | grep -q 'reload failed: nothing changed' || fail "the agent did not log the refused reload"
 is_state active || fail "a refused reload stopped the agent"
 [ "$(prop MainPID)" = "$PID0" ] || fail "a refused reload restarted the agent"
 cp /root/wgnetconf.toml.orig "$CONF"
 systemctl reload wgnetconf || fail "reload of the original configuration"
-log "reload: applied without restart (pid $PID0), broken file refused"
+log "reload: applied without restart (pid $PID0), an invalid file refused by the agent"
 
 # --- restart keeps running --------------------------------------------------------
 systemctl restart wgnetconf || fail "systemctl restart"
