@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use wgnetconf::client::{Client, Target};
 
+#[path = "wgnetconf-bench/ceilings.rs"]
+mod ceilings;
 #[path = "wgnetconf-bench/dataplane.rs"]
 mod dataplane;
 

@@ -41,6 +41,10 @@ const TUN_B: &str = "10.251.0.2";
 const WG_PORT: u16 = 51820;
 /// Other peers of wg2900 on the agent that receives the commits.
 const OTHER_PEERS: usize = 8;
+/// iperf3 runs per row (the row gives their median and range).
+const RUNS: usize = 3;
+/// The ceilings' and wireguard-go's iperf3 server (any address of B).
+const CEILING_PORT: u16 = 5202;
 /// Upper bound for anything to come up (agent, iperf3 server, handshake).
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -85,7 +89,7 @@ pub async fn standalone(smoke: bool) {
     run(&mut rep, smoke).await;
 }
 
-fn run_cmd(prog: &str, args: &[&str]) -> Output {
+pub fn run_cmd(prog: &str, args: &[&str]) -> Output {
     Command::new(prog)
         .args(args)
         .stdin(Stdio::null())
@@ -94,7 +98,7 @@ fn run_cmd(prog: &str, args: &[&str]) -> Output {
 }
 
 #[track_caller]
-fn ip(args: &[&str]) {
+pub fn ip(args: &[&str]) {
     let out = run_cmd("ip", args);
     assert!(
         out.status.success(),
@@ -104,7 +108,7 @@ fn ip(args: &[&str]) {
     );
 }
 
-fn in_ns(ns: &str, args: &[&str]) -> Output {
+pub fn in_ns(ns: &str, args: &[&str]) -> Output {
     let mut all = vec!["netns", "exec", ns];
     all.extend_from_slice(args);
     run_cmd("ip", &all)
@@ -134,7 +138,7 @@ impl Drop for Namespaces {
 }
 
 /// A child process: SIGTERM, a bounded wait, SIGKILL, reaped, on drop.
-struct Proc(Child);
+pub struct Proc(pub Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -312,15 +316,20 @@ struct Iperf {
     udp_drops: u64,
 }
 
-/// `iperf3 -c TUN_B -t secs -P streams --json` in namespace A.
-fn iperf(ns_a: &str, ns_b: &str, secs: u32, streams: u32) -> Iperf {
+/// `iperf3 -c dest -p port -t secs -P streams --json` in namespace A.
+fn iperf(ns_a: &str, ns_b: &str, dest: &str, port: u16, secs: u32, streams: u32) -> Iperf {
     let drops0 = udp_counter(ns_b, "RcvbufErrors");
-    let (t, p) = (secs.to_string(), streams.to_string());
-    let out = in_ns(ns_a, &["iperf3", "-c", TUN_B, "-t", &t, "-P", &p, "--json"]);
+    let (t, p, port) = (secs.to_string(), streams.to_string(), port.to_string());
+    let out = in_ns(
+        ns_a,
+        &[
+            "iperf3", "-c", dest, "-p", &port, "-t", &t, "-P", &p, "--json",
+        ],
+    );
     let json = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "iperf3 -c {TUN_B} -P {streams}: {json} {}",
+        "iperf3 -c {dest} -P {streams}: {json} {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let recv = json
@@ -334,13 +343,123 @@ fn iperf(ns_a: &str, ns_b: &str, secs: u32, streams: u32) -> Iperf {
     }
 }
 
-fn gbit(r: &Iperf) -> String {
-    format!(
-        "{:.2} Gbit/s ({} TCP retransmits, {} UDP receive-buffer drops)",
-        r.bps / 1e9,
-        r.retransmits,
-        r.udp_drops
-    )
+/// Repeated measurements of one row.
+struct Series(Vec<Iperf>);
+
+impl Series {
+    fn median_bps(&self) -> f64 {
+        let mut v: Vec<f64> = self.0.iter().map(|r| r.bps).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    }
+
+    /// "median X Gbit/s (range a–b, n runs; retransmits, UDP drops)".
+    fn text(&self) -> String {
+        let lo = self.0.iter().map(|r| r.bps).fold(f64::INFINITY, f64::min);
+        let hi = self.0.iter().map(|r| r.bps).fold(0.0, f64::max);
+        let re: Vec<String> = self.0.iter().map(|r| r.retransmits.to_string()).collect();
+        let dr: Vec<String> = self.0.iter().map(|r| r.udp_drops.to_string()).collect();
+        format!(
+            "**{:.2} Gbit/s** median ({:.2}–{:.2}, {} runs; TCP retransmits {}; UDP receive-buffer drops {})",
+            self.median_bps() / 1e9,
+            lo / 1e9,
+            hi / 1e9,
+            self.0.len(),
+            re.join("/"),
+            dr.join("/")
+        )
+    }
+}
+
+/// `runs` iperf3 runs (in a blocking task).
+async fn series(
+    ns: (&str, &str),
+    dest: &'static str,
+    port: u16,
+    secs: u32,
+    streams: u32,
+    runs: usize,
+) -> Series {
+    let mut out = Vec::new();
+    for _ in 0..runs {
+        let (na, nb) = (ns.0.to_string(), ns.1.to_string());
+        let r = tokio::task::spawn_blocking(move || iperf(&na, &nb, dest, port, secs, streams))
+            .await
+            .expect("iperf3");
+        assert!(r.bps > 0.0, "no data through {dest}");
+        out.push(r);
+    }
+    Series(out)
+}
+
+/// An `iperf3 -s` in namespace `ns` on `port` (bound to `bind` if given),
+/// listening when this returns.
+fn iperf_server(ns: &str, port: u16, bind: Option<&str>, log: &Path) -> Proc {
+    let port_s = port.to_string();
+    let mut args = vec!["netns", "exec", ns, "iperf3", "-s", "-p", &port_s];
+    if let Some(b) = bind {
+        args.extend(["-B", b]);
+    }
+    let server = Proc(
+        Command::new("ip")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(log).expect("iperf3 log"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn iperf3 -s"),
+    );
+    let start = Instant::now();
+    let filter = format!("sport = :{port}");
+    while String::from_utf8_lossy(&in_ns(ns, &["ss", "-Htln", &filter]).stdout)
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "iperf3 server did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+/// The ceilings (ceilings.rs) on the namespaces `ns`, into `rep`.
+async fn ceilings(rep: &mut Report, ns: (&str, &str), secs: u32, runs: usize) {
+    let veth = series(ns, UNDER_B, CEILING_PORT, secs, 1, runs).await;
+    rep.row(
+        "ceiling: veth alone, 1 TCP stream (MTU 1500, no tunnel)",
+        veth.text(),
+    );
+    for offload in [false, true] {
+        let pair = super::ceilings::TunPair::start(ns.0, ns.1, offload);
+        let r = series(ns, super::ceilings::PAIR_B, CEILING_PORT, secs, 1, runs).await;
+        drop(pair);
+        rep.row(
+            format!(
+                "ceiling: tun pair without crypto, {}, 1 TCP stream (MTU 1420)",
+                if offload {
+                    "TSO/GRO (64 KiB per read and write)"
+                } else {
+                    "one packet per read and write"
+                }
+            ),
+            r.text(),
+        );
+    }
+    let c = tokio::task::spawn_blocking(move || {
+        super::ceilings::crypto(if secs > 1 { 2.0 } else { 0.2 })
+    })
+    .await
+    .expect("crypto");
+    rep.row(
+        "ceiling: ChaCha20-Poly1305 (ring), 1,420-byte packets, one core",
+        format!(
+            "seal {:.2} Gbit/s, open {:.2} Gbit/s, seal+open {:.2} Gbit/s",
+            c.0, c.1, c.2
+        ),
+    );
 }
 
 /// Part g; prints its rows into `rep`.
@@ -350,6 +469,8 @@ pub async fn run(rep: &mut Report, smoke: bool) {
         return;
     }
     let secs: u32 = if smoke { 1 } else { 10 };
+    // Medians of RUNS runs per row; one when smoke-testing.
+    let runs = if smoke { 1 } else { RUNS };
     let pid = std::process::id();
     let dir = TempDir(std::env::temp_dir().join(format!("wgnetconf-bench-dp-{pid}")));
     let _ = std::fs::remove_dir_all(&dir.0);
@@ -379,6 +500,12 @@ pub async fn run(rep: &mut Report, smoke: bool) {
         ip(&["-n", ns, "link", "set", "under", "up"]);
     }
 
+    // The ceilings first, on an idle underlay, against a server on
+    // CEILING_PORT (any address of B).
+    let _ceiling_server =
+        iperf_server(&ns_b, CEILING_PORT, None, &dir.0.join("iperf3-ceiling.log"));
+    ceilings(rep, (&ns_a, &ns_b), secs, runs).await;
+
     let agent_a = SiteAgent::start(&ns_a, &dir.0);
     let agent_b = SiteAgent::start(&ns_b, &dir.0);
     let mut ca = Client::connect(&agent_a.target()).await.expect("connect A");
@@ -404,28 +531,7 @@ pub async fn run(rep: &mut Report, smoke: bool) {
     .await;
 
     // iperf3 server in B, on the tunnel address.
-    let server_log = dir.0.join("iperf3-server.log");
-    let _server = Proc(
-        Command::new("ip")
-            .args(["netns", "exec", &ns_b, "iperf3", "-s", "-B", TUN_B])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&server_log).expect("iperf3 log"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn iperf3 -s"),
-    );
-    let start = Instant::now();
-    while String::from_utf8_lossy(&in_ns(&ns_b, &["ss", "-Htln", "sport", "= :5201"]).stdout)
-        .trim()
-        .is_empty()
-    {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "iperf3 server did not start: {}",
-            std::fs::read_to_string(&server_log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let _server = iperf_server(&ns_b, 5201, Some(TUN_B), &dir.0.join("iperf3-server.log"));
     // The first handshake.
     let start = Instant::now();
     while !in_ns(&ns_a, &["ping", "-n", "-q", "-c", "1", "-W", "1", TUN_B])
@@ -445,21 +551,16 @@ pub async fn run(rep: &mut Report, smoke: bool) {
         agent_b.pid()
     );
 
-    let (na, nb) = (ns_a.clone(), ns_b.clone());
-    let one = tokio::task::spawn_blocking(move || iperf(&na, &nb, secs, 1))
-        .await
-        .expect("iperf3");
+    let ns = (ns_a.as_str(), ns_b.as_str());
+    let one = series(ns, TUN_B, 5201, secs, 1, runs).await;
     rep.row(
-        format!("data plane: iperf3 TCP, 1 stream, {secs} s, through boringtun"),
-        gbit(&one),
+        format!("data plane: iperf3 TCP, 1 stream, {secs} s, through the agents' tunnel"),
+        one.text(),
     );
-    let (na, nb) = (ns_a.clone(), ns_b.clone());
-    let four = tokio::task::spawn_blocking(move || iperf(&na, &nb, secs, 4))
-        .await
-        .expect("iperf3");
+    let four = series(ns, TUN_B, 5201, secs, 4, runs).await;
     rep.row(
         format!("data plane: iperf3 TCP, 4 streams, {secs} s"),
-        gbit(&four),
+        four.text(),
     );
 
     // The single stream again while another session commits one-peer edits
@@ -468,7 +569,6 @@ pub async fn run(rep: &mut Report, smoke: bool) {
     // CPU the commits take from a machine the tunnel already saturates),
     // then paced at 10 commits/s (does changing other peers disturb the
     // tunnel).
-    let mut during = Vec::new();
     for pace in [None, Some(Duration::from_millis(100))] {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -488,12 +588,10 @@ pub async fn run(rep: &mut Report, smoke: bool) {
             c.close().await;
             n
         });
-        let (na, nb) = (ns_a.clone(), ns_b.clone());
-        let r = tokio::task::spawn_blocking(move || iperf(&na, &nb, secs, 1))
-            .await
-            .expect("iperf3");
+        let r = series(ns, TUN_B, 5201, secs, 1, runs).await;
         stop.store(true, Ordering::Relaxed);
         let commits = committer.await.expect("commit loop");
+        let total = secs as f64 * runs as f64;
         rep.row(
             format!(
                 "data plane: 1 stream, {secs} s, while another session commits peer edits{}",
@@ -504,19 +602,40 @@ pub async fn run(rep: &mut Report, smoke: bool) {
                 }
             ),
             format!(
-                "{}, {commits} commits ({:.0}/s) during the run",
-                gbit(&r),
-                commits as f64 / secs as f64
+                "{}, {commits} commits ({:.0}/s); {:.0} % of the median without",
+                r.text(),
+                commits as f64 / total,
+                100.0 * r.median_bps() / one.median_bps().max(1.0)
             ),
         );
         assert!(commits > 0, "no commit completed during the run");
-        during.push(r);
-    }
-    for r in [&one, &four].into_iter().chain(&during) {
-        assert!(r.bps > 0.0, "no data through the tunnel");
     }
     ca.close().await;
     cb.close().await;
-    // Guards drop here: iperf3, the agents (they remove their tun
-    // devices), then the namespaces and the directory.
+    drop(_server);
+    drop(agent_a);
+    drop(agent_b);
+
+    // The reference: Debian's wireguard-go on the same veth.
+    match super::ceilings::wireguard_go_missing() {
+        Some(tool) => rep.row(
+            "reference: wireguard-go, 1 TCP stream",
+            format!("SKIPPED: no `{tool}` command"),
+        ),
+        None => {
+            let pid = std::process::id();
+            let (ga, gb) = (format!("wgo{pid}a"), format!("wgo{pid}b"));
+            let go = super::ceilings::WireguardGo::start(
+                [(&ns_a, &ga, UNDER_A), (&ns_b, &gb, UNDER_B)],
+                &dir.0,
+            );
+            let r = series(ns, super::ceilings::GO_B, CEILING_PORT, secs, 1, runs).await;
+            drop(go);
+            rep.row(
+                "reference: Debian's wireguard-go (MTU 1420), 1 TCP stream",
+                r.text(),
+            );
+        }
+    }
+    // Guards drop here: iperf3, then the namespaces and the directory.
 }
