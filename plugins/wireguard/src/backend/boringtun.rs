@@ -221,10 +221,9 @@ impl Backend for BoringtunBackend {
         let iface = self.dev(&name)?;
         if iface.dev.listen_port() != new.listen_port {
             // First, so that a port in use changes nothing.
-            iface
-                .dev
-                .set_listen_port(new.listen_port)
-                .map_err(|e| BackendError(format!("{name}: listen port {}: {e}", new.listen_port)))?;
+            iface.dev.set_listen_port(new.listen_port).map_err(|e| {
+                BackendError(format!("{name}: listen port {}: {e}", new.listen_port))
+            })?;
         }
         if iface.private_key != new.private_key {
             iface.dev.set_private_key(&new.private_key);

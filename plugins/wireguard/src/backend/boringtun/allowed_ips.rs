@@ -37,7 +37,11 @@ fn masked(addr: u128, bits: u8, width: u8) -> u128 {
         return 0;
     }
     let keep = u128::MAX << (width - bits);
-    let keep = if width == 32 { keep & 0xffff_ffff } else { keep };
+    let keep = if width == 32 {
+        keep & 0xffff_ffff
+    } else {
+        keep
+    };
     addr & keep
 }
 

@@ -154,7 +154,9 @@ impl Stop {
             )));
         }
         // SAFETY: `fd` is new and ours alone.
-        Ok(Stop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }))
+        Ok(Stop(unsafe {
+            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+        }))
     }
 
     fn signal(&self) {
@@ -252,9 +254,7 @@ impl Device {
         let stop = Stop::new()?;
         let (s, st) = (self.shared.clone(), Stop(dup(&stop.0)?));
         let main = Stop(dup(&self.stop.0)?);
-        let h = spawn(format!("rx-{}", self.name), move || {
-            rx_loop(&s, &st, &main)
-        })?;
+        let h = spawn(format!("rx-{}", self.name), move || rx_loop(&s, &st, &main))?;
         self.rx = Some((stop, h));
         Ok(())
     }

@@ -401,7 +401,10 @@ mod tests {
         // RFC 1071's example words.
         let d = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
         assert_eq!(fold(sum(&d, 0)), 0xddf2);
-        assert_eq!(fold(sum(&d[..7], 0)), fold(sum(&[&d[..6], &[0xf6, 0][..]].concat(), 0)));
+        assert_eq!(
+            fold(sum(&d[..7], 0)),
+            fold(sum(&[&d[..6], &[0xf6, 0][..]].concat(), 0))
+        );
     }
 
     #[test]
@@ -440,7 +443,10 @@ mod tests {
         c.flush(&mut w);
         assert_eq!(out.len(), 1);
         let h = VnetHdr::parse(&out[0]).expect("hdr");
-        assert_eq!((h.gso_type, h.gso_size, h.csum_start), (GSO_TCPV4, 1400, 20));
+        assert_eq!(
+            (h.gso_type, h.gso_size, h.csum_start),
+            (GSO_TCPV4, 1400, 20)
+        );
         assert_eq!(&out[0][VNET_HDR_LEN + 40..], &payload[..]);
         assert_eq!(out[0][VNET_HDR_LEN + 33] & TCP_PSH, TCP_PSH);
     }

@@ -294,7 +294,10 @@ pub fn to_storage(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_port = v.port().to_be();
             sin.sin_addr.s_addr = u32::from(*v.ip()).to_be();
-            (ss, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+            (
+                ss,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
         }
         SocketAddr::V6(v) => {
             // SAFETY: as above, sockaddr_in6.
@@ -304,7 +307,10 @@ pub fn to_storage(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             sin6.sin6_addr.s6_addr = v.ip().octets();
             sin6.sin6_flowinfo = v.flowinfo();
             sin6.sin6_scope_id = v.scope_id();
-            (ss, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+            (
+                ss,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
         }
     }
 }
