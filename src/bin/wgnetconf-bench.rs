@@ -11,7 +11,7 @@
 //!   cargo build --release && target/release/wgnetconf-bench --model plain
 //!   target/release/wgnetconf-bench --model wg --sizes 100,1000,10000
 //!   target/release/wgnetconf-bench --smoke        # tiny sizes, for CI
-//!   target/release/wgnetconf-bench --dataplane    # only iperf3 through boringtun
+//!   target/release/wgnetconf-bench --dataplane    # only the data plane (ceilings, tunnel, wireguard-go)
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,11 +1,12 @@
 //! Real data plane: two network namespaces joined by a veth pair, a boringtun
 //! interface in each, configured through the backend trait; ping across the
-//! tunnel, check handshake and counters; then a failing multi-peer change must
-//! leave `dump()` exactly as it was.
+//! tunnel, check handshake and counters; a TCP stream arrives intact (the
+//! offload paths); a peer update keeps the session; then a failing
+//! multi-peer change must leave `dump()` exactly as it was.
 //!
 //! Needs root, `/dev/net/tun` and `ip`; otherwise the test prints why and
 //! passes. Each backend lives in a thread that entered its namespace with
-//! `setns(2)` (boringtun's worker threads inherit it); namespaces are removed
+//! `setns(2)` (the interface's threads inherit it); namespaces are removed
 //! by a Drop guard even when an assertion fails.
 
 use std::net::SocketAddr;
@@ -159,11 +160,22 @@ fn ping(ns: &str, src: &str, dst: &str, deadline: Duration) -> bool {
 
 #[test]
 fn boringtun_tunnel_between_two_namespaces() {
+    tunnel_between_two_namespaces(true);
+}
+
+/// The same without tun offloads, as on a kernel that has none: packet by
+/// packet from the tun device, nothing merged on the way back.
+#[test]
+fn boringtun_tunnel_without_offloads() {
+    tunnel_between_two_namespaces(false);
+}
+
+fn tunnel_between_two_namespaces(offload: bool) {
     if let Some(why) = skip_reason() {
-        eprintln!("SKIPPED boringtun_tunnel_between_two_namespaces: {why}");
+        eprintln!("SKIPPED tunnel_between_two_namespaces (offload {offload}): {why}");
         return;
     }
-    let tag = std::process::id();
+    let tag = format!("{}{}", std::process::id(), if offload { "o" } else { "n" });
     let (na, nb) = (format!("wgtA{tag}"), format!("wgtB{tag}"));
     let _ns = Namespaces(vec![na.clone(), nb.clone()]);
     ip(&["netns", "add", &na]);
@@ -183,6 +195,9 @@ fn boringtun_tunnel_between_two_namespaces() {
     // namespaces).
     let a = NsWorker::new(&na);
     let b = NsWorker::new(&nb);
+    for w in [&a, &b] {
+        w.run(move |be| be.set_offload(offload));
+    }
 
     let (ka, kb) = (SecretKey::generate(), SecretKey::generate());
     let (pa, pb) = (ka.public_key(), kb.public_key());
@@ -275,6 +290,9 @@ fn boringtun_tunnel_between_two_namespaces() {
     // A TCP stream through the tunnel arrives intact: with TSO on the tun
     // device it goes as 64 KiB trains split, encrypted and sent with UDP
     // GSO in A, received with GRO, decrypted and merged again in B.
+    let got = a.run(|be| be.offloads("wg1")).expect("wg1 offloads");
+    eprintln!("tun offloads asked {offload}, granted {got:?}");
+    assert!(offload || !got.tso, "offloads granted though not asked");
     let (sent, received) = tcp_transfer(&a, &b, 8 << 20);
     assert_eq!(
         received, sent,

@@ -1,10 +1,14 @@
-//! Part g of the benchmark: the data plane. iperf3 (TCP, 1 and 4 streams)
-//! through a boringtun tunnel between two network namespaces, each
+//! Part g of the benchmark: the data plane. First the ceilings on the same
+//! namespaces (ceilings.rs: the veth alone, a tun pair without crypto, the
+//! AEAD alone); then iperf3 (TCP, 1 and 4 streams) through the userspace
+//! tunnel (`backend = "boringtun"`) between two network namespaces, each
 //! configured by its own `wgnetconf serve` agent, then the single stream
 //! again while a concurrent session commits one-peer edits (other peers of
-//! the same interface) to one of the agents, back to back and every 100 ms.
-//! Each row also gives TCP's retransmits and the receiving namespace's UDP
-//! receive-buffer errors, to show where packets are lost.
+//! the same interface) to one of the agents, back to back and every 100 ms;
+//! last, Debian's wireguard-go on the same veth as a reference. Every row
+//! is the median of [`RUNS`] runs with their range, TCP's retransmits and
+//! the receiving namespace's UDP receive-buffer errors (where packets are
+//! lost).
 //!
 //! ```text
 //!   ns A: wg2900 10.251.0.1 ~~ veth "under" 10.250.0.1 <-> 10.250.0.2 ~~ wg2900 10.251.0.2: ns B
@@ -29,6 +33,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use wgnetconf::client::{Client, Target};
+use wgnetconf_wireguard::backend::boringtun::OFFLOAD_ENV;
 
 use super::{edit, peer_key, Report};
 
@@ -164,7 +169,8 @@ struct SiteAgent {
 }
 
 impl SiteAgent {
-    fn start(ns: &str, dir: &Path) -> SiteAgent {
+    /// `offload`: whether its interfaces ask the kernel for tun offloads.
+    fn start(ns: &str, dir: &Path, offload: bool) -> SiteAgent {
         let d = dir.join(ns);
         std::fs::create_dir_all(&d).expect("agent dir");
         let sock = d.join("netconf.sock");
@@ -193,6 +199,7 @@ impl SiteAgent {
             .args(["serve", "--config"])
             .arg(&config)
             .env("WGNETCONF_LOG", "warn")
+            .env(OFFLOAD_ENV, if offload { "on" } else { "off" })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -425,6 +432,76 @@ fn iperf_server(ns: &str, port: u16, bind: Option<&str>, log: &Path) -> Proc {
     server
 }
 
+/// Two agents configured as each other's peer, and the iperf3 server on
+/// B's tunnel address.
+struct Tunnel {
+    agent_a: SiteAgent,
+    agent_b: SiteAgent,
+    ca: Client,
+    cb: Client,
+    server: Proc,
+}
+
+impl Tunnel {
+    /// `offload`: see [`SiteAgent::start`]; each setting has its own
+    /// agent directories.
+    async fn up(ns_a: &str, ns_b: &str, dir: &Path, offload: bool) -> Tunnel {
+        let dir = &dir.join(if offload { "offload" } else { "no-offload" });
+        let agent_a = SiteAgent::start(ns_a, dir, offload);
+        let agent_b = SiteAgent::start(ns_b, dir, offload);
+        let mut ca = Client::connect(&agent_a.target()).await.expect("connect A");
+        let mut cb = Client::connect(&agent_b.target()).await.expect("connect B");
+        // Interfaces first (the agents generate the private keys), then each
+        // site's peer; B also gets the other peers the commit loop edits.
+        for (c, addr) in [(&mut ca, TUN_A), (&mut cb, TUN_B)] {
+            commit(
+                c,
+                &wg(&format!(
+                    "<listen-port>{WG_PORT}</listen-port><address>{addr}/24</address>"
+                )),
+            )
+            .await;
+        }
+        let (ka, kb) = (public_key(&mut ca).await, public_key(&mut cb).await);
+        commit(&mut ca, &wg(&site_peer(&kb, UNDER_B, TUN_B))).await;
+        let others: String = (0..OTHER_PEERS).map(|k| other_peer(k, false)).collect();
+        commit(
+            &mut cb,
+            &wg(&format!("{}{others}", site_peer(&ka, UNDER_A, TUN_A))),
+        )
+        .await;
+
+        // iperf3 server in B, on the tunnel address.
+        let server = iperf_server(ns_b, 5201, Some(TUN_B), &dir.join("iperf3-server.log"));
+        // The first handshake.
+        let start = Instant::now();
+        while !in_ns(ns_a, &["ping", "-n", "-q", "-c", "1", "-W", "1", TUN_B])
+            .status
+            .success()
+        {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "no ping through the tunnel; agent A: {} agent B: {}",
+                agent_a.log_text(),
+                agent_b.log_text()
+            );
+        }
+        eprintln!(
+            "data plane: agents pid {} ({ns_a}) and {} ({ns_b}), wg{IFN}",
+            agent_a.pid(),
+            agent_b.pid()
+        );
+
+        Tunnel {
+            agent_a,
+            agent_b,
+            ca,
+            cb,
+            server,
+        }
+    }
+}
+
 /// The ceilings (ceilings.rs) on the namespaces `ns`, into `rep`.
 async fn ceilings(rep: &mut Report, ns: (&str, &str), secs: u32, runs: usize) {
     let veth = series(ns, UNDER_B, CEILING_PORT, secs, 1, runs).await;
@@ -506,51 +583,13 @@ pub async fn run(rep: &mut Report, smoke: bool) {
         iperf_server(&ns_b, CEILING_PORT, None, &dir.0.join("iperf3-ceiling.log"));
     ceilings(rep, (&ns_a, &ns_b), secs, runs).await;
 
-    let agent_a = SiteAgent::start(&ns_a, &dir.0);
-    let agent_b = SiteAgent::start(&ns_b, &dir.0);
-    let mut ca = Client::connect(&agent_a.target()).await.expect("connect A");
-    let mut cb = Client::connect(&agent_b.target()).await.expect("connect B");
-    // Interfaces first (the agents generate the private keys), then each
-    // site's peer; B also gets the other peers the commit loop edits.
-    for (c, addr) in [(&mut ca, TUN_A), (&mut cb, TUN_B)] {
-        commit(
-            c,
-            &wg(&format!(
-                "<listen-port>{WG_PORT}</listen-port><address>{addr}/24</address>"
-            )),
-        )
-        .await;
-    }
-    let (ka, kb) = (public_key(&mut ca).await, public_key(&mut cb).await);
-    commit(&mut ca, &wg(&site_peer(&kb, UNDER_B, TUN_B))).await;
-    let others: String = (0..OTHER_PEERS).map(|k| other_peer(k, false)).collect();
-    commit(
-        &mut cb,
-        &wg(&format!("{}{others}", site_peer(&ka, UNDER_A, TUN_A))),
-    )
-    .await;
-
-    // iperf3 server in B, on the tunnel address.
-    let _server = iperf_server(&ns_b, 5201, Some(TUN_B), &dir.0.join("iperf3-server.log"));
-    // The first handshake.
-    let start = Instant::now();
-    while !in_ns(&ns_a, &["ping", "-n", "-q", "-c", "1", "-W", "1", TUN_B])
-        .status
-        .success()
-    {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no ping through the tunnel; agent A: {} agent B: {}",
-            agent_a.log_text(),
-            agent_b.log_text()
-        );
-    }
-    eprintln!(
-        "data plane: agents pid {} ({ns_a}) and {} ({ns_b}), wg{IFN}",
-        agent_a.pid(),
-        agent_b.pid()
-    );
-
+    let Tunnel {
+        agent_a,
+        agent_b,
+        ca,
+        cb,
+        server: _server,
+    } = Tunnel::up(&ns_a, &ns_b, &dir.0, true).await;
     let ns = (ns_a.as_str(), ns_b.as_str());
     let one = series(ns, TUN_B, 5201, secs, 1, runs).await;
     rep.row(
@@ -615,6 +654,25 @@ pub async fn run(rep: &mut Report, smoke: bool) {
     drop(_server);
     drop(agent_a);
     drop(agent_b);
+
+    // The fallback: the same tunnel without tun offloads, as on a kernel
+    // that has none (packet by packet from the tun device).
+    let plain = Tunnel::up(&ns_a, &ns_b, &dir.0, false).await;
+    let r = series(ns, TUN_B, 5201, secs, 1, runs).await;
+    rep.row(
+        format!("data plane: 1 stream, {secs} s, without tun offloads ({OFFLOAD_ENV}=off)"),
+        r.text(),
+    );
+    let Tunnel {
+        agent_a,
+        agent_b,
+        ca,
+        cb,
+        server,
+    } = plain;
+    ca.close().await;
+    cb.close().await;
+    drop((server, agent_a, agent_b));
 
     // The reference: Debian's wireguard-go on the same veth.
     match super::ceilings::wireguard_go_missing() {

@@ -86,7 +86,14 @@ fn steady_handshakes(
 pub struct BoringtunBackend {
     devices: BTreeMap<String, Iface>,
     rtnl: Rtnl,
+    /// Ask the kernel for tun offloads (TSO/USO); see [`OFFLOAD_ENV`].
+    offload: bool,
 }
+
+/// `WGNETCONF_TUN_OFFLOAD=off` makes new interfaces run without tun
+/// offloads, as on a kernel that has none: for comparing the two paths
+/// (the benchmark) and for ruling offloads out when diagnosing.
+pub const OFFLOAD_ENV: &str = "WGNETCONF_TUN_OFFLOAD";
 
 impl BoringtunBackend {
     /// Check that a tun device can be opened; netlink must work too.
@@ -101,10 +108,25 @@ impl BoringtunBackend {
         }
         // SAFETY: our own descriptor, closed once.
         unsafe { libc::close(fd) };
+        let offload = !matches!(
+            std::env::var(OFFLOAD_ENV).as_deref(),
+            Ok("off") | Ok("0") | Ok("false")
+        );
         Ok(BoringtunBackend {
             devices: BTreeMap::new(),
             rtnl: Rtnl::new()?,
+            offload,
         })
+    }
+
+    /// Whether interfaces created from now on ask for tun offloads.
+    pub fn set_offload(&mut self, offload: bool) {
+        self.offload = offload;
+    }
+
+    /// The offloads interface `name` got from the kernel.
+    pub fn offloads(&self, name: &str) -> Option<tun::Offloads> {
+        self.devices.get(name).map(|i| i.dev.offloads())
     }
 
     fn dev(&mut self, name: &str) -> Result<&mut Iface> {
@@ -137,7 +159,7 @@ impl BoringtunBackend {
                 "{name}: an interface of that name already exists"
             )));
         }
-        let dev = Device::start(name, &cfg.private_key, cfg.listen_port)
+        let dev = Device::start(name, &cfg.private_key, cfg.listen_port, self.offload)
             .map_err(|e| BackendError(format!("{name}: {e}")))?;
         self.devices.insert(
             name.clone(),

@@ -2,9 +2,10 @@
 //! into a short list of [`Backend`] calls (see `plan.rs`), each of which has an
 //! exact inverse, so a half-applied commit can be undone.
 //!
-//! - [`boringtun`](self::boringtun): userspace WireGuard (boringtun 0.7
-//!   `device`) in this process, one tun device and one worker thread per
-//!   interface. Works on kernels without the WireGuard module.
+//! - [`boringtun`](self::boringtun): userspace WireGuard in this process:
+//!   our own I/O loop (tun offloads, UDP GSO/GRO) around boringtun's noise
+//!   core, one tun device and three threads per interface. Works on
+//!   kernels without the WireGuard module.
 //! - [`kernel`](self::kernel): the Linux WireGuard module over generic netlink.
 //! - [`memory`](self::memory): in-memory, for unit tests, with fault injection.
 //!

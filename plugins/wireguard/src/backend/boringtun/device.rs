@@ -214,9 +214,15 @@ pub struct Device {
 }
 
 impl Device {
-    /// Creates tun device `name` and starts the interface on `listen_port`.
-    pub fn start(name: &str, private_key: &SecretKey, listen_port: u16) -> Result<Device> {
-        let (tun, offloads) = tun::open(name, true)?;
+    /// Creates tun device `name` and starts the interface on `listen_port`,
+    /// with the tun offloads the kernel grants when `offload`.
+    pub fn start(
+        name: &str,
+        private_key: &SecretKey,
+        listen_port: u16,
+        offload: bool,
+    ) -> Result<Device> {
+        let (tun, offloads) = tun::open(name, offload)?;
         set_nonblocking(tun.as_raw_fd());
         tracing::debug!(iface = name, ?offloads, "tun offloads");
         let udp = Udp::bind(listen_port)?;
@@ -445,68 +451,106 @@ impl Drop for Device {
     }
 }
 
+/// Reads waiting on the tun device taken in one go: a TSO train is a batch
+/// by itself, single packets (no offloads, or small packets) are gathered
+/// up to this many.
+const TX_BATCH: usize = 64;
+
 /// The tun → UDP direction.
 fn tx_loop(shared: &Shared, stop: &Stop) {
     let tun_fd = shared.tun.as_raw_fd();
-    let mut buf = vec![0u8; TUN_BUF];
+    // Room for TX_BATCH MTU-sized reads and one whole train.
+    let mut buf = vec![0u8; TUN_BUF + TX_BATCH * 9_100];
+    let mut reads: Vec<(usize, usize)> = Vec::with_capacity(TX_BATCH);
     let mut out = vec![0u8; TRAIN_BUF];
-    // (offset, length) of each datagram in `out`.
-    let mut dgrams: Vec<(usize, usize)> = Vec::with_capacity(64);
+    // (offset, length) of each datagram in `out`, and where they go.
+    let mut dgrams: Vec<(usize, usize)> = Vec::with_capacity(TX_BATCH);
+    let mut to: Option<(Arc<Peer>, SocketAddr)> = None;
     loop {
-        // SAFETY: read into our buffer of the length given.
-        let n = unsafe { libc::read(tun_fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EAGAIN) {
-                if wait(&[tun_fd], stop, None) {
+        reads.clear();
+        let mut off = 0;
+        while reads.len() < TX_BATCH && buf.len() - off >= TUN_BUF {
+            // SAFETY: read into our buffer, at most the length given.
+            let n = unsafe { libc::read(tun_fd, buf[off..].as_mut_ptr().cast(), TUN_BUF) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EAGAIN) if reads.is_empty() => {
+                        if wait(&[tun_fd], stop, None) {
+                            return;
+                        }
+                        continue;
+                    }
+                    Some(libc::EAGAIN) => break,
+                    Some(libc::EINTR) => continue,
+                    _ => {
+                        tracing::warn!("tun read: {e}");
+                        if wait(&[], stop, Some(Duration::from_millis(100))) {
+                            return;
+                        }
+                        break;
+                    }
+                }
+            }
+            let n = n as usize;
+            let train =
+                VnetHdr::parse(&buf[off..off + n]).is_some_and(|h| h.gso_type != tun::GSO_NONE);
+            reads.push((off, n));
+            off += n;
+            if train {
+                break;
+            }
+        }
+        for &(off, n) in &reads {
+            let Some(hdr) = VnetHdr::parse(&buf[off..off + n]) else {
+                continue;
+            };
+            let pkt = &mut buf[off + VNET_HDR_LEN..off + n];
+            let Some(dst) = Tunn::dst_address(pkt) else {
+                continue;
+            };
+            let cfg = shared.cfg();
+            let Some(peer) = cfg.allowed.lookup(dst).cloned() else {
+                continue;
+            };
+            let mut run = lock(&peer.run);
+            let Some(endpoint) = run.endpoint else {
+                continue;
+            };
+            // Another peer or endpoint, or no room for a train: send what
+            // is gathered first.
+            let same = to
+                .as_ref()
+                .is_some_and(|(p, e)| Arc::ptr_eq(p, &peer) && *e == endpoint);
+            let room = dgrams.last().map(|&(o, l)| o + l).unwrap_or(0);
+            if !same || room + n + TX_BATCH * 64 > out.len() {
+                if let Some((_, e)) = to.take() {
+                    send_datagrams(&shared.udp(), e, &out, &dgrams);
+                }
+                dgrams.clear();
+            }
+            to = Some((peer.clone(), endpoint));
+            let t = tunn(&mut run, &cfg.keys, peer.index);
+            drop(cfg);
+            let mut pos = dgrams.last().map(|&(o, l)| o + l).unwrap_or(0);
+            let r = offload::for_each_segment(&hdr, pkt, |seg| {
+                if pos + seg.len() + 148 > out.len() {
                     return;
                 }
-                continue;
+                if let TunnResult::WriteToNetwork(p) = t.encapsulate(seg, &mut out[pos..]) {
+                    let l = p.len();
+                    dgrams.push((pos, l));
+                    pos += l;
+                }
+            });
+            if let Err(e) = r {
+                tracing::debug!("tun read dropped: {}", e.0);
             }
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            tracing::warn!("tun read: {e}");
-            if wait(&[], stop, Some(Duration::from_millis(100))) {
-                return;
-            }
-            continue;
         }
-        let n = n as usize;
-        let Some(hdr) = VnetHdr::parse(&buf[..n]) else {
-            continue;
-        };
-        let pkt = &mut buf[VNET_HDR_LEN..n];
-        let Some(dst) = Tunn::dst_address(pkt) else {
-            continue;
-        };
-        let cfg = shared.cfg();
-        let Some(peer) = cfg.allowed.lookup(dst).cloned() else {
-            continue;
-        };
-        let mut run = lock(&peer.run);
-        let Some(endpoint) = run.endpoint else {
-            continue;
-        };
-        let t = tunn(&mut run, &cfg.keys, peer.index);
-        drop(cfg);
+        if let Some((_, e)) = to.take() {
+            send_datagrams(&shared.udp(), e, &out, &dgrams);
+        }
         dgrams.clear();
-        let mut pos = 0;
-        let r = offload::for_each_segment(&hdr, pkt, |seg| {
-            if pos + seg.len() + 148 > out.len() {
-                return;
-            }
-            if let TunnResult::WriteToNetwork(p) = t.encapsulate(seg, &mut out[pos..]) {
-                let l = p.len();
-                dgrams.push((pos, l));
-                pos += l;
-            }
-        });
-        drop(run);
-        if let Err(e) = r {
-            tracing::debug!("tun read dropped: {}", e.0);
-        }
-        send_datagrams(&shared.udp(), endpoint, &out, &dgrams);
     }
 }
 
