@@ -57,6 +57,9 @@ struct Args {
     /// namespaces, see dataplane.rs); `--model wg` runs include it.
     #[arg(long)]
     dataplane: bool,
+    /// `--model wg` without its data-plane part (repeated model runs).
+    #[arg(long)]
+    no_dataplane: bool,
 }
 
 struct Agent {
@@ -512,7 +515,7 @@ async fn run(args: Args) {
         "server RSS at the end / peak",
         format!("{rss:.1} MiB / {peak:.1} MiB"),
     );
-    if args.model == "wg" {
+    if args.model == "wg" && !args.no_dataplane {
         dataplane::run(&mut rep, args.smoke).await;
     }
     let _ = rep.rows.len();

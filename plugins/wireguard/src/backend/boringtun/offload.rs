@@ -105,7 +105,8 @@ pub fn for_each_segment(
     let hlen = l4 + l4_len;
     let mss = hdr.gso_size as usize;
     let v4 = pkt.first().map(|b| b >> 4) == Some(4);
-    if mss == 0 || hlen > pkt.len() || l4 < if v4 { 20 } else { 40 } || l4_len < 8 {
+    let min_l4 = if proto == TCP { 20 } else { 8 };
+    if mss == 0 || hlen > pkt.len() || l4 < if v4 { 20 } else { 40 } || l4_len < min_l4 {
         return Err(Malformed("bad GSO headers"));
     }
     let mut headers = [0u8; 256];
@@ -470,5 +471,60 @@ mod tests {
             assert_eq!(VnetHdr::parse(o), Some(VnetHdr::default()));
             assert_eq!(&o[VNET_HDR_LEN..], &p[..]);
         }
+    }
+
+    #[test]
+    fn uso_train_is_split_into_udp_datagrams_with_checksums() {
+        // IPv6 UDP, 2,500 bytes in 1,000-byte datagrams.
+        let payload: Vec<u8> = (0..2500u32).map(|i| (i * 3) as u8).collect();
+        let mut p = vec![0u8; 48 + payload.len()];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        p[6] = UDP;
+        p[7] = 64;
+        p[8..24].copy_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        p[24..40].copy_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        p[40..42].copy_from_slice(&443u16.to_be_bytes());
+        p[42..44].copy_from_slice(&4433u16.to_be_bytes());
+        p[48..].copy_from_slice(&payload);
+        let hdr = VnetHdr {
+            flags: VNET_F_NEEDS_CSUM,
+            gso_type: GSO_UDP_L4,
+            hdr_len: 48,
+            gso_size: 1000,
+            csum_start: 40,
+            csum_offset: 6,
+        };
+        let mut segs: Vec<Vec<u8>> = Vec::new();
+        let n = for_each_segment(&hdr, &mut p, |s| segs.push(s.to_vec())).expect("split");
+        assert_eq!(n, 3);
+        for (i, s) in segs.iter().enumerate() {
+            let plen = s.len() - 48;
+            assert_eq!(plen, if i < 2 { 1000 } else { 500 });
+            assert_eq!(u16::from_be_bytes([s[4], s[5]]) as usize, 8 + plen);
+            assert_eq!(u16::from_be_bytes([s[44], s[45]]) as usize, 8 + plen);
+            assert_eq!(fold(sum(&s[40..], pseudo(s, UDP, 8 + plen))), 0xffff);
+            assert_eq!(&s[48..], &payload[i * 1000..i * 1000 + plen]);
+        }
+    }
+
+    #[test]
+    fn malformed_trains_are_refused() {
+        let mut p = tcp4(0, TCP_ACK, &[0; 100]);
+        let mut hdr = VnetHdr {
+            flags: VNET_F_NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            hdr_len: 40,
+            gso_size: 0,
+            csum_start: 20,
+            csum_offset: 16,
+        };
+        assert!(for_each_segment(&hdr, &mut p, |_| {}).is_err());
+        hdr.gso_size = 50;
+        hdr.csum_start = 200;
+        assert!(for_each_segment(&hdr, &mut p, |_| {}).is_err());
+        hdr.gso_type = 9;
+        hdr.csum_start = 20;
+        assert!(for_each_segment(&hdr, &mut p, |_| {}).is_err());
     }
 }
