@@ -34,6 +34,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -140,11 +141,15 @@ fn keys_of(private: &SecretKey) -> Keys {
     }
 }
 
-/// An eventfd that, once signalled, stays readable: the threads' stop.
-struct Stop(OwnedFd);
+/// A threads' stop: a flag the busy loops check once per batch, and an
+/// eventfd that, once signalled, stays readable for the waiting ones.
+struct Stop {
+    fd: OwnedFd,
+    flag: AtomicBool,
+}
 
 impl Stop {
-    fn new() -> Result<Stop> {
+    fn new() -> Result<Arc<Stop>> {
         // SAFETY: eventfd(2); the result is checked.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -153,16 +158,22 @@ impl Stop {
                 std::io::Error::last_os_error()
             )));
         }
-        // SAFETY: `fd` is new and ours alone.
-        Ok(Stop(unsafe {
-            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+        Ok(Arc::new(Stop {
+            // SAFETY: `fd` is new and ours alone.
+            fd: unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) },
+            flag: AtomicBool::new(false),
         }))
     }
 
     fn signal(&self) {
+        self.flag.store(true, Ordering::Relaxed);
         let one: u64 = 1;
         // SAFETY: eventfd takes an 8-byte write from our buffer.
-        unsafe { libc::write(self.0.as_raw_fd(), &one as *const u64 as *const _, 8) };
+        unsafe { libc::write(self.fd.as_raw_fd(), &one as *const u64 as *const _, 8) };
+    }
+
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
     }
 }
 
@@ -170,7 +181,7 @@ impl Stop {
 fn wait(fds: &[RawFd], stop: &Stop, timeout: Option<Duration>) -> bool {
     let mut p: Vec<libc::pollfd> = fds
         .iter()
-        .chain(std::iter::once(&stop.0.as_raw_fd()))
+        .chain(std::iter::once(&stop.fd.as_raw_fd()))
         .map(|&fd| libc::pollfd {
             fd,
             events: libc::POLLIN,
@@ -208,9 +219,9 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<(
 pub struct Device {
     name: String,
     shared: Arc<Shared>,
-    stop: Stop,
+    stop: Arc<Stop>,
     threads: Vec<JoinHandle<()>>,
-    rx: Option<(Stop, JoinHandle<()>)>,
+    rx: Option<(Arc<Stop>, JoinHandle<()>)>,
 }
 
 impl Device {
@@ -246,10 +257,10 @@ impl Device {
             threads: Vec::new(),
             rx: None,
         };
-        let (s, st) = (dev.shared.clone(), Stop(dup(&dev.stop.0)?));
+        let (s, st) = (dev.shared.clone(), dev.stop.clone());
         dev.threads
             .push(spawn(format!("tx-{name}"), move || tx_loop(&s, &st))?);
-        let (s, st) = (dev.shared.clone(), Stop(dup(&dev.stop.0)?));
+        let (s, st) = (dev.shared.clone(), dev.stop.clone());
         dev.threads
             .push(spawn(format!("tm-{name}"), move || timer_loop(&s, &st))?);
         dev.start_rx()?;
@@ -258,8 +269,8 @@ impl Device {
 
     fn start_rx(&mut self) -> Result<()> {
         let stop = Stop::new()?;
-        let (s, st) = (self.shared.clone(), Stop(dup(&stop.0)?));
-        let main = Stop(dup(&self.stop.0)?);
+        let (s, st) = (self.shared.clone(), stop.clone());
+        let main = self.stop.clone();
         let h = spawn(format!("rx-{}", self.name), move || rx_loop(&s, &st, &main))?;
         self.rx = Some((stop, h));
         Ok(())
@@ -434,11 +445,6 @@ fn next_index(cfg: &mut Config) -> u32 {
     }
 }
 
-fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
-    fd.try_clone()
-        .map_err(|e| BackendError(format!("dup: {e}")))
-}
-
 impl Drop for Device {
     fn drop(&mut self) {
         self.stop.signal();
@@ -466,7 +472,7 @@ fn tx_loop(shared: &Shared, stop: &Stop) {
     // (offset, length) of each datagram in `out`, and where they go.
     let mut dgrams: Vec<(usize, usize)> = Vec::with_capacity(TX_BATCH);
     let mut to: Option<(Arc<Peer>, SocketAddr)> = None;
-    loop {
+    while !stop.is_set() {
         reads.clear();
         let mut off = 0;
         while reads.len() < TX_BATCH && buf.len() - off >= TUN_BUF {
@@ -595,7 +601,7 @@ fn rx_loop(shared: &Shared, stop: &Stop, main: &Stop) {
     let mut coalescer = Coalescer::new(shared.offloads.tso);
     let tun_fd = shared.tun.as_raw_fd();
     let mut write = |b: &[u8]| write_tun(tun_fd, b);
-    loop {
+    while !stop.is_set() && !main.is_set() {
         let mut got = 0;
         for &fd in &fds {
             got += batch.recv(fd, |r| {
@@ -612,21 +618,10 @@ fn rx_loop(shared: &Shared, stop: &Stop, main: &Stop) {
         }
         coalescer.flush(&mut write);
         if got == 0 {
+            // Either stop ends the wait; the loop condition tells which.
             let mut all = fds.clone();
-            all.push(main.0.as_raw_fd());
-            if wait(&all, stop, None) {
-                return;
-            }
-            // `main` readable: the device is going.
-            let mut p = libc::pollfd {
-                fd: main.0.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one pollfd we own, no wait.
-            if unsafe { libc::poll(&mut p, 1, 0) } > 0 {
-                return;
-            }
+            all.push(main.fd.as_raw_fd());
+            wait(&all, stop, None);
         }
     }
 }
