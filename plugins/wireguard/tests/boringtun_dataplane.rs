@@ -370,8 +370,37 @@ fn tunnel_between_two_namespaces(offload: bool) {
         "tunnel broken after undo"
     );
 
-    // Removing the interface removes the tun device.
-    a.run(|be| be.remove_interface("wg1")).expect("remove");
+    // Removing the interface removes the tun device, also while traffic
+    // keeps the interface's threads busy: four UDP senders in A that never
+    // pause. (The interface's tx thread, at nice -10, still drains the tun
+    // queue now and then here, so this does not prove the busy loops'
+    // stop flag; it does catch a removal that waits for traffic to end.)
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let blasters: Vec<JoinHandle<u64>> = (0..4)
+        .map(|_| {
+            let flag = stop.clone();
+            a.run(move |_| std::thread::spawn(move || blast(&flag)))
+        })
+        .collect();
+    let (done_tx, done_rx) = mpsc::channel();
+    let a = std::sync::Arc::new(a);
+    let worker = a.clone();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(worker.run(|be| be.remove_interface("wg1")));
+    });
+    let removed = done_rx.recv_timeout(Duration::from_secs(20));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent: u64 = blasters
+        .into_iter()
+        .map(|b| b.join().expect("sender"))
+        .sum();
+    if removed.is_err() {
+        // The worker is stuck: leave it (joining it would hang the test).
+        std::mem::forget(a);
+        panic!("removing wg1 under load did not return within 20 s");
+    }
+    removed.expect("removal").expect("remove");
+    assert!(sent > 0, "the sender never sent");
     assert!(a.run(|be| be.dump()).expect("dump").is_empty());
 }
 
@@ -453,4 +482,31 @@ fn tcp_transfer(a: &NsWorker, b: &NsWorker, n: usize) -> ((usize, u64), (usize, 
     });
     let received = reader.join().expect("reader");
     (sent, received)
+}
+
+/// Sends 1,200-byte UDP datagrams from 10.0.1.1 to 10.0.2.1:9 (through
+/// the tunnel) as fast as it can until `stop`; returns how many went.
+fn blast(stop: &std::sync::atomic::AtomicBool) -> u64 {
+    let s = std::net::UdpSocket::bind("10.0.1.1:0").expect("bind in A");
+    s.set_nonblocking(true).expect("nonblocking");
+    // A send buffer larger than the tun queue, so the queue stays full
+    // rather than the socket waiting for the tun reader.
+    let size: libc::c_int = 8 << 20;
+    // SAFETY: setsockopt reads one c_int we own, on our socket.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUFFORCE,
+            &size as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    let mut sent = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if s.send_to(&[0x55; 1200], "10.0.2.1:9").is_ok() {
+            sent += 1;
+        }
+    }
+    sent
 }
