@@ -227,7 +227,8 @@ fn tunnel_between_two_namespaces(offload: bool) {
             plan::execute(be, &ops).map_err(|e| e.0)
         })
     };
-    // Both names are wg1, one per namespace: no shared UAPI socket file.
+    // Both names are wg1, one per namespace: no socket file under
+    // /var/run/wireguard to share.
     setup(
         &a,
         cfg(&ka),
