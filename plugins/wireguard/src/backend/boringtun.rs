@@ -285,6 +285,14 @@ impl Backend for BoringtunBackend {
         self.rtnl.remove_route(iface, dest)
     }
 
+    fn add_routes(
+        &mut self,
+        iface: &str,
+        dests: &[IpNet],
+    ) -> std::result::Result<(), (usize, BackendError)> {
+        self.rtnl.add_routes(iface, dests)
+    }
+
     fn dump(&mut self) -> Result<Vec<InterfaceDump>> {
         let names: Vec<String> = self.devices.keys().cloned().collect();
         let mut out = Vec::new();

@@ -140,6 +140,19 @@ pub trait Backend: Send {
     /// for each allowed IP.
     fn add_route(&mut self, iface: &str, dest: IpNet) -> Result<()>;
     fn remove_route(&mut self, iface: &str, dest: IpNet) -> Result<()>;
+    /// [`Backend::add_route`] for each of `dests`, in order. On failure the
+    /// routes before the index returned are added and none from it on.
+    /// Backends on rtnetlink send the requests in batches.
+    fn add_routes(
+        &mut self,
+        iface: &str,
+        dests: &[IpNet],
+    ) -> std::result::Result<(), (usize, BackendError)> {
+        for (i, d) in dests.iter().enumerate() {
+            self.add_route(iface, *d).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
 
     /// What is programmed, for every interface this backend manages.
     fn dump(&mut self) -> Result<Vec<InterfaceDump>>;
