@@ -122,7 +122,7 @@ fn figure1_site_to_site_over_netconf() {
     for ns in [&fig.site_a, &fig.site_b] {
         assert_eq!(
             udp_listeners(ns),
-            "*:51820 0.0.0.0:51820",
+            "0.0.0.0:51820 [::]:51820",
             "UDP sockets in {ns}"
         );
     }
@@ -483,7 +483,7 @@ fn injected_failure_mid_multi_peer_commit_changes_nothing() {
     // shows in every part of the comparison above.
     na.commit_tunnel(&change)
         .expect("the same change, fault spent");
-    assert_eq!(udp_listeners(&fig.site_a), "*:51821 0.0.0.0:51821");
+    assert_eq!(udp_listeners(&fig.site_a), "0.0.0.0:51821 [::]:51821");
     let plane_changed = data_plane(&fig, &a);
     for ((what, before), (_, after)) in plane_before.iter().zip(&plane_changed) {
         if what.starts_with("ip -d link") {

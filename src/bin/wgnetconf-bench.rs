@@ -11,7 +11,7 @@
 //!   cargo build --release && target/release/wgnetconf-bench --model plain
 //!   target/release/wgnetconf-bench --model wg --sizes 100,1000,10000
 //!   target/release/wgnetconf-bench --smoke        # tiny sizes, for CI
-//!   target/release/wgnetconf-bench --dataplane    # only iperf3 through boringtun
+//!   target/release/wgnetconf-bench --dataplane    # only the data plane (ceilings, tunnel, wireguard-go)
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use wgnetconf::client::{Client, Target};
 
+#[path = "wgnetconf-bench/ceilings.rs"]
+mod ceilings;
 #[path = "wgnetconf-bench/dataplane.rs"]
 mod dataplane;
 #[path = "wgnetconf-bench/filters.rs"]
@@ -65,6 +67,9 @@ struct Args {
     /// namespaces, see dataplane.rs); `--model wg` runs include it.
     #[arg(long)]
     dataplane: bool,
+    /// `--model wg` without its data-plane part (repeated model runs).
+    #[arg(long)]
+    no_dataplane: bool,
 }
 
 struct Agent {
@@ -590,7 +595,7 @@ async fn run(args: Args) {
         "server RSS at the end / peak",
         format!("{rss:.1} MiB / {peak:.1} MiB"),
     );
-    if args.model == "wg" {
+    if args.model == "wg" && !args.no_dataplane {
         dataplane::run(&mut rep, args.smoke).await;
     }
     let _ = rep.rows.len();

@@ -94,10 +94,6 @@ impl SecretKey {
         STANDARD.encode(self.0)
     }
 
-    pub(crate) fn expose_hex(&self) -> String {
-        hex(&self.0)
-    }
-
     /// The public key of this private key (X25519 base point multiplication).
     pub fn public_key(&self) -> PublicKey {
         let secret = x25519_dalek::StaticSecret::from(self.0);
@@ -130,6 +126,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
+#[cfg(test)]
 pub(crate) fn from_hex(text: &str) -> Option<[u8; KEY_LEN]> {
     let text = text.as_bytes();
     if text.len() != KEY_LEN * 2 {

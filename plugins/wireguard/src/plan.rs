@@ -190,7 +190,33 @@ pub fn execute_failing_at(
     ops: &[Op],
     fail_at: Option<usize>,
 ) -> Result<(), BackendError> {
-    for (k, op) in ops.iter().enumerate() {
+    let mut k = 0;
+    while k < ops.len() {
+        let op = &ops[k];
+        // A run of routes via one interface goes to the backend in one
+        // call (batched over rtnetlink), unless a fault is injected in it;
+        // a failure is the failure of the route it names.
+        if let Op::AddRoute(n, _) = op {
+            let dests: Vec<IpNet> = ops[k..]
+                .iter()
+                .map_while(|o| match o {
+                    Op::AddRoute(m, d) if m == n => Some(*d),
+                    _ => None,
+                })
+                .collect();
+            if dests.len() > 1 && !fail_at.is_some_and(|f| (k..k + dests.len()).contains(&f)) {
+                if let Err((j, e)) = b.add_routes(n, &dests) {
+                    tracing::warn!(
+                        "wireguard: {e}; undoing {} operation(s) of this commit",
+                        k + j
+                    );
+                    undo(b, &ops[..k + j]);
+                    return Err(e);
+                }
+                k += dests.len();
+                continue;
+            }
+        }
         let injected = fail_at == Some(k);
         let r = if injected {
             Err(BackendError(format!(
@@ -211,6 +237,7 @@ pub fn execute_failing_at(
             undo(b, &ops[..k]);
             return Err(e);
         }
+        k += 1;
     }
     Ok(())
 }

@@ -2,9 +2,10 @@
 //! keys and peers and rtnetlink for the link, addresses and routes.
 //!
 //! The family is resolved with `CTRL_CMD_GETFAMILY` when the backend opens;
-//! without it [`KernelBackend::open`] fails with [`NO_MODULE`]. Unlike
-//! boringtun, the kernel updates a peer in place (sessions and counters of an
-//! updated peer survive), and interfaces outlive the agent: shutdown leaves
+//! without it [`KernelBackend::open`] fails with [`NO_MODULE`]. The kernel
+//! updates a peer in place (sessions and counters of an updated peer
+//! survive, also when its preshared key or keepalive changes, unlike the
+//! userspace backend), and interfaces outlive the agent: shutdown leaves
 //! them, and the next start adopts them ([`Backend::adopt`]) and reconciles
 //! them to the configuration without recreating them.
 
@@ -384,6 +385,14 @@ impl Backend for KernelBackend {
 
     fn remove_route(&mut self, iface: &str, dest: IpNet) -> Result<()> {
         self.rtnl.remove_route(iface, dest)
+    }
+
+    fn add_routes(
+        &mut self,
+        iface: &str,
+        dests: &[IpNet],
+    ) -> std::result::Result<(), (usize, BackendError)> {
+        self.rtnl.add_routes(iface, dests)
     }
 
     fn dump(&mut self) -> Result<Vec<InterfaceDump>> {

@@ -2,9 +2,10 @@
 //! into a short list of [`Backend`] calls (see `plan.rs`), each of which has an
 //! exact inverse, so a half-applied commit can be undone.
 //!
-//! - [`boringtun`](self::boringtun): userspace WireGuard (boringtun 0.7
-//!   `device`) in this process, one tun device and one worker thread per
-//!   interface. Works on kernels without the WireGuard module.
+//! - [`boringtun`](self::boringtun): userspace WireGuard in this process:
+//!   our own I/O loop (tun offloads, UDP GSO/GRO) around boringtun's noise
+//!   core, one tun device and three threads per interface. Works on
+//!   kernels without the WireGuard module.
 //! - [`kernel`](self::kernel): the Linux WireGuard module over generic netlink.
 //! - [`memory`](self::memory): in-memory, for unit tests, with fault injection.
 //!
@@ -139,6 +140,19 @@ pub trait Backend: Send {
     /// for each allowed IP.
     fn add_route(&mut self, iface: &str, dest: IpNet) -> Result<()>;
     fn remove_route(&mut self, iface: &str, dest: IpNet) -> Result<()>;
+    /// [`Backend::add_route`] for each of `dests`, in order. On failure the
+    /// routes before the index returned are added and none from it on.
+    /// Backends on rtnetlink send the requests in batches.
+    fn add_routes(
+        &mut self,
+        iface: &str,
+        dests: &[IpNet],
+    ) -> std::result::Result<(), (usize, BackendError)> {
+        for (i, d) in dests.iter().enumerate() {
+            self.add_route(iface, *d).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
 
     /// What is programmed, for every interface this backend manages.
     fn dump(&mut self) -> Result<Vec<InterfaceDump>>;

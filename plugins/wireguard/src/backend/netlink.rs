@@ -104,6 +104,68 @@ impl NlSocket {
     }
 }
 
+impl NlSocket {
+    /// Sends `msgs` as requests with ACK in one `send` (the kernel runs
+    /// them in order and acknowledges each) and returns each one's outcome,
+    /// in order. An error of one does not stop the later ones.
+    pub fn request_acks<I>(
+        &mut self,
+        msgs: Vec<I>,
+        flags: u16,
+    ) -> std::io::Result<Vec<std::io::Result<()>>>
+    where
+        I: NetlinkSerializable + NetlinkDeserializable + Debug,
+    {
+        let n = msgs.len();
+        let first = self.seq.wrapping_add(1);
+        let mut buf = Vec::new();
+        for inner in msgs {
+            let mut header = NetlinkHeader::default();
+            header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+            self.seq = self.seq.wrapping_add(1);
+            header.sequence_number = self.seq;
+            let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(inner));
+            msg.finalize();
+            let at = buf.len();
+            buf.resize(at + msg.buffer_len(), 0);
+            msg.serialize(&mut buf[at..]);
+            // Messages start on 4-byte boundaries.
+            buf.resize(buf.len().next_multiple_of(4), 0);
+        }
+        self.socket.send(&buf, 0)?;
+        let mut out: Vec<Option<std::io::Result<()>>> = (0..n).map(|_| None).collect();
+        let mut remaining = n;
+        while remaining > 0 {
+            let (data, _) = self.socket.recv_from_full()?;
+            let mut offset = 0;
+            while offset < data.len() {
+                let reply = NetlinkMessage::<I>::deserialize(&data[offset..]).map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+                })?;
+                let len = reply.header.length as usize;
+                if len == 0 {
+                    break;
+                }
+                offset += (len + 3) & !3;
+                let i = reply.header.sequence_number.wrapping_sub(first) as usize;
+                if let (Some(slot @ None), NetlinkPayload::Error(e)) =
+                    (out.get_mut(i), reply.payload)
+                {
+                    *slot = Some(match e.code {
+                        None => Ok(()),
+                        Some(_) => Err(e.to_io()),
+                    });
+                    remaining -= 1;
+                }
+            }
+        }
+        Ok(out.into_iter().map(|o| o.unwrap_or(Ok(()))).collect())
+    }
+}
+
+/// Route requests sent per `send` by [`Rtnl::add_routes`].
+const ROUTES_PER_SEND: usize = 128;
+
 fn io_err(what: &str, e: std::io::Error) -> BackendError {
     BackendError(format!("{what}: {e}"))
 }
@@ -277,6 +339,52 @@ impl Rtnl {
             NLM_F_CREATE | NLM_F_EXCL,
             &format!("{name}: add route {dest}"),
         )
+    }
+
+    /// Routes to each of `dests` via `name`, in order, [`ROUTES_PER_SEND`]
+    /// requests per system call. On failure the routes before the index
+    /// returned are added and none from it on (later ones the kernel added
+    /// from the same send are taken back).
+    pub fn add_routes(
+        &mut self,
+        name: &str,
+        dests: &[IpNet],
+    ) -> std::result::Result<(), (usize, BackendError)> {
+        let index = need_index(name).map_err(|e| (0, e))?;
+        for (c, chunk) in dests.chunks(ROUTES_PER_SEND).enumerate() {
+            let base = c * ROUTES_PER_SEND;
+            let msgs = chunk
+                .iter()
+                .map(|d| RouteNetlinkMessage::NewRoute(route_message(index, *d)))
+                .collect();
+            let results = match self.sock.request_acks(msgs, NLM_F_CREATE | NLM_F_EXCL) {
+                Ok(r) => r,
+                Err(e) => {
+                    // Unknown which went in: take the whole send back.
+                    for d in chunk {
+                        let _ = self.remove_route(name, *d);
+                    }
+                    return Err((base, io_err(&format!("{name}: add routes"), e)));
+                }
+            };
+            let Some(j) = results.iter().position(|r| r.is_err()) else {
+                continue;
+            };
+            for (k, r) in results.iter().enumerate().skip(j + 1) {
+                if r.is_ok() {
+                    let _ = self.remove_route(name, chunk[k]);
+                }
+            }
+            let e = match results.into_iter().nth(j) {
+                Some(Err(e)) => e,
+                _ => std::io::Error::other("route refused"),
+            };
+            return Err((
+                base + j,
+                io_err(&format!("{name}: add route {}", chunk[j]), e),
+            ));
+        }
+        Ok(())
     }
 
     pub fn remove_route(&mut self, name: &str, dest: IpNet) -> Result<()> {
