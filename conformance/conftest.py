@@ -40,10 +40,13 @@ def keygen(path):
 class Agent:
     """A running `wgnetconf serve`, with what clients need to reach it."""
 
-    def __init__(self, root, wireguard=None):
+    def __init__(self, root, wireguard=None, users=()):
         """`wireguard`: None (the module is stored and validated only) or
         the plugin's backend; only "memory" here, which touches no host
-        network."""
+        network. `users`: more `[[users]]` entries, each a dict with
+        `name`, `groups` (a list, possibly empty) and an optional
+        `password` (hashed here; without one, the user can only come
+        through sshd + relay, as a system user of that name)."""
         self.root = Path(root)
         self.bin = self.root / "wgnetconf"
         shutil.copy(os.environ.get("WGNETCONF_BIN", REPO / "target/debug/wgnetconf"), self.bin)
@@ -55,13 +58,13 @@ class Agent:
         self.password = secrets.token_urlsafe(18)
         self.key = self.root / "admin_key"
         pub = keygen(self.key)
-        pw_hash = subprocess.run(
-            [str(self.bin), "hash-password"],
-            input=self.password + "\n",
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        pw_hash = self.hash_password(self.password)
+        extra = ""
+        for u in users:
+            groups = ", ".join(f'"{g}"' for g in u["groups"])
+            extra += f'[[users]]\nname = "{u["name"]}"\ngroups = [{groups}]\n'
+            if u.get("password"):
+                extra += f'password_hash = "{self.hash_password(u["password"])}"\n'
         self.config = self.root / "wgnetconf.toml"
         self.config.write_text(
             f"""
@@ -83,7 +86,7 @@ authorized_keys = ["{pub}"]
 [[users]]
 name = "{SSHD_USER}"
 groups = ["admin"]
-"""
+{extra}"""
         )
         self.log = open(self.root / "agent.log", "w")
         self.proc = subprocess.Popen(
@@ -98,6 +101,15 @@ groups = ["admin"]
             raise RuntimeError(f"agent did not start: {line!r}; see {self.root}/agent.log")
         fields = dict(kv.split("=", 1) for kv in line.split()[1:])
         self.port = int(fields["ssh"].rsplit(":", 1)[1])
+
+    def hash_password(self, password):
+        return subprocess.run(
+            [str(self.bin), "hash-password"],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
 
     def stop(self):
         if self.proc.poll() is None:
