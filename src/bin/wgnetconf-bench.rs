@@ -12,6 +12,7 @@
 //!   target/release/wgnetconf-bench --model wg --sizes 100,1000,10000
 //!   target/release/wgnetconf-bench --smoke        # tiny sizes, for CI
 //!   target/release/wgnetconf-bench --dataplane    # only iperf3 through boringtun
+//!   target/release/wgnetconf-bench --nacm         # access control's cost (nacm.rs)
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,8 @@ use wgnetconf::client::{Client, Target};
 
 #[path = "wgnetconf-bench/dataplane.rs"]
 mod dataplane;
+#[path = "wgnetconf-bench/nacm.rs"]
+mod nacm;
 
 const TUNNEL_NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
 /// First interface instance used by the benchmark.
@@ -55,6 +58,14 @@ struct Args {
     /// namespaces, see dataplane.rs); `--model wg` runs include it.
     #[arg(long)]
     dataplane: bool,
+    /// Only access control's cost: one-peer commits and get-config at
+    /// `base` peers, as an administrator, with `enable-nacm false` and as
+    /// a user under a 10-rule rule-list, interleaved (see nacm.rs).
+    #[arg(long)]
+    nacm: bool,
+    /// Rounds of the `--nacm` run (each user's turn in every round).
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
 }
 
 struct Agent {
@@ -84,6 +95,12 @@ impl Drop for Agent {
 
 impl Agent {
     fn start(model: &str) -> Agent {
+        Agent::start_with(model, &[])
+    }
+
+    /// An agent with more users (name, groups), who log in with the
+    /// bench user's key.
+    fn start_with(model: &str, users: &[(&str, &[&str])]) -> Agent {
         let dir = std::env::temp_dir().join(format!("wgnetconf-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -96,16 +113,21 @@ impl Agent {
         assert!(st.success());
         let pubkey = std::fs::read_to_string(dir.join("key.pub")).expect("key.pub");
         let config = dir.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\n[ssh]\nlisten = [\"127.0.0.1:0\"]\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\n",
-                d = dir.display(),
-                wg = model == "wg",
-                k = pubkey.trim()
-            ),
-        )
-        .expect("config");
+        let mut text = format!(
+            "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\n[ssh]\nlisten = [\"127.0.0.1:0\"]\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\n",
+            d = dir.display(),
+            wg = model == "wg",
+            k = pubkey.trim()
+        );
+        for (name, groups) in users {
+            let groups: Vec<String> = groups.iter().map(|g| format!("\"{g}\"")).collect();
+            text.push_str(&format!(
+                "[[users]]\nname = \"{name}\"\ngroups = [{}]\nauthorized_keys = [\"{}\"]\n",
+                groups.join(", "),
+                pubkey.trim()
+            ));
+        }
+        std::fs::write(&config, text).expect("config");
         let bin = std::env::current_exe()
             .expect("current exe")
             .with_file_name("wgnetconf");
@@ -137,10 +159,14 @@ impl Agent {
     }
 
     fn target(&self) -> Target {
+        self.target_as("bench")
+    }
+
+    fn target_as(&self, user: &str) -> Target {
         Target::Ssh {
             host: "127.0.0.1".into(),
             port: self.port,
-            user: "bench".into(),
+            user: user.into(),
             password: None,
             key: Some(self.key.clone()),
         }
@@ -282,6 +308,9 @@ async fn rpc(c: &mut Client, body: &str) -> Duration {
 async fn run(args: Args) {
     if args.dataplane {
         return dataplane::standalone(args.smoke).await;
+    }
+    if args.nacm {
+        return nacm::run(&args).await;
     }
     let (sizes, base, incremental, sessions, edits) = if args.smoke {
         (vec![10, 50], 50, 5, 3, 3)
