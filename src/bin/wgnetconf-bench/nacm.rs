@@ -171,8 +171,12 @@ pub async fn run(args: &Args) {
     let seen = ops.rpc(get_config).await.expect("get-config as ops");
     assert!(!seen.contains(PRIVATE_KEY), "ops reads a private key");
     assert!(
-        seen.contains(&format!("<instance>{DENIED_IF}</instance>")),
+        seen.contains(&format!("<instance>{}</instance>", BASE_IF + 1)),
         "ops reads the tunnels"
+    );
+    assert!(
+        !seen.contains(&format!("<instance>{DENIED_IF}</instance>")),
+        "ops reads the denied interface"
     );
     let denied = edit(
         "candidate",
