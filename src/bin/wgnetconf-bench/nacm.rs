@@ -159,9 +159,10 @@ pub async fn run(args: &Args) {
     // The interfaces, with private keys; BASE_IF has the peers.
     let peers: String = (0..base).map(|i| peer_xml(BASE_IF, i)).collect();
     let key = format!("<private-key>{PRIVATE_KEY}</private-key>");
-    let mut body = iface_xml(BASE_IF, 51820, &format!("{key}{peers}"));
-    body.push_str(&iface_xml(BASE_IF + 1, 51821, &key));
-    body.push_str(&iface_xml(DENIED_IF, 51899, &key));
+    let named = |name: &str| format!("<description>{name}</description>{key}");
+    let mut body = iface_xml(BASE_IF, 51820, &format!("{}{peers}", named("site-a")));
+    body.push_str(&iface_xml(BASE_IF + 1, 51821, &named("site-b")));
+    body.push_str(&iface_xml(DENIED_IF, 51899, &named("core")));
     rpc(&mut admin, &edit("candidate", &body)).await;
     rpc(&mut admin, "<commit/>").await;
     rpc(&mut admin, &rules()).await;
@@ -171,11 +172,11 @@ pub async fn run(args: &Args) {
     let seen = ops.rpc(get_config).await.expect("get-config as ops");
     assert!(!seen.contains(PRIVATE_KEY), "ops reads a private key");
     assert!(
-        seen.contains(&format!("<instance>{}</instance>", BASE_IF + 1)),
+        seen.contains("<description>site-b</description>"),
         "ops reads the tunnels"
     );
     assert!(
-        !seen.contains(&format!("<instance>{DENIED_IF}</instance>")),
+        !seen.contains("<description>core</description>"),
         "ops reads the denied interface"
     );
     let denied = edit(
