@@ -81,10 +81,9 @@ fn rules() -> String {
         ),
         rpc_rule("no-kill-session", "kill-session", "deny"),
         rpc_rule("no-delete-config", "delete-config", "deny"),
-        format!(
-            "<rule><name>no-nacm</name><module-name>ietf-netconf-acm</module-name>\
-             <access-operations>*</access-operations><action>deny</action></rule>"
-        ),
+        "<rule><name>no-nacm</name><module-name>ietf-netconf-acm</module-name>\
+         <access-operations>*</access-operations><action>deny</action></rule>"
+            .to_string(),
         data_rule("site-a", tun, t, &wg(BASE_IF), "*", "permit"),
         data_rule("site-b", tun, t, &wg(BASE_IF + 1), "*", "permit"),
         data_rule("core", tun, t, &wg(DENIED_IF), "*", "deny"),
