@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# Tests that need root, namespaces or tun devices fail here, rather than
+# skip, when they cannot run: the test command must not pass without them.
+export WGNETCONF_REQUIRE_ALL=1
 cargo build --all-targets
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
 conformance/run.sh

@@ -88,6 +88,11 @@ pub fn build_core(config: &Config, users: &UserDb) -> Result<Core, String> {
         monitor: Arc::new(crate::monitoring::Monitor::new()),
         nacm,
         nacm_gen: None,
+        history: crate::datastore::history::History::open(
+            &config.state_dir.join("history"),
+            config.history.entries,
+        ),
+        commit_comment: None,
     };
     match (source, core.ds.boot_status().1) {
         (BootSource::Running, None) => info!("restarting with the saved running configuration"),

@@ -45,6 +45,28 @@ enum Command {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// List the commit history (id, time, user, source, comment).
+    History {
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Make running what it was before commit ID (a commit like any other).
+    Rollback {
+        id: u64,
+        /// A confirmed commit: undone unless confirmed within SECONDS.
+        #[arg(long, value_name = "SECONDS")]
+        confirm: Option<u32>,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Print the edit-config content that turns the configuration before
+    /// commit FROM into the one before TO (running when omitted).
+    Compare {
+        from: u64,
+        to: Option<u64>,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
     /// Read a password on stdin, print its argon2id hash for `password_hash`.
     HashPassword,
     /// Print a new private key (base64), like `wg genkey`.
@@ -55,6 +77,8 @@ enum Command {
     Genpsk,
 }
 
+use crate::protocol::ext_rpc::AGENT_NS;
+
 pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
@@ -63,6 +87,32 @@ pub fn main() -> i32 {
         Command::HashPassword => hash_password(),
         Command::Show { iface, connect } => show_main(&connect.target(), iface.as_deref()),
         Command::Rpc { connect } => rpc_main(&connect.target()),
+        Command::History { connect } => one_rpc(
+            &connect.target(),
+            format!(
+                "<get><filter type=\"subtree\"><agent xmlns=\"{AGENT_NS}\"><history/></agent></filter></get>"
+            ),
+        ),
+        Command::Rollback {
+            id,
+            confirm,
+            connect,
+        } => one_rpc(
+            &connect.target(),
+            format!(
+                "<rollback xmlns=\"{AGENT_NS}\"><id>{id}</id>{}</rollback>",
+                confirm
+                    .map(|s| format!("<confirm-timeout>{s}</confirm-timeout>"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Command::Compare { from, to, connect } => one_rpc(
+            &connect.target(),
+            format!(
+                "<compare xmlns=\"{AGENT_NS}\"><from>{from}</from>{}</compare>",
+                to.map(|t| format!("<to>{t}</to>")).unwrap_or_default()
+            ),
+        ),
         Command::Genkey => {
             println!("{}", wgnetconf_wireguard::genkey());
             0
@@ -161,6 +211,16 @@ where
 
 fn show_main(target: &crate::client::Target, iface: Option<&str>) -> i32 {
     client_main(crate::client::show::show(target, iface))
+}
+
+/// Sends `body` and prints the reply (exit status 1 on rpc-error).
+fn one_rpc(target: &crate::client::Target, body: String) -> i32 {
+    client_main(async move {
+        let mut c = crate::client::Client::connect(target).await?;
+        let reply = c.rpc(&body).await;
+        c.close().await;
+        reply.map(|r| format!("{r}\n"))
+    })
 }
 
 fn rpc_main(target: &crate::client::Target) -> i32 {

@@ -23,6 +23,21 @@ pub struct Config {
     /// Users allowed to log in. Empty: the first start creates `admin`.
     pub users: Vec<UserConfig>,
     pub wireguard: WireguardConfig,
+    pub history: HistoryConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Commits kept in `<state_dir>/history` (oldest go first); 0 turns
+    /// the history off.
+    pub entries: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig { entries: 50 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -33,8 +48,29 @@ pub struct SshConfig {
     pub listen: Vec<SocketAddr>,
     /// Default: `<state_dir>/ssh_host_ed25519_key`, generated on first start.
     pub host_key: Option<PathBuf>,
-    /// Seconds a client has to authenticate.
+    /// Seconds a client has to authenticate (OpenSSH's LoginGraceTime).
     pub auth_timeout_secs: u64,
+    /// Connections not yet authenticated, in total (OpenSSH's MaxStartups);
+    /// more are closed at accept.
+    pub max_unauthenticated: usize,
+    /// Once half of those are in use, a source holding this many gets no
+    /// more: an IPv4 address or an IPv6 /64 (PerSourceMaxStartups,
+    /// PerSourceNetBlockSize 32:64).
+    pub max_unauthenticated_per_source: usize,
+    /// Penalty seconds a source accrues per connection that failed to
+    /// authenticate, that closed without trying, that reached the
+    /// pre-auth timeout (PerSourcePenalties authfail, noauth,
+    /// grace-exceeded). 0 disables that penalty.
+    pub penalty_authfail_secs: u64,
+    pub penalty_noauth_secs: u64,
+    pub penalty_timeout_secs: u64,
+    /// A source is refused once its accrued penalty reaches this (min),
+    /// for the accrued time, never more than `penalty_max_secs` (max).
+    pub penalty_min_secs: u64,
+    pub penalty_max_secs: u64,
+    /// Sources with a penalty tracked at once; past it new sources go
+    /// unpenalised (max-sources, overflow:permissive).
+    pub penalty_max_sources: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -55,6 +91,17 @@ pub struct NetconfConfig {
     pub hello_timeout_secs: u64,
     /// Largest message (rpc) accepted, in bytes.
     pub max_message_bytes: usize,
+    /// NETCONF sessions at once, over every transport; one more is refused
+    /// (SSH: the `netconf` subsystem request fails; Unix socket: closed).
+    pub max_sessions: usize,
+    /// Element nesting depth of one message.
+    pub max_depth: usize,
+    /// Attributes (namespace declarations included) on one element.
+    pub max_attributes_per_element: usize,
+    /// Attributes (namespace declarations included) in one message.
+    pub max_attributes_per_message: usize,
+    /// Length in bytes of an XPath filter's `select`.
+    pub max_xpath_bytes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -96,6 +143,7 @@ impl Default for Config {
             netconf: NetconfConfig::default(),
             users: Vec::new(),
             wireguard: WireguardConfig::default(),
+            history: HistoryConfig::default(),
         }
     }
 }
@@ -106,7 +154,15 @@ impl Default for SshConfig {
             enabled: true,
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 830))],
             host_key: None,
-            auth_timeout_secs: 60,
+            auth_timeout_secs: 20,
+            max_unauthenticated: 64,
+            max_unauthenticated_per_source: 8,
+            penalty_authfail_secs: 5,
+            penalty_noauth_secs: 1,
+            penalty_timeout_secs: 10,
+            penalty_min_secs: 15,
+            penalty_max_secs: 600,
+            penalty_max_sources: 65536,
         }
     }
 }
@@ -125,6 +181,11 @@ impl Default for NetconfConfig {
         NetconfConfig {
             hello_timeout_secs: 60,
             max_message_bytes: 64 * 1024 * 1024,
+            max_sessions: 64,
+            max_depth: 128,
+            max_attributes_per_element: 64,
+            max_attributes_per_message: 1_000_000,
+            max_xpath_bytes: 4096,
         }
     }
 }
@@ -193,6 +254,55 @@ mod tests {
         let c = Config::parse(text).expect("example config parses");
         assert_eq!(c.ssh.listen, SshConfig::default().listen);
         assert_eq!(c.netconf.max_message_bytes, 64 * 1024 * 1024);
+        // The limits the example documents are the defaults.
+        let (s, d) = (&c.ssh, SshConfig::default());
+        assert_eq!(
+            (
+                s.auth_timeout_secs,
+                s.max_unauthenticated,
+                s.max_unauthenticated_per_source
+            ),
+            (
+                d.auth_timeout_secs,
+                d.max_unauthenticated,
+                d.max_unauthenticated_per_source
+            )
+        );
+        assert_eq!(
+            (
+                s.penalty_authfail_secs,
+                s.penalty_noauth_secs,
+                s.penalty_timeout_secs,
+                s.penalty_min_secs,
+                s.penalty_max_secs,
+                s.penalty_max_sources
+            ),
+            (
+                d.penalty_authfail_secs,
+                d.penalty_noauth_secs,
+                d.penalty_timeout_secs,
+                d.penalty_min_secs,
+                d.penalty_max_secs,
+                d.penalty_max_sources
+            )
+        );
+        let (n, d) = (&c.netconf, NetconfConfig::default());
+        assert_eq!(
+            (
+                n.max_sessions,
+                n.max_depth,
+                n.max_attributes_per_element,
+                n.max_attributes_per_message,
+                n.max_xpath_bytes
+            ),
+            (
+                d.max_sessions,
+                d.max_depth,
+                d.max_attributes_per_element,
+                d.max_attributes_per_message,
+                d.max_xpath_bytes
+            )
+        );
         assert!(c.users.is_empty());
     }
 }

@@ -18,6 +18,7 @@ mod audit;
 mod confirmed;
 mod deferred;
 mod fault;
+mod history;
 pub mod hooks;
 mod nmda;
 mod panics;
@@ -36,6 +37,10 @@ pub struct Core {
     pub nacm: std::sync::Arc<crate::nacm::Nacm>,
     /// The running generation the NACM policy was read from.
     pub nacm_gen: Option<u64>,
+    /// Every commit that changed running (`core/history.rs`).
+    pub history: crate::datastore::history::History,
+    /// The `<comment>` of the commit in progress, for its history entry.
+    pub(crate) commit_comment: Option<String>,
 }
 
 /// What an operation produced.
@@ -88,7 +93,14 @@ impl Core {
                     .collect::<Vec<_>>()
                     .join("; ")
             })?;
+        // A device boot puts startup into running: a change for the
+        // history (an agent restart on the same running is not).
         self.ds.install_running(new);
+        if self.ds.boot_status().0 != datastore::BootSource::Running {
+            let record = datastore::history::Change::whole(&empty, &self.ds.running);
+            self.commit_comment = Some("boot".into());
+            self.record_history(record);
+        }
         Ok(())
     }
 
@@ -154,6 +166,9 @@ impl Core {
             Operation::CancelCommit { persist_id } => self.cancel_commit(session, persist_id),
             Operation::GetData(p) => self.get_data(p),
             Operation::EditData(p) => self.edit_data(session, p),
+            Operation::Rollback(p) => self.rollback(session, p),
+            Operation::Compare { from, to } => self.compare(from, to),
+            Operation::RotatePrivateKey { instance } => self.rotate_private_key(instance),
             Operation::CreateSubscription(_) => Err(one(RpcError::operation_failed(
                 "create-subscription is run by the session",
             ))),
@@ -213,6 +228,27 @@ impl Core {
         .map_err(|e| RpcError::operation_failed(format!("nacm state: {e}")))?;
         oper.merge(&counters)
             .map_err(|e| RpcError::operation_failed(format!("nacm state: {e}")))?;
+        if self
+            .schema
+            .module_by_ns(crate::protocol::ext_rpc::AGENT_NS)
+            .is_some()
+        {
+            let history = format!(
+                "<agent xmlns=\"{}\">{}</agent>",
+                crate::protocol::ext_rpc::AGENT_NS,
+                self.history_xml()
+            );
+            let history = yang5::data::DataTree::parse_string(
+                self.schema.ctx,
+                &history,
+                yang5::data::DataFormat::XML,
+                yang5::data::DataParserFlags::NO_VALIDATION | yang5::data::DataParserFlags::STRICT,
+                yang5::data::DataValidationFlags::empty(),
+            )
+            .map_err(|e| RpcError::operation_failed(format!("history state: {e}")))?;
+            oper.merge(&history)
+                .map_err(|e| RpcError::operation_failed(format!("history state: {e}")))?;
+        }
         Ok(oper)
     }
 
@@ -277,7 +313,9 @@ impl Core {
                     ds.persist_running(t)
                 })?;
         let change = hooks::changes_of(&self.schema, &diff);
+        let record = crate::datastore::history::Change::whole(&self.ds.running, &committed);
         self.ds.install_running(committed);
+        self.record_history(record);
         self.ext.config_changed("running", change);
         Ok(())
     }

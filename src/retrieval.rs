@@ -10,7 +10,7 @@
 use yang5::data::{Data, DataImplicitFlags, DataPrinterFlags, DataTree};
 use yang5::schema::SchemaNodeKind;
 
-use crate::datastore::{self, filter, print_xml};
+use crate::datastore::{self, filter, print_xml, raw};
 use crate::protocol::error::RpcError;
 use crate::protocol::ext::WithDefaults;
 use crate::protocol::rpc::Filter;
@@ -50,28 +50,95 @@ pub fn render(
     } else {
         tree
     };
-    let selected;
-    let tree = match filter {
-        None => tree,
+    let nodes = match filter {
+        None => return print(tree, wd),
         Some(Filter::Subtree(f)) => {
             let xpaths = filter::subtree_to_xpaths(schema, f);
-            selected = filter::select(schema, tree, &xpaths)?;
-            &selected
+            filter::select_nodes(tree, &xpaths)
         }
         Some(Filter::XPath { select, namespaces }) => {
-            selected = xpath_select(schema, tree, select, namespaces)?;
-            &selected
+            xpath_nodes(schema, tree, select, namespaces)?
         }
     };
-    print(tree, wd)
-}
-
-/// Prints a whole tree in a with-defaults mode.
-pub fn print(tree: &DataTree<'static>, wd: WithDefaults) -> Result<String, RpcError> {
-    if tree.reference().is_none() {
+    // Whole top-level subtrees (a filter naming a top container, the usual
+    // "everything of this module"): printed where they are, without a copy,
+    // in document order.
+    if nodes.is_empty() {
         return Ok(String::new());
     }
-    let mode = match wd {
+    if nodes.iter().all(|n| raw::parent(*n).is_null()) {
+        let mut out = String::new();
+        let mut n = raw::first_of(tree);
+        while !n.is_null() {
+            if nodes.contains(&n) {
+                out.push_str(&print_one(n, wd)?);
+            }
+            n = raw::next(n);
+        }
+        return Ok(out);
+    }
+    // Siblings under one parent (one interface, some peers of one
+    // interface): printed in place inside their ancestors' tags and keys,
+    // without a copy either.
+    let parent = raw::parent(nodes[0]);
+    if nodes.iter().all(|n| raw::parent(*n) == parent) {
+        return print_in_ancestors(parent, &nodes, wd);
+    }
+    let mut selected = DataTree::new(schema.ctx);
+    filter::copy_with_ancestors(schema, &mut selected, nodes)?;
+    print(&selected, wd)
+}
+
+/// `nodes` (children of `parent`, in document order) inside `parent`'s
+/// ancestor chain: each ancestor's start tag (with its namespace where the
+/// module changes) and list keys, the nodes' subtrees, the end tags.
+fn print_in_ancestors(
+    parent: raw::Node,
+    nodes: &[raw::Node],
+    wd: WithDefaults,
+) -> Result<String, RpcError> {
+    let mut chain = Vec::new();
+    let mut p = parent;
+    while !p.is_null() {
+        chain.push(p);
+        p = raw::parent(p);
+    }
+    chain.reverse();
+    let mut out = String::new();
+    let mut module = "";
+    for a in &chain {
+        let (m, name) = crate::nacm::path::names(*a);
+        if m != module {
+            let ns = raw::namespace(*a);
+            let ns = crate::protocol::xml::escape_text(&ns).replace('"', "&quot;");
+            out.push_str(&format!("<{name} xmlns=\"{ns}\">"));
+            module = m;
+        } else {
+            out.push_str(&format!("<{name}>"));
+        }
+        let mut c = raw::first_child(*a);
+        while !c.is_null() {
+            if raw::is_key(c) && !nodes.contains(&c) {
+                out.push_str(&print_one(c, wd)?);
+            }
+            c = raw::next(c);
+        }
+    }
+    let mut c = raw::first_child(parent);
+    while !c.is_null() {
+        if nodes.contains(&c) {
+            out.push_str(&print_one(c, wd)?);
+        }
+        c = raw::next(c);
+    }
+    for a in chain.iter().rev() {
+        out.push_str(&format!("</{}>", crate::nacm::path::names(*a).1));
+    }
+    Ok(out)
+}
+
+fn wd_flags(wd: WithDefaults) -> DataPrinterFlags {
+    match wd {
         WithDefaults::Explicit => DataPrinterFlags::WD_EXPLICIT,
         WithDefaults::Trim => DataPrinterFlags::WD_TRIM,
         WithDefaults::ReportAll => DataPrinterFlags::WD_ALL,
@@ -81,10 +148,22 @@ pub fn print(tree: &DataTree<'static>, wd: WithDefaults) -> Result<String, RpcEr
         WithDefaults::ReportAllTagged => {
             DataPrinterFlags::from_bits_retain(libyang5_sys::LYD_PRINT_WD_ALL_TAG)
         }
-    };
+    }
+}
+
+/// One node's subtree (not its siblings) in a with-defaults mode.
+fn print_one(node: raw::Node, wd: WithDefaults) -> Result<String, RpcError> {
+    datastore::print_node_xml(node, DataPrinterFlags::SHRINK | wd_flags(wd))
+}
+
+/// Prints a whole tree in a with-defaults mode.
+pub fn print(tree: &DataTree<'static>, wd: WithDefaults) -> Result<String, RpcError> {
+    if tree.reference().is_none() {
+        return Ok(String::new());
+    }
     print_xml(
         tree,
-        DataPrinterFlags::WITH_SIBLINGS | DataPrinterFlags::SHRINK | mode,
+        DataPrinterFlags::WITH_SIBLINGS | DataPrinterFlags::SHRINK | wd_flags(wd),
     )
 }
 
@@ -120,27 +199,24 @@ fn bad_select(message: String) -> RpcError {
         .bad_element("filter")
 }
 
-/// Evaluates an XPath filter: the selected nodes, with their ancestors and
-/// list keys, copied into a new tree.
-pub fn xpath_select(
+/// Evaluates an XPath filter: the selected nodes (outermost, each once).
+pub fn xpath_nodes(
     schema: &Schema,
     data: &DataTree<'static>,
     select: &str,
     namespaces: &[(String, String)],
-) -> Result<DataTree<'static>, RpcError> {
-    let mut result = DataTree::new(schema.ctx);
+) -> Result<Vec<raw::Node>, RpcError> {
     let Some(xpath) = to_json_xpath(schema, select, namespaces)? else {
         // A namespace no loaded module implements: nothing matches.
-        return Ok(result);
+        return Ok(Vec::new());
     };
     if data.reference().is_none() {
-        return Ok(result);
+        return Ok(Vec::new());
     }
     let set = data
         .find_xpath(&xpath)
         .map_err(|e| bad_select(format!("XPath filter '{select}': {e}")))?;
-    crate::datastore::filter::copy_with_ancestors(&mut result, set)?;
-    Ok(result)
+    Ok(filter::outermost(set.map(|n| n.as_raw()).collect()))
 }
 
 fn is_name_start(c: char) -> bool {

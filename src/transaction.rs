@@ -65,6 +65,11 @@ impl Pipeline {
         &mut self.plugins
     }
 
+    /// Whether a plugin takes part in changes of `module`.
+    pub fn handles(&self, module: &str) -> bool {
+        self.plugins.iter().any(|p| p.modules().contains(&module))
+    }
+
     fn interested(&self, modules: &HashSet<String>) -> Vec<usize> {
         self.plugins
             .iter()

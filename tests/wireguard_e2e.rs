@@ -5,7 +5,8 @@
 //! NETCONF edit-config to candidate + commit.
 //!
 //! Root only (namespaces, tun devices): otherwise each test prints why it
-//! is skipped and passes. Every namespace, agent, ping and wireguard-go
+//! is skipped and passes — except under the test command
+//! (`WGNETCONF_REQUIRE_ALL=1`), where it fails. Every namespace, agent, ping and wireguard-go
 //! process is cleaned up by Drop guards, also when an assertion fails.
 
 #[path = "common/netconf.rs"]
@@ -20,13 +21,7 @@ use netconf::Node;
 use wg_sites::*;
 
 fn skipped(test: &str) -> bool {
-    match skip_reason() {
-        Some(why) => {
-            eprintln!("SKIPPED {test}: {why}");
-            true
-        }
-        None => false,
-    }
+    skip(test)
 }
 
 /// The agent-generated public key of `wireguard instance`, read with `<get>`.

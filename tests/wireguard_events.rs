@@ -91,8 +91,7 @@ fn configure(na: &mut Nc, nb: &mut Nc) {
 
 #[test]
 fn peer_handshake_up_is_notified() {
-    if let Some(why) = skip_reason() {
-        eprintln!("SKIPPED peer_handshake_up_is_notified: {why}");
+    if skip("peer_handshake_up_is_notified") {
         return;
     }
     let fig = Figure1::build("ev");

@@ -24,12 +24,18 @@ use wgnetconf::client::{Client, Target};
 
 #[path = "wgnetconf-bench/dataplane.rs"]
 mod dataplane;
+#[path = "wgnetconf-bench/filters.rs"]
+mod filters;
 #[path = "wgnetconf-bench/nacm.rs"]
 mod nacm;
 
 const TUNNEL_NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
 /// First interface instance used by the benchmark.
 const BASE_IF: u32 = 3000;
+/// The bench user's password, for the password-login measurement.
+const PASSWORD: &str = "bench-password-not-secret";
+/// Password logins at once in that measurement.
+const LOGINS: usize = 20;
 
 #[derive(Parser)]
 #[command(about = "Benchmark a wgnetconf agent over NETCONF/SSH")]
@@ -51,6 +57,10 @@ struct Args {
     sessions: usize,
     #[arg(long, default_value_t = 50)]
     edits: usize,
+    /// The agent keeps no commit history (`[history] entries = 0`), to
+    /// measure what the history costs.
+    #[arg(long)]
+    no_history: bool,
     /// Tiny sizes: proves the benchmark runs (CI), asserts no timing.
     #[arg(long)]
     smoke: bool,
@@ -94,13 +104,13 @@ impl Drop for Agent {
 }
 
 impl Agent {
-    fn start(model: &str) -> Agent {
-        Agent::start_with(model, &[])
+    fn start(model: &str, history: bool) -> Agent {
+        Agent::start_with(model, history, &[])
     }
 
     /// An agent with more users (name, groups), who log in with the
     /// bench user's key.
-    fn start_with(model: &str, users: &[(&str, &[&str])]) -> Agent {
+    fn start_with(model: &str, history: bool, users: &[(&str, &[&str])]) -> Agent {
         let dir = std::env::temp_dir().join(format!("wgnetconf-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -112,10 +122,14 @@ impl Agent {
             .expect("ssh-keygen");
         assert!(st.success());
         let pubkey = std::fs::read_to_string(dir.join("key.pub")).expect("key.pub");
+        let hash = wgnetconf::auth::password::hash_argon2id(PASSWORD).expect("argon2id");
         let config = dir.join("config.toml");
         let mut text = format!(
-            "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\n[ssh]\nlisten = [\"127.0.0.1:0\"]\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\n",
+            "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\nyang_dirs = [{y:?}]\n[ssh]\nlisten = [\"127.0.0.1:0\"]\nauth_timeout_secs = 120\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\n[history]\nentries = {hist}\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\npassword_hash = \"{h}\"\n",
             d = dir.display(),
+            y = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yang-bench"),
+            h = hash,
+            hist = if history { 50 } else { 0 },
             wg = model == "wg",
             k = pubkey.trim()
         );
@@ -169,6 +183,17 @@ impl Agent {
             user: user.into(),
             password: None,
             key: Some(self.key.clone()),
+        }
+    }
+
+    /// The same user, logging in with the password instead of the key.
+    fn password_target(&self) -> Target {
+        Target::Ssh {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            user: "bench".into(),
+            password: Some(PASSWORD.into()),
+            key: None,
         }
     }
 
@@ -323,7 +348,7 @@ async fn run(args: Args) {
             args.edits,
         )
     };
-    let agent = Agent::start(&args.model);
+    let agent = Agent::start(&args.model, !args.no_history);
     let target = agent.target();
     let mut rep = Report { rows: Vec::new() };
     println!(
@@ -332,6 +357,36 @@ async fn run(args: Args) {
         machine()
     );
     println!("| measure | result |\n|---|---|");
+
+    // Password logins at once, first, so the peak is theirs: argon2id
+    // checks run one at a time (19 MiB each), so the peak must not grow
+    // with their number. (The agent's auth_timeout_secs is raised above
+    // so that the last of them, waiting its turn, is not cut in a debug
+    // build, where each check takes most of a second.)
+    let (_, peak_before) = agent.rss();
+    let t = Instant::now();
+    let logins: Vec<_> = (0..LOGINS)
+        .map(|_| {
+            let pt = agent.password_target();
+            tokio::spawn(async move { Client::connect(&pt).await })
+        })
+        .collect();
+    let mut clients = Vec::new();
+    for l in logins {
+        clients.push(l.await.expect("login task").expect("password login"));
+    }
+    let took = t.elapsed();
+    let (_, peak_after) = agent.rss();
+    for c in clients {
+        c.close().await;
+    }
+    rep.row(
+        format!("{LOGINS} password logins at once (argon2id), one source"),
+        format!(
+            "all in {:.0} ms; peak RSS {peak_before:.1} -> {peak_after:.1} MiB",
+            ms(took)
+        ),
+    );
 
     // a. session setup.
     let mut setup = Stats::default();
@@ -371,6 +426,26 @@ async fn run(args: Args) {
         );
         rpc(&mut c, &del).await;
         rpc(&mut c, "<commit/>").await;
+    }
+
+    // Filtered reads (plain model: the second layout's interfaces are not
+    // WireGuard's, and 100 interfaces of real tun devices are not the point).
+    if args.model == "plain" {
+        let (big, ifaces, per, samples) = if args.smoke {
+            (50, 4, 5, 2)
+        } else {
+            (base, 100, 100, 5)
+        };
+        filters::run(
+            &mut c,
+            agent.child.id(),
+            &mut rep,
+            big,
+            ifaces,
+            per,
+            samples,
+        )
+        .await;
     }
 
     // Base population for c–e.

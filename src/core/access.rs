@@ -31,6 +31,9 @@ pub fn operation_id(op: &Operation) -> (&'static str, &'static str) {
         Operation::GetData(_) => ("ietf-netconf-nmda", "get-data"),
         Operation::EditData(_) => ("ietf-netconf-nmda", "edit-data"),
         Operation::CreateSubscription(_) => ("notifications", "create-subscription"),
+        Operation::Rollback(_) => ("wgnetconf-agent", "rollback"),
+        Operation::Compare { .. } => ("wgnetconf-agent", "compare"),
+        Operation::RotatePrivateKey { .. } => ("wgnetconf-agent", "rotate-private-key"),
     }
 }
 

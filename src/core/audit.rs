@@ -25,7 +25,9 @@ pub fn changes_config(op: &Operation) -> bool {
         Operation::DeleteConfig { .. }
         | Operation::Commit
         | Operation::ConfirmedCommit(_)
-        | Operation::CancelCommit { .. } => true,
+        | Operation::CancelCommit { .. }
+        | Operation::Rollback(_)
+        | Operation::RotatePrivateKey { .. } => true,
         Operation::EditData(p) => p.datastore == Datastore::Running,
         _ => false,
     }

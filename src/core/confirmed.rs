@@ -199,6 +199,7 @@ impl Core {
     /// `<commit>`: plain, confirming, confirmed or follow-up confirmed.
     pub(super) fn confirmed_commit(&mut self, session: u32, p: CommitParams) -> OpResult {
         self.check_owner(session, p.persist_id.as_deref())?;
+        self.commit_comment = p.comment.clone();
         if !p.confirmed {
             self.commit(session)?;
             if self.ext.confirmed.pending.take().is_some() {

@@ -54,6 +54,9 @@ fn name(op: &Operation) -> &'static str {
         Operation::GetData(_) => "get-data",
         Operation::EditData(_) => "edit-data",
         Operation::CreateSubscription(_) => "create-subscription",
+        Operation::Rollback(_) => "rollback",
+        Operation::Compare { .. } => "compare",
+        Operation::RotatePrivateKey { .. } => "rotate-private-key",
     }
 }
 

@@ -194,6 +194,16 @@ impl Core {
             Some(d) => hooks::changes_of(&self.schema, d),
             None => hooks::changes_of_roots(&self.schema, &changes),
         };
+        // The history's change: the roots before (the scope's pristine
+        // copy) and as running holds them now (a plugin's prepared values
+        // included).
+        let record = crate::datastore::history::Change::of_roots(
+            &self.schema,
+            &sc.roots,
+            &sc.old,
+            &self.ds.running,
+        );
+        self.record_history(record);
         self.ext.config_changed("running", change);
         Ok(())
     }

@@ -5,7 +5,11 @@
 //! predicates on their parent step; selection nodes and containment nodes
 //! with no content-match select whole subtrees.
 
+use std::collections::HashSet;
+
 use yang5::data::{Data, DataTree};
+
+use super::raw;
 
 use crate::protocol::error::RpcError;
 use crate::protocol::xml::Elem;
@@ -91,6 +95,38 @@ fn build(schema: &Schema, e: &Elem, module: &str, path: &str, out: &mut Vec<Stri
     }
 }
 
+/// The nodes `xpaths` select in `data`, each once, none inside another
+/// selected one, in document order of their top-level nodes.
+pub fn select_nodes(data: &DataTree<'static>, xpaths: &[String]) -> Vec<raw::Node> {
+    let mut nodes = Vec::new();
+    for xp in xpaths {
+        // A filter naming nodes the schema lacks selects nothing.
+        if let Ok(set) = data.find_xpath(xp) {
+            nodes.extend(set.map(|n| n.as_raw()));
+        }
+    }
+    outermost(nodes)
+}
+
+/// Drops duplicates and nodes inside another of `nodes`.
+pub fn outermost(nodes: Vec<raw::Node>) -> Vec<raw::Node> {
+    let set: HashSet<raw::Node> = nodes.iter().copied().collect();
+    let mut seen = HashSet::new();
+    nodes
+        .into_iter()
+        .filter(|n| {
+            let mut p = raw::parent(*n);
+            while !p.is_null() {
+                if set.contains(&p) {
+                    return false;
+                }
+                p = raw::parent(p);
+            }
+            seen.insert(*n)
+        })
+        .collect()
+}
+
 /// Copies the nodes `xpaths` select in `data` (with their ancestors and list
 /// keys) into a new tree.
 pub fn select(
@@ -99,30 +135,26 @@ pub fn select(
     xpaths: &[String],
 ) -> Result<DataTree<'static>, RpcError> {
     let mut result = DataTree::new(schema.ctx);
-    for xp in xpaths {
-        let set = match data.find_xpath(xp) {
-            Ok(s) => s,
-            // A filter naming nodes the schema lacks selects nothing.
-            Err(_) => continue,
-        };
-        copy_with_ancestors(&mut result, set)?;
-    }
+    copy_with_ancestors(schema, &mut result, select_nodes(data, xpaths))?;
     Ok(result)
 }
 
 /// Copies each selected node, with its ancestors and their list keys, into
-/// `result` (shared by subtree and XPath filtering).
-pub fn copy_with_ancestors<'a>(
+/// `result` (shared by subtree and XPath filtering). Each copy is moved
+/// into the result, not copied again.
+pub fn copy_with_ancestors(
+    schema: &Schema,
     result: &mut DataTree<'static>,
-    nodes: impl IntoIterator<Item = yang5::data::DataNodeRef<'a>>,
+    nodes: impl IntoIterator<Item = raw::Node>,
 ) -> Result<(), RpcError> {
     for node in nodes {
-        let dup = node
-            .duplicate(true)
-            .map_err(|e| RpcError::operation_failed(format!("filter: {e}")))?;
-        result
-            .merge(&dup)
-            .map_err(|e| RpcError::operation_failed(format!("filter: {e}")))?;
+        let dup = raw::dup_with_parents(schema.ctx, node)
+            .ok_or_else(|| RpcError::operation_failed("filter: cannot copy a selected node"))?;
+        if !raw::with_root(schema.ctx, result, |first| raw::merge_into(first, dup)) {
+            return Err(RpcError::operation_failed(
+                "filter: cannot assemble the result",
+            ));
+        }
     }
     Ok(())
 }

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use yang5::data::{Data, DataTree};
 
 use super::disk::{Disk, DiskFile, Fs};
-use super::raw;
+use super::fields;
 use super::scope::Root;
 use super::{parse_config, print_config, validate_config};
 use crate::protocol::error::RpcError;
@@ -324,7 +324,7 @@ impl Journal {
     /// Appends the commit that left `running` with `roots` changed, and makes
     /// it durable; compacts into a new base when the journal has grown.
     pub fn append(&self, running: &DataTree<'static>, roots: &[Root]) -> Result<(), RpcError> {
-        let merge = merge_tree(self.ctx, running, roots)?;
+        let merge = super::scope::roots_of(self.ctx, running, roots)?;
         let deletes: Vec<&str> = roots
             .iter()
             .filter(|r| !r.anchor)
@@ -373,47 +373,26 @@ impl Journal {
     }
 }
 
-/// A record's payload: one field per deleted root (`D`), then the merge
-/// (`M`); each field is its letter, its length in bytes in decimal, `:`,
-/// and its bytes. Lengths, not separators, delimit the fields: a key value
-/// may hold any text, newlines and the letters of a separator included.
+/// A record's payload (see [`fields`]): one `D` field per deleted root
+/// (its instance path), then the `M` field (the XML to merge).
 fn encode(deletes: &[&str], merge: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut field = |kind: u8, data: &str| {
-        out.push(kind);
-        out.extend_from_slice(data.len().to_string().as_bytes());
-        out.push(b':');
-        out.extend_from_slice(data.as_bytes());
-    };
-    for d in deletes {
-        field(b'D', d);
-    }
-    field(b'M', merge);
-    out
+    let mut f: Vec<(u8, &str)> = deletes.iter().map(|d| (b'D', *d)).collect();
+    f.push((b'M', merge));
+    fields::encode(&f)
 }
 
-/// The fields of a version-2 payload; `None` if it is not well formed.
+/// The deletes and merge of a version-2 payload; `None` if it is not well
+/// formed (the merge is its last field, and its only `M`).
 fn decode(payload: &[u8]) -> Option<(Vec<String>, String)> {
-    let mut deletes = Vec::new();
-    let mut at = 0;
-    while at < payload.len() {
-        let kind = payload[at];
-        let colon = at + 1 + payload[at + 1..].iter().position(|b| *b == b':')?;
-        let len: usize = std::str::from_utf8(&payload[at + 1..colon])
-            .ok()?
-            .parse()
-            .ok()?;
-        let data = payload.get(colon + 1..colon + 1 + len)?;
-        let data = std::str::from_utf8(data).ok()?.to_string();
-        at = colon + 1 + len;
-        match kind {
-            b'D' => deletes.push(data),
-            // The merge is the last field.
-            b'M' if at == payload.len() => return Some((deletes, data)),
-            _ => return None,
-        }
-    }
-    None
+    let mut f = fields::decode(payload)?;
+    let (b'M', merge) = f.pop()? else {
+        return None;
+    };
+    let deletes = f
+        .into_iter()
+        .map(|(k, d)| (k == b'D').then_some(d))
+        .collect::<Option<Vec<String>>>()?;
+    Some((deletes, merge))
 }
 
 /// The fields of a version-1 payload: `D <path>` lines, `M`, then the XML.
@@ -489,33 +468,10 @@ fn replay(schema: &Schema, tree: &mut DataTree<'static>, r: &Record) -> Result<(
     Ok(())
 }
 
-/// The roots' subtrees as running holds them, with their ancestors (keys
-/// only), flags kept so default nodes stay implicit: what a record merges.
-fn merge_tree(
-    ctx: &'static yang5::context::Context,
-    running: &DataTree<'static>,
-    roots: &[Root],
-) -> Result<DataTree<'static>, RpcError> {
-    let mut out = DataTree::new(ctx);
-    for r in roots.iter().filter(|r| !r.anchor) {
-        let Some(node) = raw::find(raw::first_of(running), &r.path) else {
-            continue;
-        };
-        let copy = raw::dup_with_parents(ctx, node)
-            .ok_or_else(|| RpcError::operation_failed("journal: cannot copy a subtree"))?;
-        let ok = raw::with_root(ctx, &mut out, |first| raw::merge_into(first, copy));
-        if !ok {
-            return Err(RpcError::operation_failed(
-                "journal: cannot assemble a record",
-            ));
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::disk::power_loss::PowerLossDisk;
+    use super::super::raw;
     use super::*;
 
     fn schema() -> Schema {

@@ -17,7 +17,9 @@
 pub mod disk;
 pub mod edit;
 pub mod eligibility;
+pub mod fields;
 pub mod filter;
+pub mod history;
 pub mod journal;
 pub mod persist;
 pub(crate) mod raw;
@@ -292,15 +294,20 @@ pub fn print_config(tree: &DataTree<'static>) -> Result<String, RpcError> {
 /// libyang returns for an empty output (a tree of defaults only printed in
 /// explicit mode), so we call `lyd_print_mem` ourselves.
 pub fn print_xml(tree: &DataTree<'static>, flags: DataPrinterFlags) -> Result<String, RpcError> {
+    print_node_xml(tree.raw(), flags)
+}
+
+/// Prints one node's subtree as XML (its following siblings too with
+/// `WITH_SIBLINGS`).
+pub(crate) fn print_node_xml(node: raw::Node, flags: DataPrinterFlags) -> Result<String, RpcError> {
     use libyang5_sys as ffi;
-    let raw = tree.raw();
-    if raw.is_null() {
+    if node.is_null() {
         return Ok(String::new());
     }
     let mut out: *mut std::os::raw::c_char = std::ptr::null_mut();
-    // SAFETY: `raw` is a valid tree owned by `tree` for the whole call;
-    // libyang allocates `out` with malloc, which we free below.
-    let ret = unsafe { ffi::lyd_print_mem(&mut out, raw, DataFormat::XML as u32, flags.bits()) };
+    // SAFETY: `node` is a node of a tree the caller holds for the whole
+    // call; libyang allocates `out` with malloc, which we free below.
+    let ret = unsafe { ffi::lyd_print_mem(&mut out, node, DataFormat::XML as u32, flags.bits()) };
     if ret != ffi::LY_ERR::LY_SUCCESS {
         return Err(RpcError::operation_failed("cannot print data"));
     }
@@ -311,6 +318,7 @@ pub fn print_xml(tree: &DataTree<'static>, flags: DataPrinterFlags) -> Result<St
     let s = unsafe { std::ffi::CStr::from_ptr(out) }
         .to_string_lossy()
         .into_owned();
+    // SAFETY: allocated by libyang with malloc, not used after this.
     unsafe { libc::free(out as *mut libc::c_void) };
     Ok(s)
 }

@@ -138,6 +138,30 @@ pub fn canonical(node: Node) -> Option<String> {
     }
 }
 
+/// Whether `node` is a list key leaf.
+pub fn is_key(node: Node) -> bool {
+    let s = schema_of(node);
+    // SAFETY: a compiled schema node of a live data node.
+    !s.is_null() && unsafe { (*s).flags as u32 } & ffi::LYS_KEY != 0
+}
+
+/// The XML namespace of `node`'s module.
+pub fn namespace(node: Node) -> String {
+    let s = schema_of(node);
+    if s.is_null() {
+        return String::new();
+    }
+    // SAFETY: a compiled schema node of the agent's context and its module;
+    // the namespace is a NUL-terminated string of the context.
+    unsafe {
+        let ns = (*(*s).module).ns;
+        if ns.is_null() {
+            return String::new();
+        }
+        CStr::from_ptr(ns).to_string_lossy().into_owned()
+    }
+}
+
 /// Sets the value of a leaf (explicit afterwards, also if it held that
 /// value as a default).
 pub fn set_term(node: Node, value: &str) -> bool {

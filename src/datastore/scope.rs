@@ -571,3 +571,27 @@ impl Scope {
         total
     }
 }
+
+/// The roots' subtrees as running holds them, with their ancestors (keys
+/// only), flags kept so default nodes stay implicit: what a journal record
+/// merges, and the new side of a commit's history entry.
+pub fn roots_of(
+    ctx: &'static Context,
+    running: &DataTree<'static>,
+    roots: &[Root],
+) -> Result<DataTree<'static>, RpcError> {
+    let mut out = DataTree::new(ctx);
+    for r in roots.iter().filter(|r| !r.anchor) {
+        let Some(node) = raw::find(raw::first_of(running), &r.path) else {
+            continue;
+        };
+        let copy = raw::dup_with_parents(ctx, node)
+            .ok_or_else(|| RpcError::operation_failed("cannot copy a subtree of running"))?;
+        if !raw::with_root(ctx, &mut out, |first| raw::merge_into(first, copy)) {
+            return Err(RpcError::operation_failed(
+                "cannot assemble the subtrees of running",
+            ));
+        }
+    }
+    Ok(out)
+}

@@ -15,12 +15,6 @@ use crate::protocol::error::RpcError;
 use crate::protocol::rpc::EditOp;
 use crate::schema::Schema;
 
-fn is_key(node: Node) -> bool {
-    let s = raw::schema_of(node);
-    // SAFETY: a compiled schema node of a live node.
-    !s.is_null() && unsafe { (*s).flags as u32 } & ffi::LYS_KEY != 0
-}
-
 impl View<'_> {
     /// Removes from `tree` every node the user may not read, with its
     /// subtree; a list entry whose key may not be read goes whole.
@@ -52,7 +46,7 @@ impl View<'_> {
         while !c.is_null() {
             let next = raw::next(c);
             if !self.prune_node(c, &state, depth + 1) {
-                if is_key(c) {
+                if raw::is_key(c) {
                     return false;
                 }
                 // Not a top-level node: `unused` is never its first.
@@ -217,7 +211,7 @@ impl View<'_> {
         inherited: EditOp,
     ) -> Result<(), RpcError> {
         let raw_node = node.as_raw();
-        if is_key(raw_node) {
+        if raw::is_key(raw_node) {
             return Ok(());
         }
         let state = self.child_state(parent, depth, raw_node);
@@ -237,7 +231,8 @@ impl View<'_> {
                 // What the replacement drops is deleted.
                 let mut c = raw::first_child(t);
                 while !c.is_null() {
-                    if !is_key(c) && raw::find_sibling_twin(raw::first_child(raw_node), c).is_none()
+                    if !raw::is_key(c)
+                        && raw::find_sibling_twin(raw::first_child(raw_node), c).is_none()
                     {
                         let s = self.child_state(&state, depth + 1, c);
                         self.subtree_from(schema, c, &s, ops::DELETE)?;

@@ -56,9 +56,13 @@ const WITH_DEFAULTS_OPS: &[&str] = &["get", "get-config", "copy-config", "get-da
 /// A child of a base operation that is a parameter some extension adds:
 /// `<with-defaults>` in its own namespace. The base checks let it pass.
 pub fn is_extension_param(op: &Elem, child: &Elem) -> bool {
-    child.local == "with-defaults"
+    (child.local == "with-defaults"
         && child.ns.as_deref() == Some(WD_NS)
-        && WITH_DEFAULTS_OPS.contains(&op.local.as_str())
+        && WITH_DEFAULTS_OPS.contains(&op.local.as_str()))
+        // The commit history's comment (wgnetconf-agent).
+        || (child.local == "comment"
+            && child.ns.as_deref() == Some(super::ext_rpc::AGENT_NS)
+            && op.local == "commit")
 }
 
 /// The `<with-defaults>` parameter of `op`, if present. It must be in the

@@ -15,6 +15,10 @@ pub const DS_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-datastores";
 /// RFC 5277: `<create-subscription>` and `<notification>`.
 pub const NOTIF_NS: &str = "urn:ietf:params:xml:ns:netconf:notification:1.0";
 
+/// Our own operations and the `<comment>` of `<commit>` (module
+/// `wgnetconf-agent`).
+pub const AGENT_NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-agent";
+
 /// RFC 6241 §8.4.5: the default confirm-timeout, seconds.
 pub const DEFAULT_CONFIRM_TIMEOUT: u32 = 600;
 
@@ -26,6 +30,16 @@ pub struct CommitParams {
     pub timeout: Option<u32>,
     pub persist: Option<String>,
     pub persist_id: Option<String>,
+    /// `<comment xmlns="...wgnetconf-agent">`: kept in the commit history.
+    pub comment: Option<String>,
+}
+
+/// `<rollback>` (wgnetconf-agent): running as it was before commit `id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rollback {
+    pub id: u64,
+    pub confirm_timeout: Option<u32>,
+    pub comment: Option<String>,
 }
 
 /// The datastores of RFC 8342 that get-data can read.
@@ -86,7 +100,61 @@ pub fn parse_foreign(op: &Elem, scope: &Scope) -> Option<Result<Operation, RpcEr
         (NOTIF_NS, "create-subscription") => {
             create_subscription(op).map(Operation::CreateSubscription)
         }
+        (AGENT_NS, "rollback") => rollback(op).map(Operation::Rollback),
+        (AGENT_NS, "compare") => compare(op),
+        (AGENT_NS, "rotate-private-key") => {
+            number::<u16>(op, "instance", true).map(|i| Operation::RotatePrivateKey {
+                instance: i.unwrap_or(0),
+            })
+        }
         _ => return None,
+    })
+}
+
+/// The number in child `name` of `op`, if present (`required`: else
+/// missing-element).
+fn number<T: std::str::FromStr>(
+    op: &Elem,
+    name: &str,
+    required: bool,
+) -> Result<Option<T>, RpcError> {
+    match op.elems().find(|c| c.local == name) {
+        Some(c) => c.text().trim().parse().map(Some).map_err(|_| {
+            invalid(
+                name,
+                format!("<{name}> '{}' is not a valid number", c.text()),
+            )
+        }),
+        None if required => Err(RpcError::protocol(
+            "missing-element",
+            format!("<{}> needs <{name}>", op.local),
+        )
+        .bad_element(name.to_string())),
+        None => Ok(None),
+    }
+}
+
+fn only_params(op: &Elem, names: &[&str]) -> Result<(), RpcError> {
+    match op.elems().find(|c| !names.contains(&c.local.as_str())) {
+        Some(c) => Err(unknown_param(op, c)),
+        None => Ok(()),
+    }
+}
+
+fn rollback(op: &Elem) -> Result<Rollback, RpcError> {
+    only_params(op, &["id", "confirm-timeout", "comment"])?;
+    Ok(Rollback {
+        id: number(op, "id", true)?.unwrap_or(0),
+        confirm_timeout: number::<u32>(op, "confirm-timeout", false)?.filter(|t| *t > 0),
+        comment: op.elems().find(|c| c.local == "comment").map(|c| c.text()),
+    })
+}
+
+fn compare(op: &Elem) -> Result<Operation, RpcError> {
+    only_params(op, &["from", "to"])?;
+    Ok(Operation::Compare {
+        from: number(op, "from", true)?.unwrap_or(0),
+        to: number(op, "to", false)?,
     })
 }
 
@@ -127,6 +195,7 @@ pub fn commit(op: &Elem) -> Result<Operation, RpcError> {
             }
             "persist" => p.persist = Some(c.text()),
             "persist-id" => p.persist_id = Some(c.text()),
+            "comment" if c.ns.as_deref() == Some(AGENT_NS) => p.comment = Some(c.text()),
             _ => return Err(unknown_param(op, c)),
         }
     }

@@ -6,9 +6,11 @@ pub mod ext;
 pub mod ext_rpc;
 pub mod framing;
 pub mod hello;
+pub mod limits;
 pub mod reply;
 pub mod rpc;
 pub mod xml;
+pub mod xpath_cost;
 
 /// The NETCONF base namespace.
 pub const NC_NS: &str = "urn:ietf:params:xml:ns:netconf:base:1.0";

@@ -134,6 +134,15 @@ pub enum Operation {
     EditData(super::ext_rpc::EditData),
     /// RFC 5277; run by the session, not the core.
     CreateSubscription(super::ext_rpc::Subscribe),
+    /// wgnetconf-agent: the commit history's operations, key rotation.
+    Rollback(super::ext_rpc::Rollback),
+    Compare {
+        from: u64,
+        to: Option<u64>,
+    },
+    RotatePrivateKey {
+        instance: u16,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -167,7 +176,15 @@ pub fn parse(root: &Elem) -> Result<Rpc, EnvelopeError> {
             .bad_element(root.local.clone()),
         ));
     }
-    let Some(message_id) = root.attr("message-id").map(|a| a.value.clone()) else {
+    // Unqualified (RFC 6241's schema), or in the base namespace as some
+    // clients write it; `x:message-id` of another namespace is another
+    // attribute.
+    let message_id = root
+        .attrs
+        .iter()
+        .find(|a| a.local == "message-id" && (a.ns.is_none() || a.ns.as_deref() == Some(NC_NS)))
+        .map(|a| a.value.clone());
+    let Some(message_id) = message_id else {
         return Err(fail(
             RpcError::rpc("missing-attribute", "the rpc has no message-id attribute")
                 .with_info("bad-attribute", "message-id")
@@ -329,7 +346,10 @@ fn check_known_params(op: &Elem) -> Result<(), RpcError> {
         "close-session" | "discard-changes" => &[],
         _ => return Ok(()),
     };
-    match op.elems().find(|c| !known.contains(&c.local.as_str())) {
+    match op
+        .elems()
+        .find(|c| !known.contains(&c.local.as_str()) && !ext::is_extension_param(op, c))
+    {
         Some(c) => Err(RpcError::protocol(
             "unknown-element",
             format!("<{}> is not a parameter of <{}>", c.local, op.local),
@@ -358,6 +378,15 @@ fn datastore_of(param: &Elem) -> Result<Datastore, RpcError> {
         )
         .bad_element(param.local.clone())
     })?;
+    // A choice of one datastore: a second is an unexpected element
+    // (RFC 6241 Appendix A), not something to ignore.
+    if let Some(extra) = elems.next() {
+        return Err(RpcError::protocol(
+            "unknown-element",
+            format!("<{}> names more than one datastore", param.local),
+        )
+        .bad_element(extra.local.clone()));
+    }
     let d = match ds.local.as_str() {
         "running" => Datastore::Running,
         "candidate" => Datastore::Candidate,

@@ -7,6 +7,8 @@
 //! `<config>` of an edit) to libyang exactly as the client meant it, including
 //! prefixes used inside values (identityrefs, instance-identifiers).
 
+use std::collections::HashSet;
+
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
@@ -46,9 +48,152 @@ pub struct Elem {
 #[error("{0}")]
 pub struct XmlError(pub String);
 
-/// Largest element depth accepted; deeper documents are refused rather than
-/// risking the stack in recursive walks.
-const MAX_DEPTH: usize = 256;
+/// Bounds on the work one message may cause, so that parsing stays linear
+/// in its size and no message can hold a runtime thread for long. Every
+/// check runs on the raw start tag before the attributes are resolved or
+/// stored; `[netconf]` in the configuration sets them.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Element nesting depth; deeper documents are refused rather than
+    /// risking the stack in recursive walks (here, in libyang, in filters).
+    pub max_depth: usize,
+    /// Attributes on one element, namespace declarations included.
+    pub max_attrs_per_element: usize,
+    /// Attributes in the whole message, namespace declarations included.
+    pub max_attrs_per_message: usize,
+}
+
+/// Namespace declarations in force at once. quick-xml resolves a prefix by
+/// scanning them, so without a bound a message could declare thousands
+/// and make every later name lookup scan them all (quadratic work).
+const MAX_NS_IN_SCOPE: usize = 256;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 128,
+            max_attrs_per_element: 64,
+            max_attrs_per_message: 1_000_000,
+        }
+    }
+}
+
+impl Limits {
+    pub fn from_config(c: &crate::config::NetconfConfig) -> Limits {
+        Limits {
+            max_depth: c.max_depth.max(1),
+            max_attrs_per_element: c.max_attributes_per_element,
+            max_attrs_per_message: c.max_attributes_per_message,
+        }
+    }
+}
+
+/// XML 1.0 §2.3 names, as far as ASCII goes (quick-xml checks none): a
+/// name starts with a letter, '_' or ':' and goes on with those, digits,
+/// '-' and '.'. Non-ASCII characters are let through.
+fn check_name(name: &[u8]) -> Result<(), XmlError> {
+    let ok_start = |b: u8| !b.is_ascii() || b.is_ascii_alphabetic() || b == b'_' || b == b':';
+    let ok_rest = |b: u8| ok_start(b) || b.is_ascii_digit() || b == b'-' || b == b'.';
+    match name.split_first() {
+        Some((first, rest)) if ok_start(*first) && rest.iter().all(|b| ok_rest(*b)) => Ok(()),
+        _ => Err(XmlError(format!(
+            "'{}' is not an XML name",
+            String::from_utf8_lossy(name)
+        ))),
+    }
+}
+
+/// XML 1.0 §2.4: the sequence "]]>" may not appear in text content.
+fn check_text(raw: &[u8]) -> Result<(), XmlError> {
+    if raw.windows(3).any(|w| w == b"]]>") {
+        return Err(XmlError("']]>' in text content".into()));
+    }
+    Ok(())
+}
+
+/// What one message has used of its [`Limits`] so far.
+struct Budget<'l> {
+    limits: &'l Limits,
+    attrs: usize,
+    /// Namespace declarations on each open element, and their sum.
+    ns_frames: Vec<usize>,
+    ns_in_scope: usize,
+}
+
+impl<'l> Budget<'l> {
+    fn new(limits: &'l Limits) -> Self {
+        Budget {
+            limits,
+            attrs: 0,
+            ns_frames: Vec::new(),
+            ns_in_scope: 0,
+        }
+    }
+
+    /// Checks one start tag at nesting depth `depth` (the root is 1):
+    /// depth, attribute counts and duplicates (a HashSet, so linear; the
+    /// check quick-xml offers is quadratic). Returns its namespace
+    /// declarations count, for [`Budget::open`].
+    fn tag(&mut self, start: &BytesStart<'_>, depth: usize) -> Result<usize, XmlError> {
+        if depth > self.limits.max_depth {
+            return Err(XmlError(format!(
+                "elements nested deeper than {}",
+                self.limits.max_depth
+            )));
+        }
+        check_name(start.name().as_ref())?;
+        let mut seen: HashSet<&[u8]> = HashSet::new();
+        let mut decls = 0usize;
+        for a in start.attributes().with_checks(false) {
+            let a = a.map_err(|e| XmlError(format!("bad attribute: {e}")))?;
+            check_name(a.key.as_ref())?;
+            // XML 1.0 §3.1 [10]: no '<' in an attribute value.
+            if a.value.contains(&b'<') {
+                return Err(XmlError("'<' in an attribute value".into()));
+            }
+            if seen.len() >= self.limits.max_attrs_per_element {
+                return Err(XmlError(format!(
+                    "more than {} attributes on one element",
+                    self.limits.max_attrs_per_element
+                )));
+            }
+            self.attrs += 1;
+            if self.attrs > self.limits.max_attrs_per_message {
+                return Err(XmlError(format!(
+                    "more than {} attributes in the message",
+                    self.limits.max_attrs_per_message
+                )));
+            }
+            let key = a.key.into_inner();
+            if key == b"xmlns" || key.starts_with(b"xmlns:") {
+                decls += 1;
+            }
+            if !seen.insert(key) {
+                return Err(XmlError(format!(
+                    "duplicate attribute '{}'",
+                    String::from_utf8_lossy(key)
+                )));
+            }
+        }
+        if self.ns_in_scope + decls > MAX_NS_IN_SCOPE {
+            return Err(XmlError(format!(
+                "more than {MAX_NS_IN_SCOPE} namespace declarations in scope"
+            )));
+        }
+        Ok(decls)
+    }
+
+    /// An element with `decls` declarations was opened.
+    fn open(&mut self, decls: usize) {
+        self.ns_frames.push(decls);
+        self.ns_in_scope += decls;
+    }
+
+    /// The innermost open element was closed.
+    fn close(&mut self) {
+        self.ns_in_scope -= self.ns_frames.pop().unwrap_or(0);
+    }
+}
 
 impl Elem {
     pub fn is(&self, ns: &str, local: &str) -> bool {
@@ -202,8 +347,16 @@ impl Scope {
     }
 }
 
-/// Parses one whole message into its root element.
+/// Parses one whole message into its root element, within the default
+/// [`Limits`] (for XML the agent itself made or already accepted).
 pub fn parse(input: &[u8]) -> Result<Elem, XmlError> {
+    parse_limited(input, &Limits::default())
+}
+
+/// Parses one whole message from a client into its root element, refusing
+/// it as soon as it exceeds `limits`.
+pub fn parse_limited(input: &[u8], limits: &Limits) -> Result<Elem, XmlError> {
+    let mut budget = Budget::new(limits);
     if input.contains(&0) {
         return Err(XmlError("NUL byte in message".into()));
     }
@@ -213,30 +366,40 @@ pub fn parse(input: &[u8]) -> Result<Elem, XmlError> {
     reader.config_mut().check_end_names = true;
     let mut stack: Vec<Elem> = Vec::new();
     let mut root: Option<Elem> = None;
+    let mut first = true;
     loop {
         let ev = reader
             .read_event()
             .map_err(|e| XmlError(format!("not well-formed XML: {e}")))?;
+        // XML 1.0 §2.8: the XML declaration comes first or not at all.
+        if matches!(ev, Event::Decl(_))
+            && !(first && text.trim_start_matches('\u{feff}').starts_with("<?xml"))
+        {
+            return Err(XmlError("XML declaration not at the start".into()));
+        }
+        first = false;
         match ev {
             Event::Start(start) => {
                 if root.is_some() {
                     return Err(XmlError("content after the root element".into()));
                 }
-                if stack.len() >= MAX_DEPTH {
-                    return Err(XmlError("elements nested too deeply".into()));
-                }
+                let decls = budget.tag(&start, stack.len() + 1)?;
                 let elem = start_elem(&reader, &start)?;
                 if is_edit_payload(&stack, &elem) {
-                    let elem = raw_payload(&mut reader, text, &stack, elem)?;
+                    budget.open(decls);
+                    let elem = raw_payload(&mut reader, text, &stack, elem, &mut budget)?;
+                    budget.close();
                     attach(&mut stack, &mut root, elem);
                     continue;
                 }
+                budget.open(decls);
                 stack.push(elem);
             }
             Event::Empty(start) => {
                 if root.is_some() {
                     return Err(XmlError("content after the root element".into()));
                 }
+                budget.tag(&start, stack.len() + 1)?;
                 let elem = start_elem(&reader, &start)?;
                 attach(&mut stack, &mut root, elem);
             }
@@ -244,11 +407,15 @@ pub fn parse(input: &[u8]) -> Result<Elem, XmlError> {
                 let elem = stack
                     .pop()
                     .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
+                budget.close();
                 attach(&mut stack, &mut root, elem);
             }
             Event::Text(t) => {
+                check_text(&t)?;
+                // XML 1.0 end-of-line handling only: `xml_content` follows
+                // XML 1.1 and would turn U+2028 and U+0085 into newlines.
                 let s = t
-                    .xml_content()
+                    .xml10_content()
                     .map_err(|e| XmlError(format!("bad text: {e}")))?
                     .into_owned();
                 push_text(&mut stack, root.is_some(), s)?;
@@ -295,7 +462,10 @@ fn raw_payload(
     text: &str,
     stack: &[Elem],
     mut elem: Elem,
+    budget: &mut Budget<'_>,
 ) -> Result<Elem, XmlError> {
+    // Depth of `elem` itself; its data children are one deeper.
+    let base = stack.len() + 1;
     let mut scope: Vec<(Option<String>, String)> = Vec::new();
     for decls in stack.iter().map(|e| &e.ns_decls).chain([&elem.ns_decls]) {
         for (p, u) in decls {
@@ -311,6 +481,9 @@ fn raw_payload(
         let mut odd = false;
         let (own, after) = match ev {
             Event::Start(start) => {
+                let decls = budget.tag(&start, base + 1)?;
+                budget.open(decls);
+                check_prefixes(reader, &start)?;
                 let own = declared_prefixes(&start)?;
                 odd |= odd_operation(reader, &start);
                 let mut depth = 1usize;
@@ -321,28 +494,41 @@ fn raw_payload(
                     {
                         Event::Start(s) => {
                             depth += 1;
-                            if depth >= MAX_DEPTH {
-                                return Err(XmlError("elements nested too deeply".into()));
-                            }
+                            let decls = budget.tag(&s, base + depth)?;
+                            budget.open(decls);
+                            check_prefixes(reader, &s)?;
                             odd |= odd_operation(reader, &s);
                         }
-                        Event::Empty(s) => odd |= odd_operation(reader, &s),
-                        Event::End(_) => depth -= 1,
+                        Event::Empty(s) => {
+                            budget.tag(&s, base + depth + 1)?;
+                            check_prefixes(reader, &s)?;
+                            odd |= odd_operation(reader, &s);
+                        }
+                        Event::End(_) => {
+                            depth -= 1;
+                            budget.close();
+                        }
                         Event::Eof => {
                             return Err(XmlError(
                                 "unexpected end of message inside an element".into(),
                             ))
                         }
                         Event::DocType(_) => return Err(XmlError("DOCTYPE is not allowed".into())),
+                        Event::Decl(_) => {
+                            return Err(XmlError("XML declaration not at the start".into()))
+                        }
                         Event::GeneralRef(r) => {
                             resolve_ref(&r)?;
                         }
+                        Event::Text(t) => check_text(&t)?,
                         _ => {}
                     }
                 }
                 (own, reader.buffer_position() as usize)
             }
             Event::Empty(start) => {
+                budget.tag(&start, base + 1)?;
+                check_prefixes(reader, &start)?;
                 odd |= odd_operation(reader, &start);
                 (
                     declared_prefixes(&start)?,
@@ -356,8 +542,13 @@ fn raw_payload(
                 ))
             }
             Event::DocType(_) => return Err(XmlError("DOCTYPE is not allowed".into())),
-            // Text, comments and the like between data elements carry
-            // nothing for libyang.
+            Event::Decl(_) => return Err(XmlError("XML declaration not at the start".into())),
+            Event::Text(t) => {
+                check_text(&t)?;
+                continue;
+            }
+            // Comments and the like between data elements carry nothing
+            // for libyang.
             _ => continue,
         };
         let raw = text
@@ -380,17 +571,32 @@ fn raw_payload(
         if odd {
             // An operation attribute the envelope checks must refuse by
             // name (bad-attribute): give them the element.
-            elem.children.push(Child::Elem(parse(out.as_bytes())?));
+            elem.children
+                .push(Child::Elem(parse_limited(out.as_bytes(), budget.limits)?));
         } else {
             elem.children.push(Child::Raw(out));
         }
     }
 }
 
+/// The element's and its prefixed attributes' prefixes are declared
+/// (Namespaces in XML §5): payload data is not built into elements, so
+/// this is where an unbound prefix in it is caught.
+fn check_prefixes(reader: &NsReader<&[u8]>, start: &BytesStart<'_>) -> Result<(), XmlError> {
+    resolved(reader.resolve_element(start.name()).0)?;
+    for a in start.attributes().with_checks(false) {
+        let a = a.map_err(|e| XmlError(format!("bad attribute: {e}")))?;
+        if a.key.prefix().is_some_and(|p| p.as_ref() != b"xmlns") {
+            resolved(reader.resolve_attribute(a.key).0)?;
+        }
+    }
+    Ok(())
+}
+
 /// Whether a start tag carries an `nc:operation` other than the five of
 /// RFC 6241 §7.2.
 fn odd_operation(reader: &NsReader<&[u8]>, start: &BytesStart<'_>) -> bool {
-    start.attributes().flatten().any(|a| {
+    start.attributes().with_checks(false).flatten().any(|a| {
         a.key.local_name().as_ref() == b"operation"
             && matches!(
                 reader.resolve_attribute(a.key).0,
@@ -406,7 +612,7 @@ fn odd_operation(reader: &NsReader<&[u8]>, start: &BytesStart<'_>) -> bool {
 /// Prefixes (None: the default namespace) declared on a start tag.
 fn declared_prefixes(start: &BytesStart<'_>) -> Result<Vec<Option<String>>, XmlError> {
     let mut out = Vec::new();
-    for a in start.attributes() {
+    for a in start.attributes().with_checks(false) {
         let a = a.map_err(|e| XmlError(format!("bad attribute: {e}")))?;
         let key = a.key.as_ref();
         if key == b"xmlns" {
@@ -466,7 +672,8 @@ fn start_elem(reader: &NsReader<&[u8]>, start: &BytesStart<'_>) -> Result<Elem, 
     let ns = resolved(res)?;
     let mut attrs = Vec::new();
     let mut ns_decls = Vec::new();
-    for a in start.attributes() {
+    // Duplicates and counts were checked by `Budget::tag`, linearly.
+    for a in start.attributes().with_checks(false) {
         let a = a.map_err(|e| XmlError(format!("bad attribute: {e}")))?;
         let key = utf8(a.key.as_ref())?;
         let value = a

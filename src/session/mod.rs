@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use crate::core::Outcome;
 use crate::protocol::error::RpcError;
 use crate::protocol::framing::{FrameReader, FrameWriter, Framing, FramingError};
-use crate::protocol::{hello, reply, rpc, xml};
+use crate::protocol::{hello, limits, reply, rpc, xml};
 
 /// Who is on the other end of a session, as the transport authenticated it.
 #[derive(Clone, Debug)]
@@ -38,7 +38,12 @@ pub async fn run<S>(agent: Arc<Shared>, stream: S, peer: Peer)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (id, kill) = agent.sessions.register(peer.clone());
+    let max = agent.config.netconf.max_sessions;
+    let Some((id, kill)) = agent.sessions.try_register(peer.clone(), max) else {
+        // Refused before any hello: the transport closes the stream.
+        warn!(user = %peer.user, source = %peer.source, max, "too many sessions; refused");
+        return;
+    };
     info!(session = id, user = %peer.user, source = %peer.source, "session start");
     agent.hub.session_start(id, &peer.user, &peer.source);
     let (r, w) = tokio::io::split(stream);
@@ -99,7 +104,8 @@ where
         Ok(Ok(None)) => return "closed before hello".into(),
         Ok(Err(e)) => return format!("hello: {e}"),
     };
-    let parsed = match xml::parse(&client_hello) {
+    let limits = xml::Limits::from_config(&agent.config.netconf);
+    let parsed = match xml::parse_limited(&client_hello, &limits) {
         Ok(root) => hello::parse_client_hello(&root),
         Err(e) => Err(e.to_string()),
     };
@@ -159,7 +165,7 @@ where
             Err(e) => return format!("framing: {e}"),
         };
         let big = msg.len() > BIG_MESSAGE;
-        let root = match xml::parse(&msg) {
+        let root = match xml::parse_limited(&msg, &limits) {
             Ok(r) => r,
             Err(e) => {
                 let err = malformed(format!("malformed message: {e}"));
@@ -174,6 +180,13 @@ where
         let request = match rpc::parse(&root) {
             Ok(r) => {
                 monitor.rpc_received(id);
+                if let Err(e) = limits::check(&r.operation, agent.config.netconf.max_xpath_bytes) {
+                    monitor.rpc_error_sent(id);
+                    if let Err(e) = send(writer, &reply::errors(&r.reply_attrs, &[e])).await {
+                        return e;
+                    }
+                    continue;
+                }
                 r
             }
             Err(e) => {

@@ -49,6 +49,27 @@ impl Registry {
         (id, kill)
     }
 
+    /// [`Registry::register`] unless `max` sessions are live already
+    /// (checked and inserted under one lock, so racing logins cannot both
+    /// take the last place).
+    pub fn try_register(&self, peer: Peer, max: usize) -> Option<(u32, Arc<Notify>)> {
+        let mut live = self.live.lock().ok()?;
+        if live.len() >= max {
+            return None;
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let kill = Arc::new(Notify::new());
+        self.monitor.session_started(id, &peer);
+        live.insert(
+            id,
+            SessionEntry {
+                peer,
+                kill: kill.clone(),
+            },
+        );
+        Some((id, kill))
+    }
+
     pub fn remove(&self, id: u32) {
         self.monitor.session_ended(id);
         if let Ok(mut live) = self.live.lock() {

@@ -8,6 +8,7 @@
 //! Both listeners stop accepting when `Shared::shutdown` flips to true, and
 //! hand every accepted stream to `session::run` in its own task.
 
+pub mod preauth;
 pub mod relay;
 pub mod ssh;
 pub mod unix;

@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,10 +30,11 @@ use russh::{
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::preauth::{self, BadEnd, Ticket};
 use super::shutdown_requested;
 use crate::auth::{hostkey, UserDb};
 use crate::session::Shared as Agent;
@@ -42,13 +44,6 @@ use crate::session::{self, Peer};
 /// the client's initial "none" probe too, so this is 1 + 6 real attempts
 /// (OpenSSH's MaxAuthTries is 6).
 const MAX_AUTH_ATTEMPTS: usize = 7;
-/// Connections that have not authenticated yet, across all listeners
-/// (like sshd's MaxStartups): more are dropped at accept.
-const MAX_UNAUTHENTICATED: usize = 64;
-/// Password verifications running at once, across all connections. Each
-/// argon2 check takes ~19 MiB and tens of milliseconds of CPU; without a
-/// cap, many connections guessing in parallel could exhaust memory.
-const MAX_CONCURRENT_VERIFICATIONS: usize = 4;
 /// Session channels one connection may hold open at once.
 const MAX_CHANNELS: usize = 8;
 /// Constant delay of a rejected attempt, so timing tells nothing and
@@ -71,8 +66,13 @@ pub async fn bind(
     }
     let key = hostkey::load_or_generate(&agent.config.host_key_path())?;
     let russh_config = Arc::new(russh_config(key));
-    let gate = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
-    let verify_gate = Arc::new(Semaphore::new(MAX_CONCURRENT_VERIFICATIONS));
+    // Connections not yet authenticated, shared by all listeners: see
+    // `preauth` for the per-source share and penalties.
+    let gate = preauth::Gate::new(preauth::Limits::from_config(&agent.config.ssh));
+    // Password checks run one at a time (`auth::password::verify` holds a
+    // process-wide lock: 19 MiB each). Waiting here, not on that lock,
+    // keeps a login burst from parking a blocking thread per attempt.
+    let verify_gate = Arc::new(Semaphore::new(1));
     let mut listeners = Vec::new();
     for addr in &agent.config.ssh.listen {
         let listener = TcpListener::bind(addr)
@@ -133,7 +133,7 @@ struct Shared {
     agent: Arc<Agent>,
     users: Arc<UserDb>,
     russh_config: Arc<russh::server::Config>,
-    gate: Arc<Semaphore>,
+    gate: Arc<preauth::Gate>,
     verify_gate: Arc<Semaphore>,
 }
 
@@ -152,9 +152,13 @@ async fn accept_loop(listener: TcpListener, ctx: Shared) {
             },
             () = shutdown_requested(&mut shutdown) => break,
         };
-        let Ok(permit) = ctx.gate.clone().try_acquire_owned() else {
-            tracing::warn!(peer = %addr, "too many unauthenticated SSH connections; dropping");
-            continue;
+        let ticket = match ctx.gate.admit(&addr) {
+            Ok(t) => t,
+            Err(why) => {
+                // Debug: a flood from one source would otherwise flood the log.
+                tracing::debug!(peer = %addr, %why, "SSH connection refused");
+                continue;
+            }
         };
         // Our own accept loop bypasses russh's, which is where its
         // `nodelay` option is applied: without this, Nagle and delayed ACKs
@@ -162,18 +166,20 @@ async fn accept_loop(listener: TcpListener, ctx: Shared) {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!(peer = %addr, error = %e, "set_nodelay failed");
         }
-        tokio::spawn(connection(tcp, addr, ctx.clone(), permit));
+        tokio::spawn(connection(tcp, addr, ctx.clone(), ticket));
     }
     tracing::info!("SSH listener stopped");
 }
 
 /// One TCP connection: the SSH session runs in russh's task; this task
 /// enforces the authentication deadline and hangs up at shutdown.
-async fn connection(tcp: TcpStream, addr: SocketAddr, ctx: Shared, permit: OwnedSemaphorePermit) {
+async fn connection(tcp: TcpStream, addr: SocketAddr, ctx: Shared, ticket: Ticket) {
     let timeout = Duration::from_secs(ctx.agent.config.ssh.auth_timeout_secs.max(1));
     let deadline = Instant::now() + timeout;
     let (authed_tx, authed_rx) = oneshot::channel();
+    let attempted = Arc::new(AtomicBool::new(false));
     let handler = Connection {
+        attempted: attempted.clone(),
         agent: ctx.agent.clone(),
         users: ctx.users.clone(),
         verify_gate: ctx.verify_gate.clone(),
@@ -202,10 +208,12 @@ async fn connection(tcp: TcpStream, addr: SocketAddr, ctx: Shared, permit: Owned
         Ok(Ok(running)) => running,
         Ok(Err(e)) => {
             tracing::debug!(peer = %addr, error = %e, "SSH handshake failed");
+            ctx.gate.penalise(&addr, BadEnd::NoAttempt);
             return;
         }
         Err(_) => {
             tracing::info!(peer = %addr, "SSH client sent no version line in time");
+            ctx.gate.penalise(&addr, BadEnd::Timeout);
             return;
         }
     };
@@ -216,16 +224,24 @@ async fn connection(tcp: TcpStream, addr: SocketAddr, ctx: Shared, permit: Owned
     let authenticated = tokio::select! {
         r = &mut running => {
             log_end(addr, r);
+            let end = if attempted.load(Ordering::Relaxed) {
+                BadEnd::AuthFailed
+            } else {
+                BadEnd::NoAttempt
+            };
+            ctx.gate.penalise(&addr, end);
             return;
         }
         r = authed_rx => r.is_ok(),
         () = tokio::time::sleep_until(deadline) => {
             tracing::info!(peer = %addr, "SSH authentication timed out");
+            ctx.gate.penalise(&addr, BadEnd::Timeout);
             false
         }
         () = shutdown_requested(&mut shutdown) => false,
     };
-    drop(permit);
+    // Authenticated (or on the way out): the slot is someone else's now.
+    drop(ticket);
     if !authenticated {
         let _ = handle
             .disconnect(
@@ -307,6 +323,10 @@ fn log_end(addr: SocketAddr, r: Result<(), russh::Error>) {
 
 /// russh's per-connection handler.
 struct Connection {
+    /// Set at the first real authentication attempt (not the "none"
+    /// probe), so a connection that ends unauthenticated is penalised as
+    /// a failure rather than as one that never tried.
+    attempted: Arc<AtomicBool>,
     agent: Arc<Agent>,
     users: Arc<UserDb>,
     verify_gate: Arc<Semaphore>,
@@ -328,6 +348,7 @@ impl Connection {
     }
 
     fn rejected(&self, user: &str, method: &str) -> Auth {
+        self.attempted.store(true, Ordering::Relaxed);
         tracing::info!(peer = %self.addr, ?user, method, "SSH authentication failed");
         reject()
     }
@@ -366,6 +387,7 @@ impl russh::server::Handler for Connection {
         Ok(if self.users.key_authorized(user, offer.public_key) {
             Auth::Accept
         } else {
+            self.attempted.store(true, Ordering::Relaxed);
             reject()
         })
     }
@@ -419,6 +441,15 @@ impl russh::server::Handler for Connection {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if name == "netconf"
+            && self.agent.sessions.count() >= self.agent.config.netconf.max_sessions
+        {
+            // A clean, visible refusal (`ssh -s` reports the failed
+            // subsystem request); `session::run` enforces the cap exactly.
+            tracing::warn!(peer = %self.addr, "too many NETCONF sessions; subsystem refused");
+            session.channel_failure(id)?;
+            return Ok(());
+        }
         if name == "netconf" {
             if let (Some(user), Some(channel)) = (self.user.clone(), self.channels.remove(&id)) {
                 session.channel_success(id)?;

@@ -38,6 +38,10 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     /// Raw TOML for the `[netconf]` table (e.g. `hello_timeout_secs = 1`).
     pub netconf: String,
+    /// Raw TOML added to the `[ssh]` table (e.g. `penalty_min_secs = 1`).
+    pub ssh: String,
+    /// Raw TOML added to alice's `[[users]]` entry (e.g. a `password_hash`).
+    pub user_extra: String,
     /// YANG directories (default: `tests/yang`).
     pub yang_dirs: Vec<PathBuf>,
     /// Extra environment of the agent process.
@@ -47,6 +51,8 @@ pub struct Env {
     pub users: Vec<(String, Vec<String>)>,
     /// Serve the local socket (`<dir>/netconf.sock`) for the relay.
     pub unix: bool,
+    /// The WireGuard plugin's backend (`None`: the plugin is off).
+    pub wireguard: Option<String>,
 }
 
 impl Env {
@@ -66,10 +72,13 @@ impl Env {
         Env {
             dir,
             netconf: netconf.to_string(),
+            ssh: String::new(),
+            user_extra: String::new(),
             yang_dirs: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yang")],
             agent_env: Vec::new(),
             users: vec![("alice".into(), vec!["admin".into()])],
             unix: false,
+            wireguard: None,
         }
     }
 
@@ -102,13 +111,16 @@ impl Env {
             .map(|d| format!("{d:?}"))
             .collect::<Vec<_>>()
             .join(", ");
+        // The first user gets `user_extra` (e.g. a password hash).
         let users: String = self
             .users
             .iter()
-            .map(|(name, groups)| {
+            .enumerate()
+            .map(|(i, (name, groups))| {
                 format!(
-                    "[[users]]\nname = {name:?}\ngroups = {groups:?}\nauthorized_keys = [{:?}]\n",
-                    pubkey.trim()
+                    "[[users]]\nname = {name:?}\ngroups = {groups:?}\nauthorized_keys = [{:?}]\n{}\n",
+                    pubkey.trim(),
+                    if i == 0 { self.user_extra.as_str() } else { "" }
                 )
             })
             .collect();
@@ -121,14 +133,19 @@ impl Env {
             "state_dir = {state:?}\n\
              run_dir = {run:?}\n\
              yang_dirs = [{yang}]\n\
-             [ssh]\nlisten = [\"127.0.0.1:0\"]\n\
+             [ssh]\nlisten = [\"127.0.0.1:0\"]\n{ssh}\n\
              [unix]\n{unix}\n\
              [netconf]\n{netconf}\n\
-             [wireguard]\nenabled = false\n\
+             [wireguard]\n{wireguard}\n\
              {users}",
             state = self.state_dir(),
             run = self.run_dir(),
             netconf = self.netconf,
+            ssh = self.ssh,
+            wireguard = match &self.wireguard {
+                Some(b) => format!("enabled = true\nbackend = {b:?}"),
+                None => "enabled = false".to_string(),
+            },
         );
         let path = self.path("wgnetconf.toml");
         std::fs::write(&path, text).expect("write config");
@@ -292,7 +309,17 @@ impl Agent {
 
     /// [`Agent::ssh2`] as `user`.
     pub fn ssh2_as(&self, env: &Env, user: &str) -> Client {
-        let tcp = TcpStream::connect(self.addr).expect("connect");
+        self.ssh2_over_as(env, TcpStream::connect(self.addr).expect("connect"), user)
+    }
+
+    /// [`Agent::ssh2`] over a TCP connection the caller made (e.g. from
+    /// another loopback source address).
+    pub fn ssh2_over(&self, env: &Env, tcp: TcpStream) -> Client {
+        self.ssh2_over_as(env, tcp, "alice")
+    }
+
+    /// [`Agent::ssh2_over`] as `user`.
+    pub fn ssh2_over_as(&self, env: &Env, tcp: TcpStream, user: &str) -> Client {
         let keep = tcp.try_clone().expect("clone tcp");
         let mut sess = ssh2::Session::new().expect("ssh2 session");
         sess.set_tcp_stream(tcp);
@@ -383,6 +410,9 @@ pub trait Wire: Send {
     fn recv(&mut self) -> std::io::Result<Vec<u8>>;
     /// Drops the connection abruptly (no NETCONF or SSH goodbye).
     fn abort(&mut self);
+    /// Ends the input the server reads (SSH channel EOF), keeping the
+    /// output open to read what comes back.
+    fn send_eof(&mut self);
 }
 
 struct Ssh2Wire {
@@ -407,6 +437,10 @@ impl Wire for Ssh2Wire {
     fn abort(&mut self) {
         let _ = self.tcp.shutdown(Shutdown::Both);
     }
+
+    fn send_eof(&mut self) {
+        let _ = self.channel.send_eof();
+    }
 }
 
 struct OpenSshWire {
@@ -428,6 +462,10 @@ impl Wire for OpenSshWire {
             Err(mpsc::RecvTimeoutError::Disconnected) => Ok(Vec::new()),
             Err(mpsc::RecvTimeoutError::Timeout) => Err(std::io::ErrorKind::TimedOut.into()),
         }
+    }
+
+    fn send_eof(&mut self) {
+        self.stdin = None;
     }
 
     fn abort(&mut self) {
@@ -683,6 +721,11 @@ impl Client {
     pub fn raw_rpc(&mut self, msg: &str) -> Reply {
         self.send(msg);
         Reply::new(self.recv())
+    }
+
+    /// Ends what the server reads (EOF), e.g. after a truncated message.
+    pub fn send_eof(&mut self) {
+        self.wire.send_eof();
     }
 
     /// Drops the connection without close-session.

@@ -30,6 +30,21 @@ pub const TUNNEL_NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
 /// never a synchronisation sleep.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
+/// Whether a test that needs root, namespaces and tun devices must be
+/// skipped here (printing why). Where the test command runs
+/// (`WGNETCONF_REQUIRE_ALL=1`, set by scripts/test.sh), a test that cannot
+/// run fails instead: CI must not pass without having run it.
+pub fn skip(test: &str) -> bool {
+    let Some(why) = skip_reason() else {
+        return false;
+    };
+    if std::env::var_os("WGNETCONF_REQUIRE_ALL").is_some() {
+        panic!("{test} cannot run here: {why} (WGNETCONF_REQUIRE_ALL is set)");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    true
+}
+
 /// Why the end-to-end tests cannot run here, if they cannot.
 pub fn skip_reason() -> Option<String> {
     // SAFETY: geteuid has no preconditions.

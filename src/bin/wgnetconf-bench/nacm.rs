@@ -150,7 +150,7 @@ pub async fn run(args: &Args) {
             args.rounds.max(1),
         )
     };
-    let agent = Agent::start_with("plain", &[("ops", &["ops"])]);
+    let agent = Agent::start_with("plain", !args.no_history, &[("ops", &["ops"])]);
     let mut admin = connect(&agent.target()).await;
     let mut ops = connect(&agent.target_as("ops")).await;
     println!("\nwgnetconf-bench --nacm, model plain, on {}\n", machine());
