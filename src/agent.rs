@@ -132,12 +132,12 @@ fn bootstrap_access(
         Vec::new()
     };
     names.sort();
-    if bootstrap::add_policy(schema, &mut ds.running, &names)? {
+    if ds.edit_running_at_boot(|running| bootstrap::add_policy(schema, running, &names))? {
         info!(users = ?names, "access control: rule-list admin (permit all) for group admin");
     }
     let mut startup = match ds.tree(crate::protocol::rpc::Datastore::Startup) {
         Some(t) => crate::datastore::duplicate(t).map_err(|e| e.message)?,
-        None => crate::datastore::duplicate(&ds.running).map_err(|e| e.message)?,
+        None => crate::datastore::duplicate(ds.running()).map_err(|e| e.message)?,
     };
     bootstrap::add_policy(schema, &mut startup, &names)?;
     ds.set_startup(startup).map_err(|e| e.message)?;

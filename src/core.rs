@@ -5,13 +5,13 @@
 use tracing::info;
 use yang5::data::DataTree;
 
-use crate::datastore::{self, edit, parse_config, Datastores};
+use crate::datastore::{self, parse_config, Datastores};
 use crate::protocol::error::RpcError;
 use crate::protocol::ext::WithDefaults;
 use crate::protocol::rpc::{Datastore, EditOp, Filter, Operation, Source, TestOption};
 use crate::retrieval::{self, Content};
 use crate::schema::Schema;
-use crate::transaction::Pipeline;
+use crate::transaction::{Change, Pipeline};
 
 pub mod access;
 mod audit;
@@ -63,6 +63,20 @@ fn one(e: RpcError) -> Vec<RpcError> {
     vec![e]
 }
 
+/// Merges state data written as XML into the operational tree.
+fn merge_state(schema: &Schema, oper: &mut DataTree<'static>, xml: &str) -> Result<(), RpcError> {
+    let state = DataTree::parse_string(
+        schema.ctx,
+        xml,
+        yang5::data::DataFormat::XML,
+        yang5::data::DataParserFlags::NO_VALIDATION | yang5::data::DataParserFlags::STRICT,
+        yang5::data::DataValidationFlags::empty(),
+    )
+    .map_err(|e| RpcError::operation_failed(format!("server state data: {e}")))?;
+    oper.merge(&state)
+        .map_err(|e| RpcError::operation_failed(format!("server state data: {e}")))
+}
+
 /// Operations that read or replace the candidate as a whole tree (rather
 /// than edit or commit it): pending candidate edits become a tree first.
 fn reads_candidate_whole(op: &Operation) -> bool {
@@ -81,26 +95,19 @@ impl Core {
     /// Applies the boot configuration through the plugins: the system comes
     /// up with running before the first session is served.
     pub fn boot(&mut self) -> Result<(), String> {
-        let empty = DataTree::new(self.schema.ctx);
-        let running = datastore::duplicate(&self.ds.running).map_err(|e| e.message)?;
-        let ds = &self.ds;
-        let new = self
-            .pipeline
-            .commit(&self.schema, &empty, running, |t| ds.persist_running(t))
+        // Nothing is pending at boot: the candidate is running.
+        let running = self
+            .ds
+            .running_for_commit(&self.schema, true)
+            .map_err(|e| e.message)?;
+        self.pipeline
+            .commit(&self.schema, running, Change::Boot)
             .map_err(|es| {
                 es.iter()
                     .map(|e| e.message.clone())
                     .collect::<Vec<_>>()
                     .join("; ")
             })?;
-        // A device boot puts startup into running: a change for the
-        // history (an agent restart on the same running is not).
-        self.ds.install_running(new);
-        if self.ds.boot_status().0 != datastore::BootSource::Running {
-            let record = datastore::history::Change::whole(&empty, &self.ds.running);
-            self.commit_comment = Some("boot".into());
-            self.record_history(record);
-        }
         Ok(())
     }
 
@@ -207,47 +214,23 @@ impl Core {
     /// Running with the plugins' state data and the server's own
     /// (monitoring, YANG library): what `<get>` reads.
     pub fn operational_tree(&mut self) -> Result<DataTree<'static>, RpcError> {
-        let mut oper = datastore::duplicate(&self.ds.running)?;
-        self.pipeline.operational(&self.ds.running, &mut oper)?;
+        let mut oper = datastore::duplicate(self.ds.running())?;
+        self.pipeline.operational(self.ds.running(), &mut oper)?;
         let own = crate::monitoring::state::state_tree(&self.schema, &self.ds, &self.monitor)?;
         oper.merge(&own)
             .map_err(|e| RpcError::operation_failed(format!("server state data: {e}")))?;
-        // The NACM counters (config false leaves of /nacm).
-        let counters = format!(
+        // The NACM counters (config false leaves of /nacm), and our own
+        // module's commit history.
+        let nacm = format!(
             "<nacm xmlns=\"{}\">{}</nacm>",
             crate::nacm::bootstrap::NACM_NS,
             self.nacm.state_xml()
         );
-        let counters = yang5::data::DataTree::parse_string(
-            self.schema.ctx,
-            &counters,
-            yang5::data::DataFormat::XML,
-            yang5::data::DataParserFlags::NO_VALIDATION | yang5::data::DataParserFlags::STRICT,
-            yang5::data::DataValidationFlags::empty(),
-        )
-        .map_err(|e| RpcError::operation_failed(format!("nacm state: {e}")))?;
-        oper.merge(&counters)
-            .map_err(|e| RpcError::operation_failed(format!("nacm state: {e}")))?;
-        if self
-            .schema
-            .module_by_ns(crate::protocol::ext_rpc::AGENT_NS)
-            .is_some()
-        {
-            let history = format!(
-                "<agent xmlns=\"{}\">{}</agent>",
-                crate::protocol::ext_rpc::AGENT_NS,
-                self.history_xml()
-            );
-            let history = yang5::data::DataTree::parse_string(
-                self.schema.ctx,
-                &history,
-                yang5::data::DataFormat::XML,
-                yang5::data::DataParserFlags::NO_VALIDATION | yang5::data::DataParserFlags::STRICT,
-                yang5::data::DataValidationFlags::empty(),
-            )
-            .map_err(|e| RpcError::operation_failed(format!("history state: {e}")))?;
-            oper.merge(&history)
-                .map_err(|e| RpcError::operation_failed(format!("history state: {e}")))?;
+        merge_state(&self.schema, &mut oper, &nacm)?;
+        let agent_ns = crate::protocol::ext_rpc::AGENT_NS;
+        if self.schema.module_by_ns(agent_ns).is_some() {
+            let history = format!("<agent xmlns=\"{agent_ns}\">{}</agent>", self.history_xml());
+            merge_state(&self.schema, &mut oper, &history)?;
         }
         Ok(oper)
     }
@@ -293,31 +276,11 @@ impl Core {
 
     /// Running replaced by `new` through the pipeline, persisted.
     fn commit_running(&mut self, new: DataTree<'static>) -> Result<(), Vec<RpcError>> {
-        self.commit_running_checked(new, false)
-    }
-
-    /// Running replaced by `new` through the pipeline, persisted;
-    /// `prevalidated`: libyang already validated `new` as it is.
-    fn commit_running_checked(
-        &mut self,
-        new: DataTree<'static>,
-        prevalidated: bool,
-    ) -> Result<(), Vec<RpcError>> {
-        // Running changes under the candidate: it keeps what it was.
-        self.ds.materialize_candidate(&self.schema).map_err(one)?;
-        fault::point("panic-in-commit");
-        let ds = &self.ds;
-        let (committed, diff) =
-            self.pipeline
-                .commit_checked(&self.schema, &ds.running, new, prevalidated, |t| {
-                    ds.persist_running(t)
-                })?;
-        let change = hooks::changes_of(&self.schema, &diff);
-        let record = crate::datastore::history::Change::whole(&self.ds.running, &committed);
-        self.ds.install_running(committed);
-        self.record_history(record);
-        self.ext.config_changed("running", change);
-        Ok(())
+        let change = Change::Whole {
+            tree: new,
+            prevalidated: false,
+        };
+        self.commit_change(change, false)
     }
 
     fn edit_config(
@@ -352,37 +315,25 @@ impl Core {
             self.check_edit_access(current, &edit_tree, &valueless, default_op)
                 .map_err(one)?;
         }
-        let (edit_tree, valueless) = if default_op == EditOp::Replace {
-            (edit_tree, valueless)
-        } else {
-            match self.edit_scoped(target, default_op, test_option, edit_tree, valueless)? {
-                Ok(done) => return Ok(done),
-                Err(scoped::Declined(t, v)) => (t, v),
-            }
-        };
-        if target == Datastore::Candidate {
-            self.ds.materialize_candidate(&self.schema).map_err(one)?;
-        }
-        let mut new = if default_op == EditOp::Replace {
-            DataTree::new(self.schema.ctx)
-        } else {
-            datastore::duplicate(self.existing(target).map_err(one)?).map_err(one)?
-        };
-        let op = if default_op == EditOp::Replace {
-            EditOp::Merge
-        } else {
-            default_op
-        };
-        edit::apply(&self.schema, &mut new, &edit_tree, &valueless, op).map_err(one)?;
-        if default_op == EditOp::Replace {
-            self.check_change(self.existing(target).map_err(one)?, &new)
-                .map_err(one)?;
-        }
+        let planned = self
+            .plan_edit(target, default_op, &edit_tree, &valueless)
+            .map_err(one)?;
         fault::point("panic-in-edit");
+        let mut new = match planned {
+            scoped::Planned::Scoped(sc) => {
+                let pending = datastore::PendingEdit {
+                    tree: edit_tree,
+                    valueless,
+                    op: default_op,
+                };
+                return self.edit_in_scope(target, test_option, sc, pending);
+            }
+            scoped::Planned::Whole(new) => new,
+        };
         match (target, test_option) {
             (_, TestOption::TestOnly) => {
                 self.pipeline
-                    .validate(&self.schema, &self.ds.running, &mut new)?;
+                    .validate(&self.schema, self.ds.running(), &mut new)?;
             }
             (Datastore::Candidate, TestOption::Set) => self.ds.set_candidate(new),
             (Datastore::Candidate, TestOption::TestThenSet) => {
@@ -392,7 +343,7 @@ impl Core {
                 let valid = deferred::edit_outcome(checked)?;
                 if valid {
                     self.pipeline
-                        .check_plugins(&self.schema, &self.ds.running, &new)?;
+                        .check_plugins(&self.schema, self.ds.running(), &new)?;
                     self.ds.set_candidate_validated(new);
                 } else {
                     self.ds.set_candidate(new);
@@ -494,19 +445,23 @@ impl Core {
                 Some(t) => t,
                 None => self.existing(Datastore::Candidate).map_err(one)?,
             };
-            self.check_change(&self.ds.running, candidate)
+            self.check_change(self.ds.running(), candidate)
                 .map_err(one)?;
         }
         if let Some(r) = self.commit_pending() {
             return r.map(|_| Outcome::Ok);
         }
         let prevalidated = self.ds.candidate_valid();
-        // The candidate has a tree of its own (commit_pending declined); it
-        // stays until running took it: a failed commit (or a panic,
-        // `core/panics.rs`) leaves it for the client to fix.
+        // The candidate has a tree of its own; it stays until running took
+        // it: a failed commit (or a panic, `core/panics.rs`) leaves it for
+        // the client to fix.
         let copy =
             datastore::duplicate(self.existing(Datastore::Candidate).map_err(one)?).map_err(one)?;
-        self.commit_running_checked(copy, prevalidated)?;
+        let change = Change::Whole {
+            tree: copy,
+            prevalidated,
+        };
+        self.commit_change(change, false)?;
         self.ds.discard_candidate();
         Ok(Outcome::Ok)
     }
@@ -514,7 +469,7 @@ impl Core {
     fn validate(&mut self, source: Source) -> OpResult {
         let mut tree = self.source_tree(source).map_err(one)?;
         self.pipeline
-            .validate(&self.schema, &self.ds.running, &mut tree)?;
+            .validate(&self.schema, self.ds.running(), &mut tree)?;
         Ok(Outcome::Ok)
     }
 

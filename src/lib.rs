@@ -10,7 +10,8 @@
 //! - [`auth`]: users, password hashes, authorized keys, the host key.
 //! - [`protocol`]: framing (RFC 6242), hello, RPC parsing, replies, rpc-error.
 //! - [`session`]: one NETCONF session: reads rpcs, runs operations.
-//! - [`datastore`]: running, candidate and startup on libyang trees, locks,
+//! - [`datastore`]: running (one owner: its tree, generation, `unique`
+//!   index and journal), candidate and startup on libyang trees, locks,
 //!   edit-config semantics, persistence.
 //! - [`transaction`]: the commit pipeline validate → prepare → apply (→ abort)
 //!   across the plugins (`wgnetconf-plugin-api`).

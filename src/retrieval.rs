@@ -82,7 +82,12 @@ pub fn render(
     // without a copy either.
     let parent = raw::parent(nodes[0]);
     if nodes.iter().all(|n| raw::parent(*n) == parent) {
-        return print_in_ancestors(parent, &nodes, wd);
+        // (Nodes that print nothing in this mode, a default leaf in
+        // explicit mode, take the copy below, which decides about their
+        // ancestors as for any tree.)
+        if let Some(out) = print_in_ancestors(parent, &nodes, wd)? {
+            return Ok(out);
+        }
     }
     let mut selected = DataTree::new(schema.ctx);
     filter::copy_with_ancestors(schema, &mut selected, nodes)?;
@@ -96,7 +101,18 @@ fn print_in_ancestors(
     parent: raw::Node,
     nodes: &[raw::Node],
     wd: WithDefaults,
-) -> Result<String, RpcError> {
+) -> Result<Option<String>, RpcError> {
+    let mut inner = String::new();
+    let mut c = raw::first_child(parent);
+    while !c.is_null() {
+        if nodes.contains(&c) {
+            inner.push_str(&print_one(c, wd)?);
+        }
+        c = raw::next(c);
+    }
+    if inner.is_empty() {
+        return Ok(None);
+    }
     let mut chain = Vec::new();
     let mut p = parent;
     while !p.is_null() {
@@ -124,17 +140,11 @@ fn print_in_ancestors(
             c = raw::next(c);
         }
     }
-    let mut c = raw::first_child(parent);
-    while !c.is_null() {
-        if nodes.contains(&c) {
-            out.push_str(&print_one(c, wd)?);
-        }
-        c = raw::next(c);
-    }
+    out.push_str(&inner);
     for a in chain.iter().rev() {
         out.push_str(&format!("</{}>", crate::nacm::path::names(*a).1));
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 fn wd_flags(wd: WithDefaults) -> DataPrinterFlags {

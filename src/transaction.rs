@@ -1,9 +1,12 @@
 //! The commit pipeline: validate → prepare → apply, with abort on failure.
 //!
 //! Every change to running (commit, edit-config or copy-config on running,
-//! boot) goes through [`Pipeline::commit`]; the caller serialises commits
-//! (the agent's core is behind one lock). Running is replaced only after
-//! every plugin applied, and only if persisting it succeeded.
+//! boot, rollback) goes through [`Pipeline::commit`], which takes the
+//! scoped or the whole-datastore path by the [`Change`] it is given; the
+//! caller serialises commits (the agent's core is behind one lock). The
+//! change becomes final only after every plugin applied it, and only if
+//! running's owner (`datastore::running`) wrote it; otherwise the plugins
+//! abort and running is as it was.
 
 use std::collections::HashSet;
 
@@ -11,9 +14,10 @@ use tracing::{debug, warn};
 use wgnetconf_plugin_api::{Commit, Phase, Plugin, PluginError, PrepareCommit};
 use yang5::data::{DataDiff, DataDiffFlags, DataTree};
 
+use crate::datastore::running::Running;
 use crate::datastore::scope::{self, Scope};
-use crate::datastore::validate_config;
 use crate::datastore::yang_error::{json_path_to_error_path, last_name, libyang_error};
+use crate::datastore::{duplicate, validate_config};
 use crate::protocol::error::RpcError;
 use crate::schema::Schema;
 
@@ -39,12 +43,28 @@ pub fn plugin_error(schema: &Schema, phase: Phase, e: &PluginError) -> RpcError 
     r
 }
 
-/// Swaps a scope's change back out of running after a failure (logged if
-/// that fails too: nothing else can be done about it there).
-fn undo_swap(schema: &Schema, running: &mut DataTree<'static>, scope: &mut Scope) {
-    if let Err(e) = scope::swap(schema.ctx, running, scope) {
-        warn!(error = %e.message, "restoring running after a failed commit");
-    }
+/// A change to running, as [`Pipeline::commit`] takes it.
+pub enum Change {
+    /// A scope libyang validated (`Running::check_scope`): swapped into
+    /// running in place, at the cost of the change.
+    Scoped(Scope),
+    /// A whole new running; `prevalidated`: libyang already validated it
+    /// exactly as it is (a candidate validated at edit time).
+    Whole {
+        tree: DataTree<'static>,
+        prevalidated: bool,
+    },
+    /// Boot: running as loaded, applied from nothing.
+    Boot,
+}
+
+/// What a commit changed, for netconf-config-change.
+pub enum Committed {
+    /// The diff from the old running to the new one.
+    Diff(DataDiff<'static>),
+    /// A scoped commit no plugin took part in (no diff is computed): each
+    /// root and whether it was created, deleted or replaced.
+    Roots(Vec<(String, &'static str)>),
 }
 
 /// Module names touched by a diff (its top-level nodes' modules).
@@ -145,33 +165,40 @@ impl Pipeline {
         }
     }
 
-    /// Runs the whole pipeline from `old` (running) to `new`. On success the
-    /// system runs `new` (returned, validated, with server-chosen values);
-    /// `persist` is called before the plugins' work is final, and its error
-    /// undoes the apply. On error the system is as it was.
+    /// Commits `change` to running: validate → prepare → apply, then
+    /// running's owner writes it. On success the system runs the change;
+    /// on error, running and the plugins are as they were.
     pub fn commit(
         &mut self,
         schema: &Schema,
-        old: &DataTree<'static>,
-        new: DataTree<'static>,
-        persist: impl FnOnce(&DataTree<'static>) -> Result<(), RpcError>,
-    ) -> Result<DataTree<'static>, Vec<RpcError>> {
-        self.commit_checked(schema, old, new, false, persist)
-            .map(|(tree, _)| tree)
+        running: &mut Running,
+        change: Change,
+    ) -> Result<Committed, Vec<RpcError>> {
+        match change {
+            Change::Scoped(mut sc) => self.commit_scoped(schema, running, &mut sc),
+            Change::Whole { tree, prevalidated } => self
+                .commit_whole(schema, running, tree, prevalidated, false)
+                .map(Committed::Diff),
+            Change::Boot => {
+                let tree = duplicate(running.tree()).map_err(|e| vec![e])?;
+                self.commit_whole(schema, running, tree, false, true)
+                    .map(Committed::Diff)
+            }
+        }
     }
 
-    /// [`Pipeline::commit`], also returning the commit's diff; with
-    /// `prevalidated`, libyang already validated `new` exactly as it is (a
-    /// candidate validated at edit time), so only the plugins' checks run
-    /// again.
-    pub fn commit_checked(
+    /// The whole-datastore path: from running (or, at `boot`, from nothing)
+    /// to `new`, which replaces running once every plugin applied it.
+    fn commit_whole(
         &mut self,
         schema: &Schema,
-        old: &DataTree<'static>,
+        running: &mut Running,
         mut new: DataTree<'static>,
         prevalidated: bool,
-        persist: impl FnOnce(&DataTree<'static>) -> Result<(), RpcError>,
-    ) -> Result<(DataTree<'static>, DataDiff<'static>), Vec<RpcError>> {
+        boot: bool,
+    ) -> Result<DataDiff<'static>, Vec<RpcError>> {
+        let empty = DataTree::new(schema.ctx);
+        let old: &DataTree<'static> = if boot { &empty } else { running.tree() };
         let mut diff = if prevalidated {
             self.plugin_checks(schema, old, &new)?
         } else {
@@ -192,11 +219,12 @@ impl Pipeline {
         }
 
         let applied = self.apply(schema, &involved, old, &new, &diff)?;
-        if let Err(e) = persist(&new) {
+        if let Err((e, new)) = running.replace(new) {
+            let old: &DataTree<'static> = if boot { &empty } else { running.tree() };
             self.abort(&applied, schema, old, &new, &diff);
             return Err(vec![e]);
         }
-        Ok((new, diff))
+        Ok(diff)
     }
 
     /// The validate phase of the involved plugins: their refusals.
@@ -254,18 +282,18 @@ impl Pipeline {
     pub fn validate_scoped(
         &mut self,
         schema: &Schema,
-        running: &mut DataTree<'static>,
+        running: &mut Running,
         scope: &mut Scope,
     ) -> Result<(), Vec<RpcError>> {
         let involved = self.interested(&scope::root_modules(&scope.roots));
         if involved.is_empty() {
             return Ok(());
         }
-        let ctx = schema.ctx;
         let diff = scope.take_diff(schema).map_err(|e| vec![e])?;
-        scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
-        let errors = self.plugin_validate(schema, &involved, &scope.old, running, &diff);
-        scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
+        let errors = {
+            let staged = running.stage(schema.ctx, scope).map_err(|e| vec![e])?;
+            self.plugin_validate(schema, &involved, staged.old(), staged.running(), &diff)
+        };
         scope.keep_diff(diff);
         if errors.is_empty() {
             Ok(())
@@ -274,80 +302,56 @@ impl Pipeline {
         }
     }
 
-    /// The pipeline for a commit whose change is confined to `scope` (see
-    /// `datastore::scope`), with `scope.new` already validated by libyang:
-    /// the roots' subtrees are swapped into `running` in place, and swapped
-    /// back if a plugin or `persist` fails. Costs in proportion to the scope.
-    /// Returns the diff if a plugin needed one (it is computed only then).
-    pub fn commit_scoped(
+    /// The scoped path (see `datastore::scope`), with `scope.new` already
+    /// validated by libyang: the roots' subtrees are staged into running in
+    /// place, and taken out again if a plugin or the write fails. Costs in
+    /// proportion to the scope. The diff is computed only if a plugin
+    /// takes part.
+    fn commit_scoped(
         &mut self,
         schema: &Schema,
-        running: &mut DataTree<'static>,
+        running: &mut Running,
         scope: &mut Scope,
-        persist: impl FnOnce(&DataTree<'static>, &Scope) -> Result<(), RpcError>,
-    ) -> Result<Option<DataDiff<'static>>, Vec<RpcError>> {
-        let involved = self.interested(&scope::root_modules(&scope.roots));
-        let (diff, applied) = if involved.is_empty() {
-            // No plugin takes part: no diff, only the swap.
-            scope::swap(schema.ctx, running, scope).map_err(|e| vec![e])?;
-            (None, Vec::new())
-        } else {
-            let (d, a) = self.plugins_scoped(schema, &involved, running, scope)?;
-            (Some(d), a)
-        };
-        if let Err(e) = persist(running, scope) {
-            if let Some(d) = &diff {
-                self.abort(&applied, schema, &scope.old, running, d);
-            }
-            undo_swap(schema, running, scope);
-            return Err(vec![e]);
-        }
-        Ok(diff)
-    }
-
-    /// The plugins' phases of a scoped commit: validate, prepare (its values
-    /// go into the scope, validated again), apply. On success running holds
-    /// the scope's change; on error it is as it was.
-    fn plugins_scoped(
-        &mut self,
-        schema: &Schema,
-        involved: &[usize],
-        running: &mut DataTree<'static>,
-        scope: &mut Scope,
-    ) -> Result<(DataDiff<'static>, Vec<usize>), Vec<RpcError>> {
+    ) -> Result<Committed, Vec<RpcError>> {
         let ctx = schema.ctx;
+        let involved = self.interested(&scope::root_modules(&scope.roots));
+        if involved.is_empty() {
+            let changes = scope.changes();
+            let mut staged = running.stage(ctx, scope).map_err(|e| vec![e])?;
+            staged.persist().map_err(|e| vec![e])?;
+            return Ok(Committed::Roots(changes));
+        }
         let mut diff = scope.take_diff(schema).map_err(|e| vec![e])?;
-        scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
-        let errors = self.plugin_validate(schema, involved, &scope.old, running, &diff);
+        // Each `?` below drops the staged change: running is as it was.
+        let staged = running.stage(ctx, scope).map_err(|e| vec![e])?;
+        let (old, new) = (staged.old(), staged.running());
+        let errors = self.plugin_validate(schema, &involved, old, new, &diff);
         if !errors.is_empty() {
-            undo_swap(schema, running, scope);
             return Err(errors);
         }
-        let sets = match self.prepare(schema, involved, &scope.old, running, &diff) {
-            Ok(s) => s,
-            Err(e) => {
-                undo_swap(schema, running, scope);
-                return Err(e);
-            }
-        };
-        if !sets.is_empty() {
-            undo_swap(schema, running, scope);
+        let sets = self.prepare(schema, &involved, old, new, &diff)?;
+        let mut staged = if sets.is_empty() {
+            staged
+        } else {
+            // The plugins' values go into the scope, validated again, with
+            // the change out of running (the scope is built on running as
+            // it is).
+            drop(staged);
             for (path, value) in &sets {
                 scope
-                    .set_leaf(schema, running, path, value)
+                    .set_leaf(schema, running.tree(), path, value)
                     .map_err(|e| vec![e])?;
             }
             scope.validate(schema).map_err(|e| vec![e])?;
             diff = scope.take_diff(schema).map_err(|e| vec![e])?;
-            scope::swap(ctx, running, scope).map_err(|e| vec![e])?;
+            running.stage(ctx, scope).map_err(|e| vec![e])?
+        };
+        let applied = self.apply(schema, &involved, staged.old(), staged.running(), &diff)?;
+        if let Err(e) = staged.persist() {
+            self.abort(&applied, schema, staged.old(), staged.running(), &diff);
+            return Err(vec![e]);
         }
-        match self.apply(schema, involved, &scope.old, running, &diff) {
-            Ok(applied) => Ok((diff, applied)),
-            Err(e) => {
-                undo_swap(schema, running, scope);
-                Err(e)
-            }
-        }
+        Ok(Committed::Diff(diff))
     }
 
     /// The apply phase, undoing the earlier plugins if a later one fails:
@@ -423,5 +427,146 @@ impl Pipeline {
         for p in &mut self.plugins {
             p.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    use wgnetconf_plugin_api::{Commit, Plugin, PluginError, PrepareCommit};
+    use yang5::data::Data;
+
+    use super::*;
+    use crate::datastore::disk::power_loss::PowerLossDisk;
+    use crate::datastore::journal::Journal;
+    use crate::datastore::{parse_config, print_config};
+    use crate::protocol::rpc::EditOp;
+
+    const NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
+    const DESCRIPTION: &str = "/wgnetconf-tunnel:tunnel/wireguard[instance='2']/description";
+
+    /// Records its phases; chooses interface 2's description in prepare.
+    struct Recorder(Arc<Mutex<Vec<&'static str>>>);
+
+    impl Plugin for Recorder {
+        fn name(&self) -> &str {
+            "recorder"
+        }
+        fn modules(&self) -> &[&'static str] {
+            &["wgnetconf-tunnel"]
+        }
+        fn prepare(&mut self, c: &mut PrepareCommit<'_>) -> Result<(), PluginError> {
+            if c.new.find_path(DESCRIPTION).is_err() {
+                c.set(DESCRIPTION, "chosen");
+            }
+            Ok(())
+        }
+        fn apply(&mut self, _: &Commit<'_>) -> Result<(), PluginError> {
+            self.0.lock().expect("log").push("apply");
+            Ok(())
+        }
+        fn abort(&mut self, _: &Commit<'_>) {
+            self.0.lock().expect("log").push("abort");
+        }
+    }
+
+    fn schema() -> Schema {
+        Schema::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("yang")]).expect("schema")
+    }
+
+    fn tunnel(schema: &Schema, inner: &str) -> DataTree<'static> {
+        let mut t = parse_config(schema, &format!("<tunnel xmlns=\"{NS}\">{inner}</tunnel>"))
+            .expect("parse");
+        validate_config(schema, &mut t).expect("valid");
+        t
+    }
+
+    /// Running with interface 1, on a disk that refuses every write once
+    /// `die` is set; the pipeline with the recorder.
+    fn setup(
+        schema: &Schema,
+        disk: &PowerLossDisk,
+    ) -> (Running, Pipeline, Arc<Mutex<Vec<&'static str>>>) {
+        let journal = Journal::with_disk(
+            schema.ctx,
+            Path::new("/run/test/running.xml").to_path_buf(),
+            Arc::new(disk.clone()),
+        );
+        let running = Running::new(
+            tunnel(
+                schema,
+                "<wireguard><instance>1</instance><listen-port>51001</listen-port></wireguard>",
+            ),
+            journal,
+        );
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let pipeline = Pipeline::new(vec![Box::new(Recorder(log.clone()))]);
+        (running, pipeline, log)
+    }
+
+    fn scoped(schema: &Schema, running: &mut Running) -> Change {
+        let edit = parse_config(
+            schema,
+            &format!(
+                "<tunnel xmlns=\"{NS}\"><wireguard><instance>2</instance>\
+              <listen-port>51002</listen-port></wireguard></tunnel>"
+            ),
+        )
+        .expect("edit");
+        let mut sc = Scope::of(schema, running.tree(), &[(&edit, &[], EditOp::Merge)])
+            .expect("scope")
+            .expect("scoped");
+        running.check_scope(schema, &mut sc).expect("valid");
+        Change::Scoped(sc)
+    }
+
+    #[test]
+    fn a_write_that_fails_aborts_the_plugins_and_leaves_running() {
+        let schema = schema();
+        let disk = PowerLossDisk::default();
+        let (mut running, mut pipeline, log) = setup(&schema, &disk);
+        let before = print_config(running.tree()).expect("print");
+        disk.die_after(0);
+        let change = scoped(&schema, &mut running);
+        assert!(pipeline.commit(&schema, &mut running, change).is_err());
+        assert_eq!(*log.lock().expect("log"), ["apply", "abort"]);
+        assert_eq!(print_config(running.tree()).expect("print"), before);
+        assert_eq!(running.generation(), 0);
+
+        log.lock().expect("log").clear();
+        let whole = Change::Whole {
+            tree: tunnel(
+                &schema,
+                "<wireguard><instance>3</instance><listen-port>51003</listen-port></wireguard>",
+            ),
+            prevalidated: false,
+        };
+        assert!(pipeline.commit(&schema, &mut running, whole).is_err());
+        assert_eq!(*log.lock().expect("log"), ["apply", "abort"]);
+        assert_eq!(print_config(running.tree()).expect("print"), before);
+        assert_eq!(running.generation(), 0);
+    }
+
+    #[test]
+    fn a_scoped_commit_takes_the_plugins_values() {
+        let schema = schema();
+        let disk = PowerLossDisk::default();
+        let (mut running, mut pipeline, log) = setup(&schema, &disk);
+        let change = scoped(&schema, &mut running);
+        match pipeline.commit(&schema, &mut running, change) {
+            Ok(Committed::Diff(_)) => {}
+            Ok(Committed::Roots(_)) => panic!("a plugin took part: a diff"),
+            Err(e) => panic!("commit refused: {e:?}"),
+        }
+        assert_eq!(*log.lock().expect("log"), ["apply"]);
+        let printed = print_config(running.tree()).expect("print");
+        assert!(
+            printed.contains("<description>chosen</description>"),
+            "{printed}"
+        );
+        assert!(printed.contains("<instance>1</instance>"), "{printed}");
+        assert_eq!(running.generation(), 1);
     }
 }

@@ -94,3 +94,81 @@ fn readme_layer_table_names_every_module() {
     }
     assert!(missing.is_empty(), "README's layer table lacks {missing:?}");
 }
+
+/// Every `.name` field access in the code of `text` (`x.name` not
+/// followed by `(` nor by more of an identifier; comments skipped): the
+/// line numbers.
+fn field_accesses(text: &str, name: &str) -> Vec<usize> {
+    let needle = format!(".{name}");
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let hit = code.match_indices(&needle).any(|(i, m)| {
+            let next = code[i + m.len()..].chars().next();
+            !next.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '(')
+        });
+        if hit {
+            out.push(n + 1);
+        }
+    }
+    out
+}
+
+/// Running has one owner (`src/datastore/running.rs`): its tree,
+/// generation, `unique` index and journal are private fields there, the
+/// datastores hold it in a private field, and nothing else reaches into
+/// either (reads go through `Datastores::running()`, changes through the
+/// owner's methods).
+#[test]
+fn running_is_owned_by_one_type() {
+    let src = Path::new(ROOT).join("src");
+    let owner = src.join("datastore/running.rs");
+    let holder = src.join("datastore/mod.rs");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut offenders = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("source file");
+        if text.contains("pub running") || text.contains("pub(crate) running") {
+            offenders.push(format!("{}: a public running field", f.display()));
+        }
+        if *f == owner {
+            continue;
+        }
+        // Running's own fields.
+        for name in ["journal", "unique", "running_gen"] {
+            for line in field_accesses(&text, name) {
+                offenders.push(format!("{}:{line}: .{name}", f.display()));
+            }
+        }
+        if *f != holder {
+            for line in field_accesses(&text, "running") {
+                offenders.push(format!("{}:{line}: .running", f.display()));
+            }
+        }
+    }
+    let text = std::fs::read_to_string(&owner).expect("running.rs");
+    let start = text.find("pub struct Running {").expect("the owner type");
+    let body = &text[start..start + text[start..].find('}').expect("its end")];
+    if body
+        .lines()
+        .skip(1)
+        .any(|l| l.trim_start().starts_with("pub"))
+    {
+        offenders.push("Running has a public field".to_string());
+    }
+    assert!(offenders.is_empty(), "running reached into: {offenders:?}");
+}
+
+#[test]
+fn the_ownership_check_sees_a_field_access() {
+    assert_eq!(
+        field_accesses("x\nlet t = &ds.running;", "running"),
+        vec![2]
+    );
+    assert_eq!(field_accesses("ds.running.tree()", "running"), vec![1]);
+    assert!(field_accesses("ds.running()", "running").is_empty());
+    assert!(field_accesses("ds.running_for_commit(s)", "running").is_empty());
+    assert_eq!(field_accesses("self.ds.journal = j;", "journal"), vec![1]);
+    assert!(field_accesses("/// `running.journal`", "journal").is_empty());
+}

@@ -70,7 +70,7 @@ impl Core {
     pub(super) fn refresh_access(&mut self) {
         let gen = self.ds.generation();
         if self.nacm_gen != Some(gen) {
-            self.nacm.update(&self.ds.running);
+            self.nacm.update(self.ds.running());
             self.nacm_gen = Some(gen);
         }
     }

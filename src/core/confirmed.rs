@@ -216,7 +216,7 @@ impl Core {
         let first = self.ext.confirmed.pending.is_none();
         if first {
             // Saved before the apply: a crash from here on rolls back to it.
-            let rollback = datastore::duplicate(&self.ds.running).map_err(one)?;
+            let rollback = datastore::duplicate(self.ds.running()).map_err(one)?;
             let provisional = SystemTime::now() + Duration::from_secs(u64::from(timeout));
             self.ext
                 .confirmed

@@ -11,11 +11,12 @@ use yang5::data::{Data, DataDiffFlags};
 
 use super::{one, Core, OpResult, Outcome};
 use crate::datastore;
-use crate::datastore::history::{Change, Meta};
+use crate::datastore::history::{Before, Change, Meta};
 use crate::protocol::error::RpcError;
 use crate::protocol::ext_rpc::{CommitParams, Rollback, AGENT_NS};
 use crate::protocol::rpc::Datastore;
 use crate::protocol::NC_NS;
+use crate::transaction::Change as Commit;
 
 const YANG_NS: &str = "urn:ietf:params:xml:ns:yang:1";
 
@@ -48,6 +49,25 @@ impl Core {
         if let Err(e) = recorded {
             warn!(error = %e.message, "commit history");
         }
+    }
+
+    /// The before side of `change` for its history entry (taken before the
+    /// commit); `None` when nothing is recorded (history off, or a boot
+    /// that restarts the agent on the running it had).
+    pub(super) fn history_before(&self, change: &Commit) -> Option<Result<Before, RpcError>> {
+        if !self.history.enabled() {
+            return None;
+        }
+        Some(match change {
+            Commit::Scoped(sc) => Before::roots(&self.schema, &sc.roots, &sc.old),
+            Commit::Whole { .. } => Before::whole(self.ds.running()),
+            Commit::Boot => {
+                if self.ds.boot_status().0 == datastore::BootSource::Running {
+                    return None;
+                }
+                Before::whole(&yang5::data::DataTree::new(self.schema.ctx))
+            }
+        })
     }
 
     /// `/wgna:agent/history` as XML children of `<agent>`.
@@ -92,7 +112,7 @@ impl Core {
         self.candidate_unmodified()?;
         let target = self
             .history
-            .before(&self.schema, &self.ds.running, p.id)
+            .before(&self.schema, self.ds.running(), p.id)
             .map_err(one)?;
         self.ds.set_candidate(target);
         let params = CommitParams {
@@ -118,14 +138,14 @@ impl Core {
     pub(super) fn compare(&mut self, from: u64, to: Option<u64>) -> OpResult {
         let a = self
             .history
-            .before(&self.schema, &self.ds.running, from)
+            .before(&self.schema, self.ds.running(), from)
             .map_err(one)?;
         let b = match to {
             Some(id) => self
                 .history
-                .before(&self.schema, &self.ds.running, id)
+                .before(&self.schema, self.ds.running(), id)
                 .map_err(one)?,
-            None => datastore::duplicate(&self.ds.running).map_err(one)?,
+            None => datastore::duplicate(self.ds.running()).map_err(one)?,
         };
         let a = self.readable(&a).map_err(one)?.unwrap_or(a);
         let b = self.readable(&b).map_err(one)?.unwrap_or(b);
@@ -160,26 +180,26 @@ impl Core {
         self.candidate_unmodified()?;
         let iface = format!("/wgnetconf-tunnel:tunnel/wireguard[instance='{instance}']");
         let key = format!("{iface}/private-key");
-        if self.ds.running.find_path(&iface).is_err() {
+        if self.ds.running().find_path(&iface).is_err() {
             return Err(one(RpcError::app(
                 "invalid-value",
                 format!("no wireguard {instance} in running"),
             )
             .bad_element("instance")));
         }
-        let mut new = datastore::duplicate(&self.ds.running).map_err(one)?;
+        let mut new = datastore::duplicate(self.ds.running()).map_err(one)?;
         if new.find_path(&key).is_ok() {
             new.remove(&key)
                 .map_err(|e| one(RpcError::operation_failed(format!("rotate: {e}"))))?;
         }
         // Deleting the key needs the user's access to it; the new one is
         // the server's.
-        self.check_change(&self.ds.running, &new).map_err(one)?;
+        self.check_change(self.ds.running(), &new).map_err(one)?;
         self.commit_comment = Some(format!("rotate-private-key {instance}"));
         self.commit_running(new)?;
         let value = self
             .ds
-            .running
+            .running()
             .find_path(&key)
             .ok()
             .and_then(|n| n.value_canonical())

@@ -49,7 +49,7 @@ impl Core {
     pub(super) fn get_data(&mut self, p: GetData) -> OpResult {
         let mut tree = match p.datastore {
             NmdaDatastore::Running | NmdaDatastore::Intended => {
-                datastore::duplicate(&self.ds.running).map_err(one)?
+                datastore::duplicate(self.ds.running()).map_err(one)?
             }
             NmdaDatastore::Candidate => {
                 let t = self.existing(Datastore::Candidate).map_err(one)?;
@@ -60,7 +60,7 @@ impl Core {
                 None => DataTree::new(self.schema.ctx),
             },
             NmdaDatastore::Operational if p.config_filter == Some(true) => {
-                datastore::duplicate(&self.ds.running).map_err(one)?
+                datastore::duplicate(self.ds.running()).map_err(one)?
             }
             // The plugins' state plus the server's own: monitoring and the
             // YANG library (RFC 8525 lives in <operational>).

@@ -103,8 +103,7 @@ impl Core {
         let (run_dir, state_dir) = self.ext.dirs.clone();
         match Datastores::open(&self.schema, run_dir, state_dir) {
             Ok((fresh, _)) => {
-                self.ds.journal = fresh.journal;
-                self.ds.install_running(fresh.running);
+                self.ds.reload_running(fresh);
             }
             Err(e) => error!(error = %e, "cannot reload running after a panic"),
         }

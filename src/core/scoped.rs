@@ -1,57 +1,31 @@
-//! edit-config and commit at the cost of the change (see
-//! `datastore::scope`): used whenever every module the edit touches allows
-//! it, with the whole-datastore path of `core.rs` as the fallback.
+//! How an edit is carried out: at the cost of the change (see
+//! `datastore::scope`) whenever every module the edit touches allows it,
+//! else on the target's whole tree. [`Core::plan_edit`] decides, once per
+//! edit; a commit of either kind goes through [`Core::commit_change`].
 
 use yang5::data::DataTree;
 
 use super::{deferred, hooks, one, Core, Outcome};
-use crate::datastore::scope::{self, Root, Scope};
-use crate::datastore::{PendingEdit, ValuelessDelete};
+use crate::datastore::scope::{EditRef, Scope};
+use crate::datastore::{self, edit, PendingEdit, ValuelessDelete};
 use crate::protocol::error::RpcError;
 use crate::protocol::rpc::{Datastore, EditOp, TestOption};
+use crate::transaction::{Change, Committed};
 
-/// An edit the scoped path declined, handed back for the full path.
-pub(super) struct Declined(pub DataTree<'static>, pub Vec<ValuelessDelete>);
+/// An edit as it will be carried out.
+pub(super) enum Planned {
+    /// The scope of the edit on running (on a candidate without a tree of
+    /// its own: of the pending edits and this one).
+    Scoped(Scope),
+    /// The target's whole tree with the edit applied.
+    Whole(DataTree<'static>),
+}
 
 impl Core {
-    /// The scope of `edits` applied in order to running, or `None` when a
-    /// touched module needs whole-datastore validation.
-    fn scope_of<'e>(
-        &self,
-        edits: &[(&'e DataTree<'static>, &'e [ValuelessDelete], EditOp)],
-    ) -> Result<Option<Scope>, RpcError> {
-        let running = &self.ds.running;
-        let mut roots: Vec<Root> = Vec::new();
-        for (tree, valueless, op) in edits {
-            scope::collect_roots(running, tree, valueless, *op, &mut roots);
-        }
-        scope::normalize(&mut roots);
-        // Roots are found again by instance path (scope, swap, journal):
-        // a key holding both quote characters has no path libyang can
-        // read back, so such edits take the whole-datastore path, which
-        // finds nodes by value and stores running whole.
-        if roots.iter().any(|r| scope::unaddressable(&r.path)) {
-            return Ok(None);
-        }
-        if !scope::root_modules(&roots)
-            .iter()
-            .all(|m| self.schema.scoped.contains(m))
-        {
-            return Ok(None);
-        }
-        let mut sc = Scope::build(self.schema.ctx, running, roots)?;
-        for (tree, valueless, op) in edits {
-            sc.apply_edit(&self.schema, tree, valueless, *op)?;
-        }
-        Ok(Some(sc))
-    }
-
-    /// The pending candidate edits plus (optionally) one more, as a scope.
-    fn candidate_scope(
-        &self,
-        extra: Option<(&DataTree<'static>, &[ValuelessDelete], EditOp)>,
-    ) -> Result<Option<Scope>, RpcError> {
-        let mut edits: Vec<(&DataTree<'static>, &[ValuelessDelete], EditOp)> = self
+    /// The pending candidate edits plus (optionally) one more, as a scope
+    /// of running.
+    fn candidate_scope(&self, extra: Option<EditRef<'_>>) -> Result<Option<Scope>, RpcError> {
+        let mut edits: Vec<EditRef<'_>> = self
             .ds
             .pending()
             .iter()
@@ -60,79 +34,103 @@ impl Core {
         if let Some(e) = extra {
             edits.push(e);
         }
-        self.scope_of(&edits)
+        Scope::of(&self.schema, self.ds.running(), &edits)
+    }
+
+    /// Scoped when the edit is no replace, its target is running or a
+    /// candidate without a tree of its own, and its modules allow it;
+    /// otherwise the target's whole tree (a replace: a new tree, checked
+    /// against the user's write access as a whole).
+    pub(super) fn plan_edit(
+        &mut self,
+        target: Datastore,
+        op: EditOp,
+        tree: &DataTree<'static>,
+        valueless: &[ValuelessDelete],
+    ) -> Result<Planned, RpcError> {
+        let this = (tree, valueless, op);
+        let scoped = match target {
+            _ if op == EditOp::Replace => None,
+            Datastore::Running => Scope::of(&self.schema, self.ds.running(), &[this])?,
+            Datastore::Candidate if self.ds.candidate_is_pending() => {
+                self.candidate_scope(Some(this))?
+            }
+            _ => None,
+        };
+        if let Some(sc) = scoped {
+            return Ok(Planned::Scoped(sc));
+        }
+        if target == Datastore::Candidate {
+            self.ds.materialize_candidate(&self.schema)?;
+        }
+        let mut new = if op == EditOp::Replace {
+            DataTree::new(self.schema.ctx)
+        } else {
+            datastore::duplicate(self.existing(target)?)?
+        };
+        let apply_op = if op == EditOp::Replace {
+            EditOp::Merge
+        } else {
+            op
+        };
+        edit::apply(&self.schema, &mut new, tree, valueless, apply_op)?;
+        if op == EditOp::Replace {
+            self.check_change(self.existing(target)?, &new)?;
+        }
+        Ok(Planned::Whole(new))
     }
 
     /// libyang's validation of a scope (with the running entries its
     /// `unique` values collide with).
     fn check_scope(&mut self, sc: &mut Scope) -> Result<(), Vec<RpcError>> {
-        sc.add_unique_context(self.schema.ctx, &self.ds.running, &mut self.ds.unique)
-            .map_err(one)?;
-        sc.validate(&self.schema).map_err(one)
+        self.ds
+            .running_for_check()
+            .check_scope(&self.schema, sc)
+            .map_err(one)
     }
 
     /// [`Core::check_scope`], then the plugins' checks on it.
     fn validate_scope(&mut self, sc: &mut Scope) -> Result<(), Vec<RpcError>> {
         self.check_scope(sc)?;
         self.pipeline
-            .validate_scoped(&self.schema, &mut self.ds.running, sc)
+            .validate_scoped(&self.schema, self.ds.running_for_check(), sc)
     }
 
-    /// edit-config (not a replace) on running or on a candidate without a
-    /// tree of its own. `Err(Declined)` hands the edit back.
-    pub(super) fn edit_scoped(
+    /// An edit planned in scope (edit-config or edit-data, not a replace).
+    pub(super) fn edit_in_scope(
         &mut self,
         target: Datastore,
-        op: EditOp,
         test_option: TestOption,
-        tree: DataTree<'static>,
-        valueless: Vec<ValuelessDelete>,
-    ) -> Result<Result<Outcome, Declined>, Vec<RpcError>> {
-        if target == Datastore::Running {
-            // Running changes under the candidate: it keeps what it was.
-            self.ds.materialize_candidate(&self.schema).map_err(one)?;
-        } else if !self.ds.candidate_is_pending() {
-            return Ok(Err(Declined(tree, valueless)));
-        }
-        let this = (&tree, valueless.as_slice(), op);
-        let sc = if target == Datastore::Candidate {
-            self.candidate_scope(Some(this))
-        } else {
-            self.scope_of(&[this])
-        };
-        let Some(mut sc) = sc.map_err(one)? else {
-            return Ok(Err(Declined(tree, valueless)));
-        };
-        super::fault::point("panic-in-edit");
+        mut sc: Scope,
+        pending: PendingEdit,
+    ) -> Result<Outcome, Vec<RpcError>> {
         let mut validated = false;
         match (target, test_option) {
-            (_, TestOption::TestOnly) => self.validate_scope(&mut sc)?,
+            (_, TestOption::TestOnly) => {
+                self.validate_scope(&mut sc)?;
+                return Ok(Outcome::Ok);
+            }
             (Datastore::Candidate, TestOption::Set) => {}
             (Datastore::Candidate, TestOption::TestThenSet) => {
                 // Constraints wait for validate/commit (`core/deferred.rs`):
                 // the scope is cached as validated only if it is valid.
                 validated = deferred::edit_outcome(self.check_scope(&mut sc))?;
                 if validated {
-                    self.pipeline
-                        .validate_scoped(&self.schema, &mut self.ds.running, &mut sc)?;
+                    self.pipeline.validate_scoped(
+                        &self.schema,
+                        self.ds.running_for_check(),
+                        &mut sc,
+                    )?;
                 }
             }
             (_, _) => {
                 self.check_scope(&mut sc)?;
-                self.commit_scope(&mut sc)?;
+                self.commit_change(Change::Scoped(sc), false)?;
+                return Ok(Outcome::Ok);
             }
         }
-        if target == Datastore::Candidate && test_option != TestOption::TestOnly {
-            self.ds.push_pending(
-                PendingEdit {
-                    tree,
-                    valueless,
-                    op,
-                },
-                validated.then_some(sc),
-            );
-        }
-        Ok(Ok(Outcome::Ok))
+        self.ds.push_pending(pending, validated.then_some(sc));
+        Ok(Outcome::Ok)
     }
 
     /// Commits the pending candidate edits. `None`: the candidate has a
@@ -146,18 +144,21 @@ impl Core {
         }
         let cached = self.ds.take_validated_scope();
         let result = (|| {
-            if let Some(mut sc) = cached {
+            let sc = match cached {
                 // Validated when the last edit was accepted, on this running.
-                return self.commit_scope(&mut sc);
-            }
-            let Some(mut sc) = self.candidate_scope(None).map_err(one)? else {
-                // Accepted edits were scoped; a schema cannot change since.
-                return Err(one(RpcError::operation_failed(
-                    "the pending candidate edits cannot be committed in scope",
-                )));
+                Some(sc) => sc,
+                None => {
+                    let Some(mut sc) = self.candidate_scope(None).map_err(one)? else {
+                        // Accepted edits were scoped; a schema cannot change since.
+                        return Err(one(RpcError::operation_failed(
+                            "the pending candidate edits cannot be committed in scope",
+                        )));
+                    };
+                    self.check_scope(&mut sc)?;
+                    sc
+                }
             };
-            self.check_scope(&mut sc)?;
-            self.commit_scope(&mut sc)
+            self.commit_change(Change::Scoped(sc), true)
         })();
         if result.is_ok() {
             self.ds.take_pending();
@@ -165,49 +166,32 @@ impl Core {
         Some(result)
     }
 
-    /// The pipeline on a validated scope, persisted, notified.
-    fn commit_scope(&mut self, sc: &mut Scope) -> Result<(), Vec<RpcError>> {
-        // A big change is cheaper to persist as a new base than as a
-        // journal record (which copies it first).
-        let big = sc.new_size(BIG_RECORD) >= BIG_RECORD;
-        let changes = sc.changes();
-        let unique_delta = crate::datastore::unique::delta(&self.ds.unique, &sc.old, &sc.new);
+    /// The one way running changes after boot: `change` through the
+    /// pipeline (which picks the scoped or the whole-datastore path by it),
+    /// then netconf-config-change. `commits_pending`: the change is the
+    /// candidate's pending edits (otherwise they become a tree first, so
+    /// the candidate keeps what it was).
+    pub(super) fn commit_change(
+        &mut self,
+        change: Change,
+        commits_pending: bool,
+    ) -> Result<(), Vec<RpcError>> {
+        let before = self.history_before(&change);
+        let running = self
+            .ds
+            .running_for_commit(&self.schema, commits_pending)
+            .map_err(one)?;
         super::fault::point("panic-in-commit");
-        let ds = &mut self.ds;
-        let diff =
-            self.pipeline
-                .commit_scoped(&self.schema, &mut ds.running, sc, |running, scope| {
-                    if big {
-                        ds.journal.save_base(running)
-                    } else {
-                        ds.journal.append(running, &scope.roots)
-                    }
-                })?;
-        self.ds.running_changed();
-        if sc.prepared {
-            // The delta predates the plugins' values: count again lazily.
-            self.ds.unique.clear();
-        } else {
-            self.ds.unique.apply(unique_delta);
-        }
-        let change = match &diff {
-            Some(d) => hooks::changes_of(&self.schema, d),
-            None => hooks::changes_of_roots(&self.schema, &changes),
+        let committed = self.pipeline.commit(&self.schema, running, change)?;
+        let change = match &committed {
+            Committed::Diff(d) => hooks::changes_of(&self.schema, d),
+            Committed::Roots(roots) => hooks::changes_of_roots(&self.schema, roots),
         };
-        // The history's change: the roots before (the scope's pristine
-        // copy) and as running holds them now (a plugin's prepared values
-        // included).
-        let record = crate::datastore::history::Change::of_roots(
-            &self.schema,
-            &sc.roots,
-            &sc.old,
-            &self.ds.running,
-        );
-        self.record_history(record);
+        if let Some(before) = before {
+            let record = before.and_then(|b| b.after(&self.schema, self.ds.running()));
+            self.record_history(record);
+        }
         self.ext.config_changed("running", change);
         Ok(())
     }
 }
-
-/// Nodes from which a commit is persisted as a new base.
-const BIG_RECORD: usize = 4096;

@@ -11,13 +11,15 @@
 //! it reads an ancestor present on one side only as created, and its
 //! reverse would delete siblings the commit never touched.)
 //!
-//! One file per entry, `<id>.commit`, 0600, of length-prefixed fields
-//! ([`super::fields`]): `I` id, `T` time (ms since the epoch), `U` user,
-//! `S` session, `O` source, `C` comment, `R` a root (repeated), `B` before,
-//! `A` after. Written with one write, not fsync'ed: it costs a commit next
-//! to nothing, survives a process kill (the page cache) and a clean reboot;
-//! a torn entry (power loss during the write) fails to decode and is left
-//! out.
+//! One log, `commits.log`, 0600: records `H <length>\n` and a payload of
+//! length-prefixed fields ([`super::fields`]): `I` id, `T` time (ms since
+//! the epoch), `U` user, `S` session, `O` source, `C` comment, `R` a root
+//! (repeated), `B` before, `A` after. Appended with one write, not
+//! fsync'ed (a file per entry cost a commit a third more, in directory
+//! updates): it survives a process kill (the page cache) and a clean
+//! reboot; a torn record (power loss during the write) is left out and the
+//! log rewritten without it. Once the log holds twice the bound, it is
+//! rewritten with the kept records.
 //!
 //! The configuration before commit N is running with N and every later
 //! entry undone, newest first.
@@ -54,46 +56,73 @@ pub struct Change {
     pub after: String,
 }
 
-impl Change {
-    /// A scoped commit's change: its roots as `old` (the scope's copy) and
-    /// `running` (after the commit) hold them.
-    pub fn of_roots(
+/// The before side of a change, taken before the commit.
+pub struct Before {
+    /// `None`: the whole datastore.
+    roots: Option<Vec<Root>>,
+    top: Vec<String>,
+    xml: String,
+}
+
+fn top_paths(tree: &DataTree<'static>, out: &mut Vec<String>) {
+    if let Some(first) = tree.reference() {
+        for n in first.inclusive_siblings() {
+            let p = super::raw::path(n.as_raw());
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+}
+
+impl Before {
+    /// A scoped commit's roots as `old` (the scope's copy of running)
+    /// holds them.
+    pub fn roots(
         schema: &Schema,
         roots: &[Root],
         old: &DataTree<'static>,
-        running: &DataTree<'static>,
-    ) -> Result<Change, RpcError> {
-        Ok(Change {
-            roots: roots
-                .iter()
-                .filter(|r| !r.anchor)
-                .map(|r| r.path.clone())
-                .collect(),
-            before: print_config(&scope::roots_of(schema.ctx, old, roots)?)?,
-            after: print_config(&scope::roots_of(schema.ctx, running, roots)?)?,
+    ) -> Result<Before, RpcError> {
+        Ok(Before {
+            roots: Some(roots.iter().filter(|r| !r.anchor).cloned().collect()),
+            top: Vec::new(),
+            xml: print_config(&scope::roots_of(schema.ctx, old, roots)?)?,
         })
     }
 
-    /// A whole-datastore change from `old` to `new`.
-    pub fn whole(old: &DataTree<'static>, new: &DataTree<'static>) -> Result<Change, RpcError> {
-        let mut roots: Vec<String> = Vec::new();
-        for t in [old, new] {
-            if let Some(first) = t.reference() {
-                for n in first.inclusive_siblings() {
-                    let p = super::raw::path(n.as_raw());
-                    if !roots.contains(&p) {
-                        roots.push(p);
-                    }
+    /// The whole of `old`.
+    pub fn whole(old: &DataTree<'static>) -> Result<Before, RpcError> {
+        let mut top = Vec::new();
+        top_paths(old, &mut top);
+        Ok(Before {
+            roots: None,
+            top,
+            xml: print_config(old)?,
+        })
+    }
+
+    /// The change, with the after side as `running` holds it now.
+    pub fn after(self, schema: &Schema, running: &DataTree<'static>) -> Result<Change, RpcError> {
+        Ok(match self.roots {
+            Some(roots) => Change {
+                roots: roots.iter().map(|r| r.path.clone()).collect(),
+                before: self.xml,
+                after: print_config(&scope::roots_of(schema.ctx, running, &roots)?)?,
+            },
+            None => {
+                let mut top = self.top;
+                top_paths(running, &mut top);
+                Change {
+                    roots: top,
+                    before: self.xml,
+                    after: print_config(running)?,
                 }
             }
-        }
-        Ok(Change {
-            roots,
-            before: print_config(old)?,
-            after: print_config(new)?,
         })
     }
+}
 
+impl Change {
     /// Turns `tree` (holding the after side) back into the before side.
     fn undo(&self, schema: &Schema, tree: &mut DataTree<'static>) -> Result<(), RpcError> {
         for r in &self.roots {
@@ -112,11 +141,15 @@ impl Change {
 }
 
 pub struct History {
-    dir: PathBuf,
+    /// The log file: records appended, oldest first.
+    path: PathBuf,
     max: usize,
-    /// Oldest first.
-    entries: VecDeque<Meta>,
+    /// Oldest first, with where each record's payload is in the log.
+    entries: VecDeque<(Meta, u64, usize)>,
     next: u64,
+    /// Records in the log (kept ones and dropped ones before them).
+    in_log: usize,
+    file: Option<std::fs::File>,
 }
 
 fn failed(what: String) -> RpcError {
@@ -127,34 +160,75 @@ fn no_such(id: u64) -> RpcError {
     RpcError::app("invalid-value", format!("no commit {id} in the history")).bad_element("id")
 }
 
+/// A record of the log: `H <length>\n`, then the payload.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = format!("H {}\n", payload.len()).into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The records of a log: (payload offset, length) each; stops at the
+/// first that is torn or damaged.
+fn records(log: &[u8]) -> Vec<(u64, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < log.len() {
+        let Some(nl) = log[at..].iter().take(24).position(|b| *b == b'\n') else {
+            break;
+        };
+        let Some(len) = std::str::from_utf8(&log[at..at + nl])
+            .ok()
+            .and_then(|h| h.strip_prefix("H "))
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            break;
+        };
+        let start = at + nl + 1;
+        if start + len > log.len() || decode(&log[start..start + len]).is_none() {
+            break;
+        }
+        out.push((start as u64, len));
+        at = start + len;
+    }
+    out
+}
+
 impl History {
     /// The history in `dir` (created if missing), keeping `max` entries
     /// (0: none, the history is off).
     pub fn open(dir: &Path, max: usize) -> History {
-        let mut entries = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.extension().and_then(|x| x.to_str()) != Some("commit") {
-                    continue;
-                }
-                match std::fs::read(&p).ok().and_then(|b| decode(&b)) {
-                    Some((meta, _)) => entries.push(meta),
-                    None => tracing::warn!(
-                        "commit history: {} is damaged (a write cut short); left out",
-                        p.display()
-                    ),
-                }
-            }
+        let path = dir.join("commits.log");
+        let log = std::fs::read(&path).unwrap_or_default();
+        let recs = records(&log);
+        let mut entries: VecDeque<(Meta, u64, usize)> = recs
+            .iter()
+            .filter_map(|(off, len)| {
+                let (m, _) = decode(&log[*off as usize..*off as usize + len])?;
+                Some((m, *off, *len))
+            })
+            .collect();
+        let end = recs.last().map(|(o, l)| *o as usize + l).unwrap_or(0);
+        let in_log = entries.len();
+        while max > 0 && entries.len() > max {
+            entries.pop_front();
         }
-        entries.sort_by_key(|m| m.id);
-        let next = entries.last().map(|m| m.id + 1).unwrap_or(1);
-        History {
-            dir: dir.to_path_buf(),
+        let next = entries.back().map(|(m, _, _)| m.id + 1).unwrap_or(1);
+        let mut h = History {
+            path,
             max,
-            entries: entries.into(),
+            entries,
             next,
+            in_log,
+            file: None,
+        };
+        if end < log.len() {
+            tracing::warn!(
+                "commit history: {} ends in a damaged record (a write cut short); it is left out",
+                h.path.display()
+            );
+            h.compact(&log);
         }
+        h
     }
 
     /// Whether commits are recorded (`entries` > 0).
@@ -164,37 +238,77 @@ impl History {
 
     /// The entries, oldest first.
     pub fn entries(&self) -> impl Iterator<Item = &Meta> {
-        self.entries.iter()
+        self.entries.iter().map(|(m, _, _)| m)
     }
 
-    fn path(&self, id: u64) -> PathBuf {
-        self.dir.join(format!("{id:010}.commit"))
+    /// Rewrites the log with the kept records only (atomically).
+    fn compact(&mut self, log: &[u8]) {
+        let mut out = Vec::new();
+        let mut kept = VecDeque::new();
+        for (m, off, len) in &self.entries {
+            let payload = &log[*off as usize..*off as usize + len];
+            let at = out.len() + format!("H {len}\n").len();
+            out.extend_from_slice(&frame(payload));
+            kept.push_back((m.clone(), at as u64, *len));
+        }
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        match super::persist::write_atomic(&self.path, &out, FILE_MODE) {
+            Ok(()) => {
+                self.entries = kept;
+                self.in_log = self.entries.len();
+                self.file = None;
+            }
+            Err(e) => tracing::warn!("commit history: {}: {e}", self.path.display()),
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<u64, RpcError> {
+        if self.file.is_none() {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+            }
+            let f = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(FILE_MODE)
+                .open(&self.path)
+                .map_err(|e| failed(format!("{}: {e}", self.path.display())))?;
+            self.file = Some(f);
+        }
+        let f = self.file.as_mut().ok_or_else(|| failed("no log".into()))?;
+        let at = f
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| failed(format!("{}: {e}", self.path.display())))?;
+        f.write_all(bytes)
+            .map_err(|e| failed(format!("{}: {e}", self.path.display())))?;
+        Ok(at)
     }
 
     /// Records a commit; returns its id. Entries beyond the bound go,
-    /// oldest first.
+    /// oldest first (the log is rewritten once it holds twice the bound).
     pub fn record(&mut self, mut meta: Meta, change: &Change) -> Result<u64, RpcError> {
         if self.max == 0 {
             return Ok(0);
         }
         meta.id = self.next;
-        let bytes = encode(&meta, change);
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| failed(format!("{}: {e}", self.dir.display())))?;
-        let path = self.path(meta.id);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(&path)
-            .and_then(|mut f| f.write_all(&bytes))
-            .map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        let payload = encode(&meta, change);
+        let framed = frame(&payload);
+        let at = self.append(&framed)?;
+        let off = at + (framed.len() - payload.len()) as u64;
         self.next += 1;
         let id = meta.id;
-        self.entries.push_back(meta);
+        self.entries.push_back((meta, off, payload.len()));
+        self.in_log += 1;
         while self.entries.len() > self.max {
-            if let Some(old) = self.entries.pop_front() {
-                let _ = std::fs::remove_file(self.path(old.id));
+            self.entries.pop_front();
+        }
+        if self.in_log >= 2 * self.max {
+            if let Ok(log) = std::fs::read(&self.path) {
+                self.compact(&log);
             }
         }
         Ok(id)
@@ -202,12 +316,15 @@ impl History {
 
     /// The change of entry `id`.
     pub fn change(&self, id: u64) -> Result<Change, RpcError> {
-        if !self.entries.iter().any(|m| m.id == id) {
-            return Err(no_such(id));
-        }
-        let bytes = std::fs::read(self.path(id))
-            .map_err(|e| failed(format!("{}: {e}", self.path(id).display())))?;
-        decode(&bytes)
+        let (_, off, len) = self
+            .entries
+            .iter()
+            .find(|(m, _, _)| m.id == id)
+            .ok_or_else(|| no_such(id))?;
+        let log = std::fs::read(&self.path)
+            .map_err(|e| failed(format!("{}: {e}", self.path.display())))?;
+        log.get(*off as usize..*off as usize + len)
+            .and_then(decode)
             .map(|(_, c)| c)
             .ok_or_else(|| failed(format!("entry {id} is damaged")))
     }
@@ -220,11 +337,11 @@ impl History {
         running: &DataTree<'static>,
         id: u64,
     ) -> Result<DataTree<'static>, RpcError> {
-        if !self.entries.iter().any(|m| m.id == id) {
+        if !self.entries.iter().any(|(m, _, _)| m.id == id) {
             return Err(no_such(id));
         }
         let mut tree = duplicate(running)?;
-        for m in self.entries.iter().rev().take_while(|m| m.id >= id) {
+        for (m, _, _) in self.entries.iter().rev().take_while(|(m, _, _)| m.id >= id) {
             self.change(m.id)?.undo(schema, &mut tree)?;
         }
         Ok(tree)
@@ -322,7 +439,9 @@ mod tests {
                 comment: "step\nwith a newline".into(),
                 ..Meta::default()
             };
-            let change = Change::whole(&w[0], &w[1]).expect("change");
+            let change = Before::whole(&w[0])
+                .and_then(|b| b.after(&schema, &w[1]))
+                .expect("change");
             ids.push(h.record(meta, &change).expect("record"));
         }
         assert_eq!(ids, vec![1, 2, 3, 4]);

@@ -4,7 +4,9 @@
 //!   (`<run_dir>/running.xml` plus `running.journal`, see [`journal`]),
 //!   which survives an agent restart (SIGTERM or kill -9) but not a reboot
 //!   (the run directory is tmpfs on a device), as with sysrepo's running.
-//!   Changed in place by scoped commits ([`scope`]).
+//!   Owned by [`running::Running`]: the tree with its generation, `unique`
+//!   index and journal, changed only through its methods (a whole new
+//!   tree, or a scope swapped in place by a scoped commit, [`scope`]).
 //! - startup: loaded into running at boot (when the run directory holds no
 //!   running yet). Persisted in the state directory.
 //! - candidate: shared by all sessions; running while unchanged, running
@@ -23,6 +25,7 @@ pub mod history;
 pub mod journal;
 pub mod persist;
 pub(crate) mod raw;
+pub mod running;
 pub mod scope;
 pub(crate) mod unique;
 pub mod yang_error;
@@ -54,7 +57,7 @@ pub struct PendingEdit {
 }
 
 pub struct Datastores {
-    pub running: DataTree<'static>,
+    running: running::Running,
     /// The candidate as a whole tree (after copy-config, a replace, or once
     /// it has been read); `None` while it is running plus `pending`.
     candidate: Option<DataTree<'static>>,
@@ -62,17 +65,11 @@ pub struct Datastores {
     /// The pending edits' scope as validated at edit time, with the running
     /// generation it was built on: a commit right after uses it as it is.
     validated_scope: Option<(scope::Scope, u64)>,
-    /// Changes whenever running does.
-    running_gen: u64,
-    /// Running's `unique` values (see `unique.rs`).
-    pub(crate) unique: unique::UniqueIndex,
     /// The candidate passed libyang validation since its last change: a
     /// commit need not validate it again (validation costs in proportion to
     /// the whole datastore, and does not depend on running).
     candidate_valid: bool,
     startup: Option<DataTree<'static>>,
-    /// Running's base file and journal.
-    pub(crate) journal: journal::Journal,
     startup_path: PathBuf,
     locks: HashMap<Datastore, u32>,
     /// When each lock was taken (ietf-netconf-monitoring locked-time).
@@ -408,15 +405,12 @@ impl Datastores {
         };
         Ok((
             Datastores {
-                running,
+                running: running::Running::new(running, journal),
                 candidate: None,
                 pending: Vec::new(),
                 validated_scope: None,
-                running_gen: 0,
-                unique: unique::UniqueIndex::default(),
                 candidate_valid: false,
                 startup,
-                journal,
                 startup_path,
                 locks: HashMap::new(),
                 locked_at: HashMap::new(),
@@ -436,8 +430,12 @@ impl Datastores {
     /// `None` for a deleted (or never written) startup.
     pub fn tree(&self, ds: Datastore) -> Option<&DataTree<'static>> {
         match ds {
-            Datastore::Running => Some(&self.running),
-            Datastore::Candidate => Some(self.candidate.as_ref().unwrap_or(&self.running)),
+            Datastore::Running => Some(self.running.tree()),
+            Datastore::Candidate => Some(
+                self.candidate
+                    .as_ref()
+                    .unwrap_or_else(|| self.running.tree()),
+            ),
             Datastore::Startup => self.startup.as_ref(),
         }
     }
@@ -490,7 +488,7 @@ impl Datastores {
     /// validated just now on the current running.
     pub fn push_pending(&mut self, edit: PendingEdit, validated: Option<scope::Scope>) {
         self.pending.push(edit);
-        self.validated_scope = validated.map(|s| (s, self.running_gen));
+        self.validated_scope = validated.map(|s| (s, self.running.generation()));
     }
 
     pub fn take_pending(&mut self) -> Vec<PendingEdit> {
@@ -502,20 +500,40 @@ impl Datastores {
     /// since it was built.
     pub fn take_validated_scope(&mut self) -> Option<scope::Scope> {
         match self.validated_scope.take() {
-            Some((s, gen)) if gen == self.running_gen => Some(s),
+            Some((s, gen)) if gen == self.running.generation() => Some(s),
             _ => None,
         }
     }
 
-    /// Changes whenever running does.
-    pub fn generation(&self) -> u64 {
-        self.running_gen
+    /// Running as it is.
+    pub fn running(&self) -> &DataTree<'static> {
+        self.running.tree()
     }
 
-    /// Running changed (in place or replaced).
-    pub fn running_changed(&mut self) {
-        self.running_gen += 1;
-        self.validated_scope = None;
+    /// Changes whenever running does.
+    pub fn generation(&self) -> u64 {
+        self.running.generation()
+    }
+
+    /// Running, to commit a change to it (the pipeline's
+    /// `Pipeline::commit`). Running changes under the candidate, which keeps
+    /// what it was: its pending edits become a tree of their own first,
+    /// unless they are what is committed (`commits_pending`).
+    pub fn running_for_commit(
+        &mut self,
+        schema: &Schema,
+        commits_pending: bool,
+    ) -> Result<&mut running::Running, RpcError> {
+        if !commits_pending {
+            self.materialize_candidate(schema)?;
+        }
+        Ok(&mut self.running)
+    }
+
+    /// Running, to check a scope against it (its `unique` index, and the
+    /// plugins' look at the change, staged and swapped out again).
+    pub fn running_for_check(&mut self) -> &mut running::Running {
+        &mut self.running
     }
 
     pub fn restore_pending(&mut self, edits: Vec<PendingEdit>) {
@@ -528,7 +546,7 @@ impl Datastores {
         if self.candidate.is_some() || self.pending.is_empty() {
             return Ok(None);
         }
-        let mut tree = duplicate(&self.running)?;
+        let mut tree = duplicate(self.running.tree())?;
         for p in &self.pending {
             edit::apply(schema, &mut tree, &p.tree, &p.valueless, p.op)?;
         }
@@ -545,7 +563,7 @@ impl Datastores {
         if self.candidate.is_some() || self.pending.is_empty() {
             return Ok(());
         }
-        let mut tree = duplicate(&self.running)?;
+        let mut tree = duplicate(self.running.tree())?;
         for p in &self.pending {
             edit::apply(schema, &mut tree, &p.tree, &p.valueless, p.op)?;
         }
@@ -556,16 +574,16 @@ impl Datastores {
         Ok(())
     }
 
-    /// Persists a committed running. Called only after every plugin applied
-    /// it; on a write error the caller aborts the plugins.
-    pub fn persist_running(&self, tree: &DataTree<'static>) -> Result<(), RpcError> {
-        self.journal.save_base(tree)
+    /// An edit of running at boot, before the boot commit applies and
+    /// writes it (the first access policy).
+    pub fn edit_running_at_boot<T>(&mut self, f: impl FnOnce(&mut DataTree<'static>) -> T) -> T {
+        self.running.edit_at_boot(f)
     }
 
-    pub fn install_running(&mut self, tree: DataTree<'static>) {
-        self.running = tree;
-        self.unique.clear();
-        self.running_changed();
+    /// Running reloaded from `fresh` (the datastores opened again from the
+    /// run directory after a panic); the candidate and startup stay.
+    pub fn reload_running(&mut self, fresh: Datastores) {
+        self.running.reload_from(fresh.running);
     }
 
     pub fn set_startup(&mut self, tree: DataTree<'static>) -> Result<(), RpcError> {
@@ -676,5 +694,63 @@ impl Datastores {
                 self.discard_candidate();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
+
+    fn wg(schema: &Schema, instance: u16) -> DataTree<'static> {
+        parse_config(
+            schema,
+            &format!(
+                "<tunnel xmlns=\"{NS}\"><wireguard><instance>{instance}</instance>\
+                 <listen-port>{}</listen-port></wireguard></tunnel>",
+                51000 + instance
+            ),
+        )
+        .expect("parse")
+    }
+
+    /// The scope validated with the last pending edit is what a commit
+    /// installs, but only on the running it was built on.
+    #[test]
+    fn a_validated_scope_is_reused_only_while_running_is_unchanged() {
+        let schema = Schema::load(&[std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("yang")])
+            .expect("schema");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut ds, _) =
+            Datastores::open(&schema, dir.path().join("run"), dir.path().join("state"))
+                .expect("open");
+        std::fs::create_dir_all(dir.path().join("run")).expect("run dir");
+        let pend = |ds: &mut Datastores| {
+            let edit = wg(&schema, 1);
+            let sc = scope::Scope::of(&schema, ds.running(), &[(&edit, &[], EditOp::Merge)])
+                .expect("scope")
+                .expect("scoped");
+            let p = PendingEdit {
+                tree: edit,
+                valueless: Vec::new(),
+                op: EditOp::Merge,
+            };
+            ds.push_pending(p, Some(sc));
+        };
+        pend(&mut ds);
+        assert!(ds.take_validated_scope().is_some());
+
+        pend(&mut ds);
+        let gen = ds.generation();
+        let mut other = wg(&schema, 2);
+        validate_config(&schema, &mut other).expect("valid");
+        ds.running_for_commit(&schema, true)
+            .expect("running")
+            .replace(other)
+            .map_err(|(e, _)| e)
+            .expect("replaced");
+        assert_ne!(ds.generation(), gen);
+        assert!(ds.take_validated_scope().is_none());
     }
 }

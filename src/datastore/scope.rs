@@ -199,8 +199,6 @@ pub fn root_modules(roots: &[Root]) -> HashSet<String> {
 /// `new` the same after the edit (validated by [`Scope::validate`]).
 pub struct Scope {
     pub roots: Vec<Root>,
-    /// A plugin's prepare set values after validation (`set_leaf`).
-    pub prepared: bool,
     /// The diff, kept between validation and commit.
     diff: Option<DataDiff<'static>>,
     pub old: DataTree<'static>,
@@ -254,7 +252,43 @@ fn failed(what: &str) -> RpcError {
     RpcError::operation_failed(format!("cannot build the commit scope: {what}"))
 }
 
+/// One edit as the scope sees it: its tree, its value-less deletes and
+/// its default operation.
+pub type EditRef<'e> = (&'e DataTree<'static>, &'e [ValuelessDelete], EditOp);
+
 impl Scope {
+    /// The scope of `edits` applied in order to `running`, or `None` when
+    /// a touched module needs whole-datastore validation.
+    pub fn of(
+        schema: &Schema,
+        running: &DataTree<'static>,
+        edits: &[EditRef<'_>],
+    ) -> Result<Option<Scope>, RpcError> {
+        let mut roots: Vec<Root> = Vec::new();
+        for (tree, valueless, op) in edits {
+            collect_roots(running, tree, valueless, *op, &mut roots);
+        }
+        normalize(&mut roots);
+        // Roots are found again by instance path (scope, swap, journal):
+        // a key holding both quote characters has no path libyang can
+        // read back, so such edits take the whole-datastore path, which
+        // finds nodes by value and stores running whole.
+        if roots.iter().any(|r| unaddressable(&r.path)) {
+            return Ok(None);
+        }
+        if !root_modules(&roots)
+            .iter()
+            .all(|m| schema.scoped.contains(m))
+        {
+            return Ok(None);
+        }
+        let mut sc = Scope::build(schema.ctx, running, roots)?;
+        for (tree, valueless, op) in edits {
+            sc.apply_edit(schema, tree, valueless, *op)?;
+        }
+        Ok(Some(sc))
+    }
+
     /// The scope of `roots` (normalised) in `running`.
     pub fn build(
         ctx: &'static Context,
@@ -311,7 +345,6 @@ impl Scope {
         let new = raw::wrap(ctx, nfirst);
         Ok(Scope {
             roots,
-            prepared: false,
             diff: None,
             old,
             new,
@@ -443,7 +476,6 @@ impl Scope {
         self.new
             .new_path(path, Some(value), false)
             .map_err(|e| libyang_error(schema, &e))?;
-        self.prepared = true;
         self.diff = None;
         Ok(())
     }
@@ -472,11 +504,26 @@ impl Scope {
     }
 }
 
+/// One root's exchange as it was done: enough to take it back without
+/// looking anything up again.
+struct Exchanged {
+    /// Running's subtree (now in the scope's new tree) and its old parent.
+    x: Option<(Node, Node)>,
+    /// The scope's subtree (now in running) and its old parent.
+    y: Option<(Node, Node)>,
+}
+
 /// Exchanges, between `running` and the scope's new tree, the subtree at
 /// each root (a missing one counts as absent on its side): afterwards
 /// running holds the change and the scope's new tree what running had, so
 /// calling it again undoes it. Nothing is copied.
-pub fn swap(
+///
+/// All or nothing: if one root cannot be exchanged (its parent is missing
+/// on the other side, or libyang refuses a link), the roots already
+/// exchanged are put back where they were and both trees are as before.
+/// Only [`super::running::Running`] calls it (running's owner keeps its
+/// generation, `unique` index and journal in step with the swap).
+pub(super) fn swap(
     ctx: &'static Context,
     running: &mut DataTree<'static>,
     scope: &mut Scope,
@@ -484,46 +531,96 @@ pub fn swap(
     let roots = &scope.roots;
     let mut rfirst = std::mem::replace(running, DataTree::new(ctx)).into_raw();
     let mut nfirst = std::mem::replace(&mut scope.new, DataTree::new(ctx)).into_raw();
+    let mut done: Vec<Exchanged> = Vec::new();
     let mut result = Ok(());
     for r in roots.iter().filter(|r| !r.anchor) {
-        let rn = raw::find(rfirst, &r.path);
-        let nn = raw::find(nfirst, &r.path);
-        // Each side's parent for the other side's subtree.
-        let rparent = match (rn, nn) {
-            (Some(x), _) => Some(raw::parent(x)),
-            (None, Some(y)) => parent_in(rfirst, y),
-            (None, None) => continue,
-        };
-        let nparent = match (nn, rn) {
-            (Some(y), _) => Some(raw::parent(y)),
-            (None, Some(x)) => parent_in(nfirst, x),
-            (None, None) => continue,
-        };
-        let (Some(rparent), Some(nparent)) = (rparent, nparent) else {
-            result = Err(failed(&r.path));
-            break;
-        };
-        if let Some(x) = rn {
-            raw::unlink(x, &mut rfirst);
+        match exchange(&mut rfirst, &mut nfirst, &r.path) {
+            Ok(Some(e)) => done.push(e),
+            Ok(None) => {}
+            Err(()) => {
+                result = Err(failed(&r.path));
+                break;
+            }
         }
-        if let Some(y) = nn {
-            raw::unlink(y, &mut nfirst);
-        }
-        let mut ok = true;
-        if let Some(y) = nn {
-            ok &= raw::link(y, rparent, &mut rfirst);
-        }
-        if let Some(x) = rn {
-            ok &= raw::link(x, nparent, &mut nfirst);
-        }
-        if !ok {
-            result = Err(failed(&r.path));
-            break;
+    }
+    if result.is_err() {
+        for e in done.iter().rev() {
+            if !unexchange(&mut rfirst, &mut nfirst, e) {
+                tracing::error!("a failed commit swap could not be taken back in full");
+            }
         }
     }
     *running = raw::wrap(ctx, rfirst);
     scope.new = raw::wrap(ctx, nfirst);
     result
+}
+
+/// Exchanges the subtree at `path` between the two trees; `Ok(None)`:
+/// neither has it. On `Err` both trees are as they were.
+fn exchange(rfirst: &mut Node, nfirst: &mut Node, path: &str) -> Result<Option<Exchanged>, ()> {
+    let rn = raw::find(*rfirst, path);
+    let nn = raw::find(*nfirst, path);
+    // Each side's parent for the other side's subtree.
+    let rparent = match (rn, nn) {
+        (Some(x), _) => Some(raw::parent(x)),
+        (None, Some(y)) => parent_in(*rfirst, y),
+        (None, None) => return Ok(None),
+    };
+    let nparent = match (nn, rn) {
+        (Some(y), _) => Some(raw::parent(y)),
+        (None, Some(x)) => parent_in(*nfirst, x),
+        (None, None) => return Ok(None),
+    };
+    let (Some(rparent), Some(nparent)) = (rparent, nparent) else {
+        return Err(());
+    };
+    let e = Exchanged {
+        x: rn.map(|x| (x, rparent)),
+        y: nn.map(|y| (y, nparent)),
+    };
+    if let Some(x) = rn {
+        raw::unlink(x, rfirst);
+    }
+    if let Some(y) = nn {
+        raw::unlink(y, nfirst);
+    }
+    let y_in = nn.is_none_or(|y| raw::link(y, rparent, rfirst));
+    let x_in = y_in && rn.is_none_or(|x| raw::link(x, nparent, nfirst));
+    if x_in {
+        return Ok(Some(e));
+    }
+    // Back as it was: what got linked across comes out again first.
+    if y_in {
+        if let Some(y) = nn {
+            raw::unlink(y, rfirst);
+        }
+    }
+    if let Some(x) = rn {
+        raw::link(x, rparent, rfirst);
+    }
+    if let Some(y) = nn {
+        raw::link(y, nparent, nfirst);
+    }
+    Err(())
+}
+
+/// Takes one completed [`exchange`] back: each subtree returns to the
+/// parent it had. `false` if libyang refused a link.
+fn unexchange(rfirst: &mut Node, nfirst: &mut Node, e: &Exchanged) -> bool {
+    if let Some((y, _)) = e.y {
+        raw::unlink(y, rfirst);
+    }
+    if let Some((x, _)) = e.x {
+        raw::unlink(x, nfirst);
+    }
+    let mut ok = true;
+    if let Some((x, rparent)) = e.x {
+        ok &= raw::link(x, rparent, rfirst);
+    }
+    if let Some((y, nparent)) = e.y {
+        ok &= raw::link(y, nparent, nfirst);
+    }
+    ok
 }
 
 /// The node of `tree` that corresponds to `node`'s parent in another tree
