@@ -14,6 +14,8 @@ PACKAGES=(
   wireguard-tools wireguard-go iproute2 iputils-ping iperf3
   # the conformance venv
   python3-venv python3-pip
+  # the Debian package: dpkg-deb, dpkg-shlibdeps, strip, systemd-analyze
+  dpkg-dev binutils systemd
 )
 
 missing=()

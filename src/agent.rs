@@ -2,9 +2,14 @@
 //! core (schema, datastores, plugins), hands the state the sessions share
 //! (`session::Shared`) to the listeners, and stops them on SIGTERM/SIGINT.
 //! Nothing below it imports it (`tests/layers.rs`); the command line is
-//! `cli.rs`, the allocator tuning `memory.rs`.
+//! `cli.rs`, the allocator tuning `memory.rs`. Under systemd it reports
+//! its state (`systemd.rs`), pings the watchdog (`agent/watchdog.rs`) and
+//! reloads on SIGHUP (`agent/reload.rs`).
 
-use std::path::PathBuf;
+pub mod reload;
+mod watchdog;
+
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,13 +17,14 @@ use tokio::sync::watch;
 use tracing::{error, info};
 use wgnetconf_plugin_api::Plugin;
 
-use crate::auth::users::UserDb;
+use crate::auth::users::{Reveal, UserDb, Users};
 use crate::config::Config;
 use crate::core::Core;
 use crate::datastore::{BootSource, Datastores};
 use crate::schema::{default_yang_dirs, Schema};
 use crate::session::registry::Registry;
-use crate::session::Shared;
+use crate::session::{Limits, Shared};
+use crate::systemd::Notifier;
 use crate::transaction::Pipeline;
 
 /// Crates that log message contents at debug or trace level (russh logs
@@ -27,6 +33,10 @@ use crate::transaction::Pipeline;
 /// a key.
 const CONTENT_LOGGERS: &[&str] = &["russh", "russh_keys", "russh_cryptovec"];
 
+/// Logs go to stderr. When stderr is the journal, lines carry no colours
+/// and no timestamp (the journal stamps them) but a `<N>` syslog priority
+/// prefix, which journald turns into the entry's PRIORITY field, so
+/// `journalctl -p warning` works; the tracing fields stay `key=value`.
 fn init_logging() {
     let mut filter = tracing_subscriber::EnvFilter::try_from_env("WGNETCONF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -35,14 +45,53 @@ fn init_logging() {
             filter = filter.add_directive(d);
         }
     }
-    // Colours only on a terminal: a log file or the journal gets plain
-    // `key=value` fields that tools (and the audit trail's readers) can grep.
+    // Colours only on a terminal: a log file gets plain `key=value` fields
+    // that tools (and the audit trail's readers) can grep.
     use std::io::IsTerminal as _;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = if crate::systemd::stderr_is_journal() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .event_format(JournalPrefix(
+                tracing_subscriber::fmt::format()
+                    .without_time()
+                    .with_ansi(false),
+            ))
+            .try_init()
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .try_init()
+    };
+}
+
+/// sd-daemon(3) priority prefixes in front of another event format.
+struct JournalPrefix<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for JournalPrefix<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let prio = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        write!(writer, "<{prio}>")?;
+        self.0.format_event(ctx, writer, event)
+    }
 }
 
 /// The plugins this build carries, for the modules the schema loaded.
@@ -148,11 +197,13 @@ pub fn serve_main(config_path: Option<PathBuf>) -> i32 {
     init_logging();
     // Before any thread exists (see memory.rs).
     crate::memory::one_arena();
-    let config = match config_path {
-        Some(p) => match Config::load(&p) {
+    let notifier = Notifier::from_env();
+    let config = match &config_path {
+        Some(p) => match Config::load(p) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("wgnetconf: {e}");
+                notifier.send(&format!("STATUS=configuration error: {e}"));
                 return 2;
             }
         },
@@ -173,17 +224,29 @@ pub fn serve_main(config_path: Option<PathBuf>) -> i32 {
             return 1;
         }
     };
-    match rt.block_on(serve(config)) {
+    match rt.block_on(serve(config, config_path.as_deref(), &notifier)) {
         Ok(()) => 0,
         Err(e) => {
             error!("{e}");
             eprintln!("wgnetconf: {e}");
+            notifier.send(&format!("STATUS=failed: {e}"));
             1
         }
     }
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+async fn serve(
+    config: Config,
+    config_path: Option<&Path>,
+    notifier: &Notifier,
+) -> Result<(), String> {
+    // Under systemd the console is the journal: the first start's admin
+    // password goes to a file instead (auth/users.rs).
+    let reveal = if crate::systemd::under_systemd(notifier) {
+        Reveal::File
+    } else {
+        Reveal::Console
+    };
     crate::auth::files::ensure_private_dir(&config.state_dir)
         .map_err(|e| format!("cannot create {}: {e}", config.state_dir.display()))?;
     // The run directory holds the Unix socket the sshd relay (running as
@@ -196,18 +259,21 @@ async fn serve(config: Config) -> Result<(), String> {
             .and_then(|_| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)))
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let users = Arc::new(UserDb::load(&config).map_err(|e| e.to_string())?);
+    notifier.send("STATUS=starting: loading the schema and applying running");
+    let users = UserDb::load(&config, reveal).map_err(|e| e.to_string())?;
     let cfg = config.clone();
-    let db = users.clone();
-    let core = tokio::task::spawn_blocking(move || build_core(&cfg, &db))
-        .await
-        .map_err(|e| e.to_string())??;
+    let (core, users) =
+        tokio::task::spawn_blocking(move || build_core(&cfg, &users).map(|core| (core, users)))
+            .await
+            .map_err(|e| e.to_string())??;
     let capabilities = crate::monitoring::capabilities(&core.schema);
     core.monitor.set_capabilities(capabilities.clone());
     let sessions = Registry::with_monitor(core.monitor.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let agent = Arc::new(Shared {
+        limits: std::sync::RwLock::new(Limits::of(&config)),
         config,
+        users: Users::new(users),
         shutdown: shutdown_rx,
         hub: core.ext.hub.clone(),
         core: Arc::new(Mutex::new(core)),
@@ -215,12 +281,12 @@ async fn serve(config: Config) -> Result<(), String> {
         capabilities,
     });
     crate::core::hooks::spawn_tasks(&agent.core, &agent.shutdown);
-    let ssh = crate::transport::ssh::bind(agent.clone(), users.clone())
+    let ssh = crate::transport::ssh::bind(agent.clone())
         .await
         .map_err(|e| e.to_string())?;
     let unix = if agent.config.unix.enabled {
         Some(
-            crate::transport::unix::bind(agent.clone(), users.clone())
+            crate::transport::unix::bind(agent.clone())
                 .await
                 .map_err(|e| e.to_string())?,
         )
@@ -232,15 +298,69 @@ async fn serve(config: Config) -> Result<(), String> {
         .as_ref()
         .map(|(p, _)| p.display().to_string())
         .unwrap_or_default();
-    // Signal handlers first: a SIGTERM right after READY must stop cleanly.
-    let signals = Signals::install();
+    // Signal handlers first: a SIGTERM right after READY must stop cleanly,
+    // and a SIGHUP must reload, not kill (its default action).
+    let mut signals = Signals::install();
     // The one line tests and scripts wait for: everything is listening and
-    // the boot configuration is applied.
+    // the boot configuration is applied. systemd hears the same moment.
     println!("READY ssh={} unix={}", ssh_addrs.join(","), unix_path);
     info!(ssh = %ssh_addrs.join(","), unix = %unix_path, "ready");
+    let status = format!(
+        "STATUS=serving NETCONF on ssh {} unix {}",
+        if ssh_addrs.is_empty() {
+            "off".to_string()
+        } else {
+            ssh_addrs.join(",")
+        },
+        if unix_path.is_empty() {
+            "off"
+        } else {
+            &unix_path
+        }
+    );
+    let mut reloads = 0u64;
+    reload::Status {
+        pid: std::process::id(),
+        reloads,
+        result: "ok: started".into(),
+    }
+    .write(&agent.config.run_dir);
+    notifier.send(&format!("READY=1\n{status}"));
+    if let Some(interval) = crate::systemd::watchdog_interval() {
+        watchdog::spawn(
+            agent.core.clone(),
+            notifier.clone(),
+            interval,
+            agent.shutdown.clone(),
+        );
+    }
 
-    signals.wait().await;
+    while signals.wait().await == Wake::Reload {
+        info!("reload requested");
+        notifier.send(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading",
+            crate::systemd::monotonic_usec()
+        ));
+        let result = match reload::apply(&agent, config_path, reveal).await {
+            Ok(summary) => format!("ok: {summary}"),
+            Err(e) => {
+                error!(error = %e, "reload failed: nothing changed");
+                format!("failed: {e}")
+            }
+        };
+        reloads += 1;
+        // READY=1 before the status `wgnetconf reload` waits for: systemd
+        // has it queued before the reload command exits.
+        notifier.send(&format!("READY=1\n{status}"));
+        reload::Status {
+            pid: std::process::id(),
+            reloads,
+            result,
+        }
+        .write(&agent.config.run_dir);
+    }
     info!("stopping");
+    notifier.send("STOPPING=1\nSTATUS=stopping: closing sessions");
     let _ = shutdown_tx.send(true);
     // Sessions notice the shutdown and close; give them a moment.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
@@ -265,8 +385,22 @@ async fn serve(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-/// SIGTERM and SIGINT, installed before the agent announces READY.
-struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+/// What a signal asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Wake {
+    Stop,
+    Reload,
+}
+
+/// SIGTERM and SIGINT (stop), SIGHUP (reload), installed before the agent
+/// announces READY.
+struct Signals(
+    Option<(
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    )>,
+);
 
 impl Signals {
     fn install() -> Signals {
@@ -274,20 +408,21 @@ impl Signals {
         match (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
         ) {
-            (Ok(t), Ok(i)) => Signals(Some((t, i))),
+            (Ok(t), Ok(i), Ok(h)) => Signals(Some((t, i, h))),
             _ => Signals(None),
         }
     }
 
-    async fn wait(self) {
-        let Some((mut term, mut int)) = self.0 else {
-            std::future::pending::<()>().await;
-            return;
+    async fn wait(&mut self) -> Wake {
+        let Some((term, int, hup)) = &mut self.0 else {
+            return std::future::pending().await;
         };
         tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+            _ = term.recv() => Wake::Stop,
+            _ = int.recv() => Wake::Stop,
+            _ = hup.recv() => Wake::Reload,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +23,26 @@ enum Command {
         /// TOML configuration file (see wgnetconf.example.toml).
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+    /// Reload the running agent's configuration and wait until it has.
+    ///
+    /// The agent (signalled with SIGHUP) reads its configuration file
+    /// again and applies users, keys, groups and limits without dropping
+    /// the sessions of users who remain; settings that need a restart are
+    /// named in its log. This is the systemd unit's `ExecReload`. Exit
+    /// status 1 if the agent refused the new configuration (it keeps the
+    /// one it had).
+    Reload {
+        /// The agent's configuration file (its run_dir holds the status).
+        #[arg(long, short, default_value = "/etc/wgnetconf/wgnetconf.toml")]
+        config: PathBuf,
+        /// The agent's pid (systemd's $MAINPID); default: the one in the
+        /// agent's status file.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Seconds to wait for the agent's answer.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
     },
     /// Relay stdin/stdout to the agent's Unix socket: the `netconf`
     /// subsystem command for OpenSSH's sshd.
@@ -75,6 +95,9 @@ enum Command {
     Pubkey,
     /// Print a new preshared key, like `wg genpsk`.
     Genpsk,
+    /// Write the man pages and shell completions into DIR (packaging).
+    #[command(hide = true)]
+    GenerateDocs { dir: PathBuf },
 }
 
 use crate::protocol::ext_rpc::AGENT_NS;
@@ -83,7 +106,27 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => crate::agent::serve_main(config),
+        Command::Reload {
+            config,
+            pid,
+            timeout,
+        } => {
+            // A missing file means the defaults, as for `serve` without one.
+            let config = config.exists().then_some(config);
+            crate::agent::reload::request(
+                config.as_deref(),
+                pid,
+                std::time::Duration::from_secs(timeout),
+            )
+        }
         Command::Relay { socket } => crate::transport::relay::run(&socket),
+        Command::GenerateDocs { dir } => match generate_docs(&dir) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("wgnetconf: {}: {e}", dir.display());
+                1
+            }
+        },
         Command::HashPassword => hash_password(),
         Command::Show { iface, connect } => show_main(&connect.target(), iface.as_deref()),
         Command::Rpc { connect } => rpc_main(&connect.target()),
@@ -258,4 +301,31 @@ fn hash_password() -> i32 {
             1
         }
     }
+}
+
+/// The man pages (`wgnetconf.1` and one `wgnetconf-<command>.1` per
+/// visible subcommand) in `<dir>/man1` and the bash, zsh and fish
+/// completions in `<dir>/completions`, all from the clap definitions
+/// above, so they never drift from the binary.
+fn generate_docs(dir: &std::path::Path) -> std::io::Result<()> {
+    use clap_complete::Shell;
+    let man = dir.join("man1");
+    let comp = dir.join("completions");
+    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&comp)?;
+    // Without the hidden commands (this one): clap_complete would offer them.
+    let full = Cli::command();
+    let visible = full.get_subcommands().filter(|c| !c.is_hide_set()).cloned();
+    let mut cmd = clap::Command::new("wgnetconf")
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommand_required(true)
+        .subcommands(visible);
+    if let Some(about) = full.get_about() {
+        cmd = cmd.about(about.clone());
+    }
+    clap_mangen::generate_to(cmd.clone(), &man)?;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cmd.clone(), "wgnetconf", &comp)?;
+    }
+    Ok(())
 }

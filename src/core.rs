@@ -330,6 +330,7 @@ impl Core {
             }
             scoped::Planned::Whole(new) => new,
         };
+        fault::point("hang-in-edit");
         match (target, test_option) {
             (_, TestOption::TestOnly) => {
                 self.pipeline

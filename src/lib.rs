@@ -18,6 +18,7 @@
 //! - [`nacm`]: access control (RFC 8341) over operations, data and
 //!   notifications.
 //! - [`schema`]: the libyang context with every module of the search path.
+//! - [`systemd`]: sd_notify, the watchdog interval, journal detection.
 
 pub mod agent;
 pub mod auth;
@@ -35,5 +36,6 @@ pub mod retrieval;
 pub mod schema;
 pub mod session;
 pub mod shutdown;
+pub mod systemd;
 pub mod transaction;
 pub mod transport;

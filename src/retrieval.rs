@@ -102,11 +102,12 @@ fn print_in_ancestors(
     nodes: &[raw::Node],
     wd: WithDefaults,
 ) -> Result<Option<String>, RpcError> {
+    let parent_ns = raw::namespace(parent);
     let mut inner = String::new();
     let mut c = raw::first_child(parent);
     while !c.is_null() {
         if nodes.contains(&c) {
-            inner.push_str(&print_one(c, wd)?);
+            inner.push_str(&print_child(c, wd, &parent_ns)?);
         }
         c = raw::next(c);
     }
@@ -132,10 +133,11 @@ fn print_in_ancestors(
         } else {
             out.push_str(&format!("<{name}>"));
         }
+        let ns = raw::namespace(*a);
         let mut c = raw::first_child(*a);
         while !c.is_null() {
             if raw::is_key(c) && !nodes.contains(&c) {
-                out.push_str(&print_one(c, wd)?);
+                out.push_str(&print_child(c, wd, &ns)?);
             }
             c = raw::next(c);
         }
@@ -159,6 +161,21 @@ fn wd_flags(wd: WithDefaults) -> DataPrinterFlags {
             DataPrinterFlags::from_bits_retain(libyang5_sys::LYD_PRINT_WD_ALL_TAG)
         }
     }
+}
+
+/// [`print_one`] for a node printed inside its parent's start tag: the
+/// namespace declaration libyang puts on a standalone print is dropped
+/// when the parent's is the same (as a whole-tree print has it).
+fn print_child(node: raw::Node, wd: WithDefaults, parent_ns: &str) -> Result<String, RpcError> {
+    let text = print_one(node, wd)?;
+    let decl = format!(" xmlns=\"{}\"", raw::namespace(node));
+    let first_tag_end = text.find('>').unwrap_or(0);
+    if raw::namespace(node) == parent_ns {
+        if let Some(i) = text[..first_tag_end].find(&decl) {
+            return Ok(format!("{}{}", &text[..i], &text[i + decl.len()..]));
+        }
+    }
+    Ok(text)
 }
 
 /// One node's subtree (not its siblings) in a with-defaults mode.

@@ -50,6 +50,10 @@ impl Agent {
             .args(["serve", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
+            // The first start's password goes to stderr only outside
+            // systemd: not a service of the systemd that may run the tests.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

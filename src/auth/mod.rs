@@ -6,4 +6,4 @@ pub mod hostkey;
 pub mod password;
 pub mod users;
 
-pub use users::{UserDb, UserDbError};
+pub use users::{UserDb, UserDbError, Users};

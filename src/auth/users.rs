@@ -46,10 +46,57 @@ struct User {
     keys_file: Option<PathBuf>,
 }
 
-/// Who may log in and how. Cheap to share behind an `Arc`; read-only.
+/// Who may log in and how. Cheap to share behind an `Arc`; read-only
+/// (a reload builds a new one and swaps it in [`Users`]).
 #[derive(Debug, Default)]
 pub struct UserDb {
     users: HashMap<String, User>,
+}
+
+/// The user database the transports consult, swapped whole by a reload
+/// (`systemctl reload`): every authentication reads the current one, so a
+/// new key works at once, and a login in progress keeps the snapshot it
+/// started with. The one place that holds it; sessions already open are
+/// not affected (the reload closes those of removed users itself).
+#[derive(Debug, Default)]
+pub struct Users(std::sync::RwLock<std::sync::Arc<UserDb>>);
+
+impl Users {
+    pub fn new(db: UserDb) -> Users {
+        Users(std::sync::RwLock::new(std::sync::Arc::new(db)))
+    }
+
+    /// The database now. A poisoned lock still holds a whole database
+    /// (writers only assign an `Arc`), so it is used as it is.
+    pub fn current(&self) -> std::sync::Arc<UserDb> {
+        match self.0.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the database; returns the previous one.
+    pub fn replace(&self, db: UserDb) -> std::sync::Arc<UserDb> {
+        let new = std::sync::Arc::new(db);
+        match self.0.write() {
+            Ok(mut g) => std::mem::replace(&mut *g, new),
+            Err(p) => std::mem::replace(&mut *p.into_inner(), new),
+        }
+    }
+}
+
+/// Where the first start's generated admin password goes: the console
+/// (a person started the agent), or a 0600 file in the state directory
+/// when the console is the journal (systemd), which must never hold it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reveal {
+    Console,
+    File,
+}
+
+/// The file [`Reveal::File`] writes: `<state_dir>/initial-admin-password`.
+pub fn initial_password_path(config: &Config) -> PathBuf {
+    config.state_dir.join("initial-admin-password")
 }
 
 /// `users.toml`: the same `[[users]]` shape as the main configuration.
@@ -75,9 +122,9 @@ struct StoredUser<'a> {
 impl UserDb {
     /// The user database for `config`: its `users` if any; otherwise the
     /// generated users in `<state_dir>/users.toml`, creating `admin` with a
-    /// random password on first start (printed once to stderr, only its
-    /// hash stored). There is no built-in default password.
-    pub fn load(config: &Config) -> Result<UserDb, UserDbError> {
+    /// random password on first start (shown once as `reveal` says, only
+    /// its hash kept in `users.toml`). There is no built-in default password.
+    pub fn load(config: &Config, reveal: Reveal) -> Result<UserDb, UserDbError> {
         if !config.users.is_empty() {
             return UserDb::from_users(&config.users);
         }
@@ -93,7 +140,9 @@ impl UserDb {
                 tracing::info!(path = %path.display(), users = db.users.len(), "loaded generated users");
                 Ok(db)
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => create_admin(&path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                create_admin(&path, reveal, &initial_password_path(config))
+            }
             Err(source) => Err(UserDbError::Io { path, source }),
         }
     }
@@ -200,7 +249,7 @@ fn generated_users_path(config: &Config) -> PathBuf {
 /// First start without configured users: make `admin` with a random
 /// password. The file is written before the password is shown, so a shown
 /// password always works.
-fn create_admin(path: &Path) -> Result<UserDb, UserDbError> {
+fn create_admin(path: &Path, reveal: Reveal, reveal_path: &Path) -> Result<UserDb, UserDbError> {
     let secret = password::random_password(GENERATED_PASSWORD_LEN);
     let hash = password::hash_argon2id(&secret).map_err(UserDbError::Generate)?;
     let stored = StoredUsers {
@@ -220,8 +269,27 @@ fn create_admin(path: &Path) -> Result<UserDb, UserDbError> {
         path: path.to_owned(),
         source,
     })?;
-    // Deliberately not through tracing: log sinks must never see it.
-    eprintln!("wgnetconf: created user {GENERATED_ADMIN} with password {secret} (shown once)");
+    match reveal {
+        // Deliberately not through tracing: log sinks must never see it.
+        Reveal::Console => eprintln!(
+            "wgnetconf: created user {GENERATED_ADMIN} with password {secret} (shown once)"
+        ),
+        // Under systemd stderr is the journal: the password goes to a file
+        // only root reads, and the log says where, never what.
+        Reveal::File => {
+            write_private_atomic(reveal_path, format!("{secret}\n").as_bytes()).map_err(
+                |source| UserDbError::Io {
+                    path: reveal_path.to_owned(),
+                    source,
+                },
+            )?;
+            tracing::info!(
+                path = %reveal_path.display(),
+                user = GENERATED_ADMIN,
+                "the initial admin password is in this file (mode 0600); delete it once read"
+            );
+        }
+    }
     tracing::info!(path = %path.display(), user = GENERATED_ADMIN, "created the initial admin user");
     UserDb::from_users(&[UserConfig {
         name: GENERATED_ADMIN.into(),
@@ -324,7 +392,7 @@ mod tests {
             state_dir: dir.clone(),
             ..Config::default()
         };
-        let first = UserDb::load(&config)?;
+        let first = UserDb::load(&config, Reveal::Console)?;
         assert!(first.contains(GENERATED_ADMIN));
         let path = dir.join("users.toml");
         assert_eq!(
@@ -333,10 +401,31 @@ mod tests {
         );
         let text = std::fs::read_to_string(&path)?;
         assert!(text.contains("$argon2id$"));
-        let again = UserDb::load(&config)?;
+        let again = UserDb::load(&config, Reveal::File)?;
         assert!(again.contains(GENERATED_ADMIN));
         assert_eq!(std::fs::read_to_string(&path)?, text);
+        // Not created again: the file reveal happens at creation only.
+        assert!(!initial_password_path(&config).exists());
         std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn file_reveal_writes_a_private_file() -> Result<(), Box<dyn std::error::Error>> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let config = Config {
+            state_dir: dir.path().join("state"),
+            ..Config::default()
+        };
+        let db = UserDb::load(&config, Reveal::File)?;
+        let file = initial_password_path(&config);
+        assert_eq!(
+            std::fs::metadata(&file)?.permissions().mode() & 0o777,
+            0o600
+        );
+        let secret = std::fs::read_to_string(&file)?;
+        assert!(db.verify_password(GENERATED_ADMIN, secret.trim_end()));
         Ok(())
     }
 }

@@ -457,6 +457,8 @@ async fn run(args: Args) {
     // c. incremental one-peer merges with commit.
     let mut inc = Stats::default();
     let mut inc_edit = Stats::default();
+    let mut inc_cpu = Stats::default();
+    let pid = agent.child.id();
     for j in 0..incremental {
         let i = base + j;
         let body = edit(
@@ -464,18 +466,21 @@ async fn run(args: Args) {
             &iface_xml(ifn, 51820, &peer_xml(ifn, i))
                 .replace("<listen-port>51820</listen-port>", ""),
         );
+        let c0 = filters::agent_cpu_ms(pid);
         let te = rpc(&mut c, &body).await;
         let tc = rpc(&mut c, "<commit/>").await;
+        inc_cpu.push(filters::agent_cpu_ms(pid) - c0);
         inc_edit.push(ms(te));
         inc.push(ms(te + tc));
     }
     rep.row(
         format!("one-peer edit+commit at {base} peers ({incremental} samples)"),
         format!(
-            "median {:.2} ms, p99 {:.2} ms (edit alone median {:.2} ms)",
+            "median {:.2} ms, p99 {:.2} ms (edit alone median {:.2} ms), agent CPU median {:.3} ms",
             inc.median(),
             inc.p99(),
-            inc_edit.median()
+            inc_edit.median(),
+            inc_cpu.median()
         ),
     );
 

@@ -3,8 +3,11 @@
 //! `panic-in-commit`; several separated by commas) in the agent's
 //! environment, read once, that point panics, so tests prove that a panic in
 //! one rpc is answered and leaves the agent serving (`core/panics.rs`).
+//! `hang-in-edit` blocks that edit forever instead, holding the core lock:
+//! a wedged core, which must stop the systemd watchdog pings.
 
-/// Panics if `WGNETCONF_FAULT` names `name` (debug builds).
+/// Panics (or, for a `hang-` point, blocks forever) if `WGNETCONF_FAULT`
+/// names `name` (debug builds).
 pub(super) fn point(name: &str) {
     #[cfg(debug_assertions)]
     {
@@ -15,6 +18,12 @@ pub(super) fn point(name: &str) {
                 .unwrap_or_default()
         });
         if faults.iter().any(|f| f == name) {
+            if name.starts_with("hang-") {
+                tracing::warn!("fault point {name}: blocking forever (WGNETCONF_FAULT, test only)");
+                loop {
+                    std::thread::park();
+                }
+            }
             panic!("fault point {name} (WGNETCONF_FAULT, test only)");
         }
     }

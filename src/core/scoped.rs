@@ -104,6 +104,7 @@ impl Core {
         mut sc: Scope,
         pending: PendingEdit,
     ) -> Result<Outcome, Vec<RpcError>> {
+        super::fault::point("hang-in-edit");
         let mut validated = false;
         match (target, test_option) {
             (_, TestOption::TestOnly) => {

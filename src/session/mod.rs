@@ -5,10 +5,9 @@
 pub mod registry;
 mod shared;
 
-pub use shared::Shared;
+pub use shared::{Limits, Shared};
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info, warn};
@@ -47,7 +46,7 @@ where
     info!(session = id, user = %peer.user, source = %peer.source, "session start");
     agent.hub.session_start(id, &peer.user, &peer.source);
     let (r, w) = tokio::io::split(stream);
-    let mut reader = FrameReader::new(r, agent.config.netconf.max_message_bytes);
+    let mut reader = FrameReader::new(r, agent.limits().max_message_bytes);
     let mut writer = FrameWriter::new(w);
     let mut shutdown = agent.shutdown.clone();
     let end = tokio::select! {
@@ -97,7 +96,7 @@ where
     if let Err(e) = send(writer, &hello_msg).await {
         return e;
     }
-    let timeout = Duration::from_secs(agent.config.netconf.hello_timeout_secs);
+    let timeout = agent.limits().hello_timeout;
     let client_hello = match tokio::time::timeout(timeout, reader.next_message()).await {
         Err(_) => return "no hello within the timeout".into(),
         Ok(Ok(Some(m))) => m,

@@ -91,6 +91,23 @@ impl Registry {
         }
     }
 
+    /// Ends every session whose peer `pred` selects (a reload removed its
+    /// user); returns their ids.
+    pub fn kill_where(&self, pred: impl Fn(&Peer) -> bool) -> Vec<u32> {
+        let Ok(live) = self.live.lock() else {
+            return Vec::new();
+        };
+        let mut ids = Vec::new();
+        for (id, e) in live.iter() {
+            if pred(&e.peer) {
+                e.kill.notify_one();
+                ids.push(*id);
+            }
+        }
+        ids.sort_unstable();
+        ids
+    }
+
     pub fn count(&self) -> usize {
         self.live.lock().map(|l| l.len()).unwrap_or(0)
     }

@@ -2,17 +2,26 @@
 //! composition root, `agent.rs`) and handed down behind an `Arc`. It lives in
 //! the session layer so that no layer below the agent imports the agent.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::registry::Registry;
+use crate::auth::Users;
 use crate::config::Config;
 use crate::core::Core;
 use crate::notify::Hub;
 
 pub struct Shared {
+    /// The configuration as the agent started with it. What a reload may
+    /// change is read from `users` and `limits()` instead; the rest
+    /// (listen addresses, directories, backend) takes a restart.
     pub config: Config,
+    /// Who may log in: swapped by a reload.
+    pub users: Users,
+    /// The limits a reload may change.
+    pub limits: RwLock<Limits>,
     /// Flips to `true` when the agent stops (SIGTERM/SIGINT): listeners stop
     /// accepting and sessions close.
     pub shutdown: watch::Receiver<bool>,
@@ -25,4 +34,40 @@ pub struct Shared {
     pub hub: Arc<Hub>,
     /// What our `<hello>` announces.
     pub capabilities: Vec<String>,
+}
+
+/// Session and login limits: the reloadable part of the configuration
+/// besides the users.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub hello_timeout: Duration,
+    pub max_message_bytes: usize,
+    pub auth_timeout: Duration,
+}
+
+impl Limits {
+    pub fn of(config: &Config) -> Limits {
+        Limits {
+            hello_timeout: Duration::from_secs(config.netconf.hello_timeout_secs),
+            max_message_bytes: config.netconf.max_message_bytes,
+            auth_timeout: Duration::from_secs(config.ssh.auth_timeout_secs.max(1)),
+        }
+    }
+}
+
+impl Shared {
+    /// The limits now (a new session or login takes them at its start).
+    pub fn limits(&self) -> Limits {
+        match self.limits.read() {
+            Ok(l) => l.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn set_limits(&self, limits: Limits) {
+        match self.limits.write() {
+            Ok(mut l) => *l = limits,
+            Err(p) => *p.into_inner() = limits,
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The built-in SSH server (RFC 6242 over russh): password and publickey
-//! authentication against [`UserDb`], the `netconf` subsystem and nothing
-//! else (no shell, exec, pty, forwarding).
+//! authentication against the current user database (`Shared::users`,
+//! swapped by a reload), the `netconf` subsystem and nothing else (no
+//! shell, exec, pty, forwarding).
 //!
 //! Known limitation: paramiko (ncclient, Ansible) sends a fresh
 //! SERVICE_REQUEST("ssh-userauth") before *each* authentication attempt.
@@ -36,7 +37,7 @@ use tokio::time::Instant;
 
 use super::preauth::{self, BadEnd, Ticket};
 use super::shutdown_requested;
-use crate::auth::{hostkey, UserDb};
+use crate::auth::hostkey;
 use crate::session::Shared as Agent;
 use crate::session::{self, Peer};
 
@@ -57,10 +58,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// (print them; with port 0 that is the only way to learn the port) and
 /// the accept loops' tasks. Loads or generates the host key first. Returns
 /// no listeners if `config.ssh.enabled` is false.
-pub async fn bind(
-    agent: Arc<Agent>,
-    users: Arc<UserDb>,
-) -> io::Result<Vec<(SocketAddr, JoinHandle<()>)>> {
+pub async fn bind(agent: Arc<Agent>) -> io::Result<Vec<(SocketAddr, JoinHandle<()>)>> {
     if !agent.config.ssh.enabled {
         return Ok(Vec::new());
     }
@@ -86,7 +84,6 @@ pub async fn bind(
         tracing::info!(addr = %local, "SSH listening");
         let ctx = Shared {
             agent: agent.clone(),
-            users: users.clone(),
             russh_config: russh_config.clone(),
             gate: gate.clone(),
             verify_gate: verify_gate.clone(),
@@ -131,7 +128,6 @@ fn russh_config(key: PrivateKey) -> russh::server::Config {
 #[derive(Clone)]
 struct Shared {
     agent: Arc<Agent>,
-    users: Arc<UserDb>,
     russh_config: Arc<russh::server::Config>,
     gate: Arc<preauth::Gate>,
     verify_gate: Arc<Semaphore>,
@@ -174,14 +170,13 @@ async fn accept_loop(listener: TcpListener, ctx: Shared) {
 /// One TCP connection: the SSH session runs in russh's task; this task
 /// enforces the authentication deadline and hangs up at shutdown.
 async fn connection(tcp: TcpStream, addr: SocketAddr, ctx: Shared, ticket: Ticket) {
-    let timeout = Duration::from_secs(ctx.agent.config.ssh.auth_timeout_secs.max(1));
+    let timeout = ctx.agent.limits().auth_timeout;
     let deadline = Instant::now() + timeout;
     let (authed_tx, authed_rx) = oneshot::channel();
     let attempted = Arc::new(AtomicBool::new(false));
     let handler = Connection {
         attempted: attempted.clone(),
         agent: ctx.agent.clone(),
-        users: ctx.users.clone(),
         verify_gate: ctx.verify_gate.clone(),
         addr,
         user: None,
@@ -328,7 +323,6 @@ struct Connection {
     /// a failure rather than as one that never tried.
     attempted: Arc<AtomicBool>,
     agent: Arc<Agent>,
-    users: Arc<UserDb>,
     verify_gate: Arc<Semaphore>,
     addr: SocketAddr,
     /// Set once authentication succeeds.
@@ -366,7 +360,8 @@ impl russh::server::Handler for Connection {
         let Ok(_permit) = self.verify_gate.clone().acquire_owned().await else {
             return Ok(reject());
         };
-        let users = self.users.clone();
+        // The database now: a reload between two attempts applies to the next.
+        let users = self.agent.users.current();
         let (u, p) = (user.to_owned(), password.to_owned());
         let ok = tokio::task::spawn_blocking(move || users.verify_password(&u, &p))
             .await
@@ -384,7 +379,12 @@ impl russh::server::Handler for Connection {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         // Only a probe: say whether a signature with this key would do.
-        Ok(if self.users.key_authorized(user, offer.public_key) {
+        let authorized = self
+            .agent
+            .users
+            .current()
+            .key_authorized(user, offer.public_key);
+        Ok(if authorized {
             Auth::Accept
         } else {
             self.attempted.store(true, Ordering::Relaxed);
@@ -397,11 +397,18 @@ impl russh::server::Handler for Connection {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(if self.users.key_authorized(user, key.public_key) {
-            self.accepted(user, "publickey")
-        } else {
-            self.rejected(user, "publickey")
-        })
+        Ok(
+            if self
+                .agent
+                .users
+                .current()
+                .key_authorized(user, key.public_key)
+            {
+                self.accepted(user, "publickey")
+            } else {
+                self.rejected(user, "publickey")
+            },
+        )
     }
 
     async fn auth_keyboard_interactive<'a>(

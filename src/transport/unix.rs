@@ -14,7 +14,6 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
 use super::shutdown_requested;
-use crate::auth::UserDb;
 use crate::session::Shared;
 use crate::session::{self, Peer};
 
@@ -23,14 +22,14 @@ use crate::session::{self, Peer};
 /// but refuses to start if another agent still answers on it, or if the
 /// path is not a socket. The socket is mode 0666: access control is the
 /// uid check, so any local user can at least be told no.
-pub async fn bind(agent: Arc<Shared>, users: Arc<UserDb>) -> io::Result<(PathBuf, JoinHandle<()>)> {
+pub async fn bind(agent: Arc<Shared>) -> io::Result<(PathBuf, JoinHandle<()>)> {
     let path = agent.config.socket_path();
     prepare_path(&path).await?;
     let listener = UnixListener::bind(&path)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {}: {e}", path.display())))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
     tracing::info!(path = %path.display(), "listening on the unix socket");
-    let task = tokio::spawn(accept_loop(listener, path.clone(), agent, users));
+    let task = tokio::spawn(accept_loop(listener, path.clone(), agent));
     Ok((path, task))
 }
 
@@ -65,12 +64,7 @@ async fn prepare_path(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)
 }
 
-async fn accept_loop(
-    listener: UnixListener,
-    path: PathBuf,
-    agent: Arc<Shared>,
-    users: Arc<UserDb>,
-) {
+async fn accept_loop(listener: UnixListener, path: PathBuf, agent: Arc<Shared>) {
     let mut shutdown = agent.shutdown.clone();
     loop {
         let stream = tokio::select! {
@@ -86,9 +80,8 @@ async fn accept_loop(
             () = shutdown_requested(&mut shutdown) => break,
         };
         let agent = agent.clone();
-        let users = users.clone();
         tokio::spawn(async move {
-            if let Some(peer) = identify(&stream, &users).await {
+            if let Some(peer) = identify(&stream, &agent).await {
                 tracing::info!(user = %peer.user, source = %peer.source, "unix session");
                 session::run(agent, stream, peer).await;
             }
@@ -101,7 +94,7 @@ async fn accept_loop(
 
 /// Who is connected, if they may be: `None` (and a log line) otherwise,
 /// after which dropping the stream closes it.
-async fn identify(stream: &UnixStream, users: &UserDb) -> Option<Peer> {
+async fn identify(stream: &UnixStream, agent: &Shared) -> Option<Peer> {
     let uid = match stream.peer_cred() {
         Ok(cred) => cred.uid(),
         Err(e) => {
@@ -123,7 +116,7 @@ async fn identify(stream: &UnixStream, users: &UserDb) -> Option<Peer> {
         .ok()
         .flatten();
     match name {
-        Some(user) if users.contains(&user) => Some(Peer {
+        Some(user) if agent.users.current().contains(&user) => Some(Peer {
             user,
             source,
             recovery: false,

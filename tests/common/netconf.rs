@@ -189,6 +189,12 @@ impl Agent {
         let mut child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(config)
+            // Not a service of the systemd that may run the tests: the
+            // agent would send it READY=1 and hide its password in a file.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("WGNETCONF_LOG", "info")
             .stdin(Stdio::null())
@@ -318,15 +324,26 @@ impl Agent {
         self.ssh2_over_as(env, tcp, "alice")
     }
 
+    /// [`Agent::session_as`] with another private key than the env's.
+    pub fn ssh2_as_key(&self, _env: &Env, user: &str, key: &Path) -> Client {
+        let tcp = TcpStream::connect(self.addr).expect("connect");
+        let mut c = self.ssh2_with_key(tcp, user, key);
+        c.hello(&[BASE_1_0, BASE_1_1]);
+        c
+    }
+
     /// [`Agent::ssh2_over`] as `user`.
     pub fn ssh2_over_as(&self, env: &Env, tcp: TcpStream, user: &str) -> Client {
+        self.ssh2_with_key(tcp, user, &env.key())
+    }
+
+    fn ssh2_with_key(&self, tcp: TcpStream, user: &str, key: &Path) -> Client {
         let keep = tcp.try_clone().expect("clone tcp");
         let mut sess = ssh2::Session::new().expect("ssh2 session");
         sess.set_tcp_stream(tcp);
         sess.set_timeout(WAIT.as_millis() as u32);
         sess.handshake().expect("ssh handshake");
-        let key = env.key();
-        sess.userauth_pubkey_file(user, Some(&key.with_extension("pub")), &key, None)
+        sess.userauth_pubkey_file(user, Some(&key.with_extension("pub")), key, None)
             .expect("key auth");
         assert!(sess.authenticated());
         let mut channel = sess.channel_session().expect("channel");

@@ -34,48 +34,20 @@ log() { echo "vm: $*" >&2; }
 
 [ "$(id -u)" -eq 0 ] || fail "needs root (apt, depmod)"
 
+. "$HERE/lib.sh"
+
 # --- host packages -----------------------------------------------------------
 # qemu-system-x86 from bookworm (7.2) replaces the image's backports
-# qemu-utils 10.0 (a version conflict, harmless here); any busybox works
-# (Debian's dynamic one, whose libraries are copied, or busybox-static).
-need=()
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-command -v busybox >/dev/null || need+=(busybox-static)
-for p in cpio kmod wireguard-tools iproute2 libyuma-base zstd xz-utils; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null ||
-    fail "apt-get install ${need[*]}"
-fi
+# qemu-utils 10.0 (a version conflict, harmless here). Debian's dynamic
+# busybox (its libraries are copied), not busybox-static: that one's shell
+# prefers its own applets to programs, so `ip netns exec` would run
+# busybox's ip instead of the real iproute2 copied below.
+command -v qemu-system-x86_64 >/dev/null || need_packages qemu-system-x86
+need_packages busybox
+need_packages cpio kmod wireguard-tools iproute2 libyuma-base zstd xz-utils
 
 # --- Debian's kernel, extracted, not installed -------------------------------
-mkdir -p "$CACHE"
-PKG=$(apt-cache depends linux-image-amd64 2>/dev/null |
-  awk '/Depends: linux-image-[0-9]/{print $2; exit}')
-[ -n "$PKG" ] || fail "cannot find the kernel package linux-image-amd64 depends on"
-KROOT=$CACHE/$PKG
-if [ ! -d "$KROOT/lib/modules" ]; then
-  log "fetching $PKG"
-  rm -rf "$KROOT" "$KROOT.tmp"
-  # apt's _apt user downloads into it: a fresh temp dir it can reach, not the
-  # cache, which lives in target/ and so maybe under a 0700 directory.
-  DL=$(mktemp -d "${TMPDIR:-/tmp}/wgnetconf-vm-dl.XXXXXX")
-  chmod 755 "$DL"
-  (cd "$DL" && apt-get download -q "$PKG" > "$CACHE/dl.log" 2>&1) ||
-    { rm -rf "$DL"; fail "apt-get download $PKG: $(tail -3 "$CACHE/dl.log")"; }
-  dpkg-deb -x "$DL"/"$PKG"_*.deb "$KROOT.tmp" || { rm -rf "$DL"; fail "dpkg-deb -x $PKG"; }
-  rm -rf "$DL"
-  mv "$KROOT.tmp" "$KROOT"
-fi
-KVER=$(ls "$KROOT/lib/modules" | head -1)
-KERNEL=$KROOT/boot/vmlinuz-$KVER
-[ -f "$KERNEL" ] || fail "no $KERNEL in $PKG"
-# An extracted package has no modules.dep (its postinst runs depmod).
-[ -e "$KROOT/lib/modules/$KVER/modules.dep" ] || depmod -b "$KROOT" "$KVER"
+fetch_kernel
 
 # --- the agent ---------------------------------------------------------------
 if [ "${WGNETCONF_VM_BUILD:-1}" != 0 ]; then
@@ -94,40 +66,14 @@ ln -s ../run "$R/var/run"
 echo "root:x:0:0:root:/root:/bin/sh" > "$R/etc/passwd"
 echo "root:x:0:" > "$R/etc/group"
 
-# A binary and the libraries ldd lists (none for a static one).
-copy_bin() {
-  install -D -m755 "$1" "$R/bin/${2:-$(basename "$1")}"
-  if ldd "$1" >/dev/null 2>&1; then
-    ldd "$1" | grep -oE '/[^ ]+' | while read -r lib; do
-      [ -e "$R$lib" ] || install -D -m755 "$(readlink -f "$lib")" "$R$lib"
-    done
-  fi
-}
-BUSYBOX=$(command -v busybox)
-copy_bin "$BUSYBOX" busybox
-for a in $("$BUSYBOX" --list); do
-  case "$a" in ip|wg|busybox) ;; *) ln -sf busybox "$R/bin/$a" ;; esac
-done
+install_busybox "$R" ip wg
 # The real iproute2 (netns, wireguard links); busybox's ip applet has neither.
-copy_bin "$(command -v ip)" ip
-copy_bin "$(command -v wg)" wg
-copy_bin "$AGENT" wgnetconf
+copy_bin "$R" "$(command -v ip)" ip
+copy_bin "$R" "$(command -v wg)" wg
+copy_bin "$R" "$AGENT" wgnetconf
 
 # WireGuard and veth with their dependencies, in load order.
-: > "$R/mods/order"
-for m in wireguard veth; do
-  modprobe -d "$KROOT" -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}' |
-    while read -r ko; do
-      n=$(basename "$ko"); n=${n%.xz}; n=${n%.zst}
-      grep -qx "$n" "$R/mods/order" && continue
-      case "$ko" in
-        *.xz) xz -dc "$ko" > "$R/mods/$n" ;;
-        *.zst) zstd -qdc "$ko" > "$R/mods/$n" ;;
-        *) cp "$ko" "$R/mods/$n" ;;
-      esac
-      echo "$n" >> "$R/mods/order"
-    done
-done
+copy_modules "$R/mods" wireguard veth
 grep -qx wireguard.ko "$R/mods/order" || fail "no wireguard.ko in $PKG"
 
 # YANG: the IETF modules where the agent looks for them, ours where an

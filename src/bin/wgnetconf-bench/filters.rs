@@ -14,7 +14,7 @@ use super::{ms, peer_key, rpc, Client, Report, Stats, BASE_IF, TUNNEL_NS};
 pub const KEYED_NS: &str = "urn:wgnetconf:bench:keyed";
 
 /// The agent's CPU time so far, in ms (every thread's schedstat).
-fn agent_cpu_ms(pid: u32) -> f64 {
+pub fn agent_cpu_ms(pid: u32) -> f64 {
     let mut ns: u64 = 0;
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for t in tasks.flatten() {
