@@ -7,6 +7,7 @@ be reachable by it), and is stopped and removed at the end, also on failure.
 """
 
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -40,10 +41,13 @@ def keygen(path):
 class Agent:
     """A running `wgnetconf serve`, with what clients need to reach it."""
 
-    def __init__(self, root, wireguard=None):
+    def __init__(self, root, wireguard=None, users=()):
         """`wireguard`: None (the module is stored and validated only) or
         the plugin's backend; only "memory" here, which touches no host
-        network."""
+        network. `users`: more `[[users]]` entries, each a dict with
+        `name`, `groups` (a list, possibly empty) and an optional
+        `password` (hashed here; without one, the user can only come
+        through sshd + relay, as a system user of that name)."""
         self.root = Path(root)
         self.bin = self.root / "wgnetconf"
         shutil.copy(os.environ.get("WGNETCONF_BIN", REPO / "target/debug/wgnetconf"), self.bin)
@@ -55,13 +59,13 @@ class Agent:
         self.password = secrets.token_urlsafe(18)
         self.key = self.root / "admin_key"
         pub = keygen(self.key)
-        pw_hash = subprocess.run(
-            [str(self.bin), "hash-password"],
-            input=self.password + "\n",
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        pw_hash = self.hash_password(self.password)
+        extra = ""
+        for u in users:
+            groups = ", ".join(f'"{g}"' for g in u["groups"])
+            extra += f'[[users]]\nname = "{u["name"]}"\ngroups = [{groups}]\n'
+            if u.get("password"):
+                extra += f'password_hash = "{self.hash_password(u["password"])}"\n'
         self.config = self.root / "wgnetconf.toml"
         self.config.write_text(
             f"""
@@ -83,7 +87,7 @@ authorized_keys = ["{pub}"]
 [[users]]
 name = "{SSHD_USER}"
 groups = ["admin"]
-"""
+{extra}"""
         )
         self.log = open(self.root / "agent.log", "w")
         self.proc = subprocess.Popen(
@@ -98,6 +102,15 @@ groups = ["admin"]
             raise RuntimeError(f"agent did not start: {line!r}; see {self.root}/agent.log")
         fields = dict(kv.split("=", 1) for kv in line.split()[1:])
         self.port = int(fields["ssh"].rsplit(":", 1)[1])
+
+    def hash_password(self, password):
+        return subprocess.run(
+            [str(self.bin), "hash-password"],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
 
     def stop(self):
         if self.proc.poll() is None:
@@ -129,11 +142,11 @@ def agent_wg(tmp_path_factory):
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def sshd(agent):
-    """OpenSSH's sshd whose netconf subsystem relays to `agent`."""
+def start_sshd(agent, user, password):
+    """Starts OpenSSH's sshd whose netconf subsystem relays to `agent`, with
+    system user `user` (created if missing) and its password set; returns
+    (port, sshd's PID)."""
     port = free_port()
-    password = secrets.token_urlsafe(18)
     sshd_dir = agent.root / "sshd"
     out = subprocess.run(
         [
@@ -142,7 +155,7 @@ def sshd(agent):
             "--wgnetconf", str(agent.bin),
             "--socket", str(agent.socket),
             "--password", password,
-            "--user", SSHD_USER,
+            "--user", user,
             "--dir", str(sshd_dir),
         ],
         capture_output=True,
@@ -150,12 +163,82 @@ def sshd(agent):
     )
     if out.returncode != 0:
         raise RuntimeError(f"sshd did not start: {out.stderr}")
-    pid = int(out.stdout.strip().splitlines()[-1])
-    yield {"port": port, "user": SSHD_USER, "password": password}
+    return port, int(out.stdout.strip().splitlines()[-1])
+
+
+def stop_pid(pid, sig=signal.SIGTERM):
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def _retry_on_lock(cmd, **kw):
+    """useradd, chpasswd and userdel fail at once (status 1 or 10) when
+    another run holds /etc/passwd's lock: retried, boundedly."""
+    for attempt in range(50):
+        out = subprocess.run(cmd, capture_output=True, text=True, **kw)
+        if out.returncode == 0 or "lock" not in out.stderr.lower():
+            return out
+        time.sleep(0.1)
+    return out
+
+
+def add_system_user(name, password):
+    """A throwaway system user with a login shell (sshd runs subsystems
+    through it) and `password`; remove it with `remove_system_user`."""
+    out = _retry_on_lock(
+        ["useradd", "--system", "--create-home", "--home-dir", f"/home/{name}", "--shell", "/bin/sh", name]
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"useradd {name}: {out.stderr}")
+    out = _retry_on_lock(["chpasswd"], input=f"{name}:{password}\n")
+    if out.returncode != 0:
+        remove_system_user(name)
+        raise RuntimeError(f"chpasswd {name}: {out.stderr}")
+
+
+def user_pids(name):
+    """PIDs of the processes running as user `name` (sshd's session and
+    the relay of a connection that is still closing)."""
+    try:
+        uid = pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return []
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if d.stat().st_uid == uid:
+                    pids.append(int(d.name))
+            except FileNotFoundError:
+                pass
+    return pids
+
+
+def remove_system_user(name):
+    """Removes a user made by `add_system_user` (or start-sshd.sh) with its
+    home. Its processes end once sshd and the agent have stopped: waited
+    for (bounded), then any left are killed by PID, as userdel refuses a
+    user that still runs something."""
+    deadline = time.monotonic() + 10
+    while user_pids(name) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in user_pids(name):
+        stop_pid(pid, signal.SIGKILL)
+    out = _retry_on_lock(["userdel", "--remove", name])
+    # 6: no such user (already gone).
+    if out.returncode not in (0, 6, 12):
+        raise RuntimeError(f"userdel {name}: {out.stderr}")
+
+
+@pytest.fixture
+def sshd(agent):
+    """OpenSSH's sshd whose netconf subsystem relays to `agent`."""
+    password = secrets.token_urlsafe(18)
+    port, pid = start_sshd(agent, SSHD_USER, password)
+    yield {"port": port, "user": SSHD_USER, "password": password}
+    stop_pid(pid)
 
 
 @pytest.fixture

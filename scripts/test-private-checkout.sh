@@ -51,6 +51,6 @@ fi
 echo "test-private-checkout: $parent is 0700; running the tests that run as other users"
 cd "$ROOT"
 # ssh_transport: the relay as `nobody`; conformance: sshd runs the relay as
-# `wgnc` (and reads its files as root).
+# `wgnc` (and reads its files as root), and as the NACM test's two users.
 cargo test -q --test ssh_transport relay
-conformance/run.sh -k "sshd and default_auth"
+conformance/run.sh -k "(sshd and default_auth) or (nacm and sshd)"

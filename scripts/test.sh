@@ -25,6 +25,7 @@ scripts/test-private-checkout.sh
 # assert that no acknowledged edit is lost).
 target/debug/wgnetconf-bench --smoke --model plain
 target/debug/wgnetconf-bench --smoke --model wg
+target/debug/wgnetconf-bench --smoke --nacm
 # The kernel backend in a VM running Debian's kernel, then the package under
 # Debian 12's systemd in a VM (tests/vm/README.md); WGNETCONF_VM=0 skips both.
 if [ "${WGNETCONF_VM:-1}" != 0 ]; then

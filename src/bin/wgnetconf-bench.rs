@@ -12,6 +12,7 @@
 //!   target/release/wgnetconf-bench --model wg --sizes 100,1000,10000
 //!   target/release/wgnetconf-bench --smoke        # tiny sizes, for CI
 //!   target/release/wgnetconf-bench --dataplane    # only the data plane (ceilings, tunnel, wireguard-go)
+//!   target/release/wgnetconf-bench --nacm         # access control's cost (nacm.rs)
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ mod ceilings;
 mod dataplane;
 #[path = "wgnetconf-bench/filters.rs"]
 mod filters;
+#[path = "wgnetconf-bench/nacm.rs"]
+mod nacm;
 
 const TUNNEL_NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
 /// First interface instance used by the benchmark.
@@ -70,6 +73,14 @@ struct Args {
     /// `--model wg` without its data-plane part (repeated model runs).
     #[arg(long)]
     no_dataplane: bool,
+    /// Only access control's cost: one-peer commits and get-config at
+    /// `base` peers, as an administrator, with `enable-nacm false` and as
+    /// a user under a 10-rule rule-list, interleaved (see nacm.rs).
+    #[arg(long)]
+    nacm: bool,
+    /// Rounds of the `--nacm` run (each user's turn in every round).
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
 }
 
 struct Agent {
@@ -99,6 +110,12 @@ impl Drop for Agent {
 
 impl Agent {
     fn start(model: &str, history: bool) -> Agent {
+        Agent::start_with(model, history, &[])
+    }
+
+    /// An agent with more users (name, groups), who log in with the
+    /// bench user's key.
+    fn start_with(model: &str, history: bool, users: &[(&str, &[&str])]) -> Agent {
         let dir = std::env::temp_dir().join(format!("wgnetconf-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -112,19 +129,24 @@ impl Agent {
         let pubkey = std::fs::read_to_string(dir.join("key.pub")).expect("key.pub");
         let hash = wgnetconf::auth::password::hash_argon2id(PASSWORD).expect("argon2id");
         let config = dir.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\nyang_dirs = [{y:?}]\n[ssh]\nlisten = [\"127.0.0.1:0\"]\nauth_timeout_secs = 120\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\n[history]\nentries = {hist}\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\npassword_hash = \"{h}\"\n",
-                d = dir.display(),
-                y = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yang-bench"),
-                h = hash,
-                hist = if history { 50 } else { 0 },
-                wg = model == "wg",
-                k = pubkey.trim()
-            ),
-        )
-        .expect("config");
+        let mut text = format!(
+            "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\nyang_dirs = [{y:?}]\n[ssh]\nlisten = [\"127.0.0.1:0\"]\nauth_timeout_secs = 120\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\n[history]\nentries = {hist}\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\npassword_hash = \"{h}\"\n",
+            d = dir.display(),
+            y = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yang-bench"),
+            h = hash,
+            hist = if history { 50 } else { 0 },
+            wg = model == "wg",
+            k = pubkey.trim()
+        );
+        for (name, groups) in users {
+            let groups: Vec<String> = groups.iter().map(|g| format!("\"{g}\"")).collect();
+            text.push_str(&format!(
+                "[[users]]\nname = \"{name}\"\ngroups = [{}]\nauthorized_keys = [\"{}\"]\n",
+                groups.join(", "),
+                pubkey.trim()
+            ));
+        }
+        std::fs::write(&config, text).expect("config");
         let bin = std::env::current_exe()
             .expect("current exe")
             .with_file_name("wgnetconf");
@@ -156,10 +178,14 @@ impl Agent {
     }
 
     fn target(&self) -> Target {
+        self.target_as("bench")
+    }
+
+    fn target_as(&self, user: &str) -> Target {
         Target::Ssh {
             host: "127.0.0.1".into(),
             port: self.port,
-            user: "bench".into(),
+            user: user.into(),
             password: None,
             key: Some(self.key.clone()),
         }
@@ -312,6 +338,9 @@ async fn rpc(c: &mut Client, body: &str) -> Duration {
 async fn run(args: Args) {
     if args.dataplane {
         return dataplane::standalone(args.smoke).await;
+    }
+    if args.nacm {
+        return nacm::run(&args).await;
     }
     let (sizes, base, incremental, sessions, edits) = if args.smoke {
         (vec![10, 50], 50, 5, 3, 3)
