@@ -112,6 +112,21 @@ groups = ["admin"]
             check=True,
         ).stdout.strip()
 
+    def admin_session(self):
+        """ncclient as `admin` (password) through the built-in server."""
+        from ncclient import manager
+
+        return manager.connect(
+            host="127.0.0.1",
+            port=self.port,
+            username="admin",
+            password=self.password,
+            hostkey_verify=False,
+            timeout=30,
+            allow_agent=False,
+            look_for_keys=False,
+        )
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

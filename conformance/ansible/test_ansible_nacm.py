@@ -18,7 +18,6 @@ import shutil
 import tempfile
 
 import pytest
-from ncclient import manager
 
 from conftest import Agent, add_system_user, remove_system_user, start_sshd, stop_pid
 
@@ -49,16 +48,7 @@ pytestmark = pytest.mark.skipif(
 
 def admin_session(agent):
     """The built-in server's admin, to set up and check running."""
-    return manager.connect(
-        host="127.0.0.1",
-        port=agent.port,
-        username="admin",
-        password=agent.password,
-        hostkey_verify=False,
-        timeout=30,
-        allow_agent=False,
-        look_for_keys=False,
-    )
+    return agent.admin_session()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ enforced at validate/commit, not at each edit (RFC 7950 §8.3.3)."""
 import re
 
 import pytest
-from ncclient import manager
 from ncclient.operations.rpc import RPCError
 
 NS = "urn:wgnetconf:test"
@@ -15,16 +14,7 @@ TUNNEL = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel"
 
 
 def connect(agent):
-    return manager.connect(
-        host="127.0.0.1",
-        port=agent.port,
-        username="admin",
-        password=agent.password,
-        hostkey_verify=False,
-        timeout=30,
-        allow_agent=False,
-        look_for_keys=False,
-    )
+    return agent.admin_session()
 
 
 def server(name, address):

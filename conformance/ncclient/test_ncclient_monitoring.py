@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from lxml import etree
-from ncclient import manager
 
 NS = "urn:wgnetconf:test"
 NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
@@ -17,16 +16,7 @@ IETF_DIR = "/usr/share/yuma/modules/ietf"
 
 
 def connect(agent):
-    return manager.connect(
-        host="127.0.0.1",
-        port=agent.port,
-        username="admin",
-        password=agent.password,
-        hostkey_verify=False,
-        timeout=30,
-        allow_agent=False,
-        look_for_keys=False,
-    )
+    return agent.admin_session()
 
 
 def pyang():
