@@ -83,6 +83,10 @@ pub struct WireguardConfig {
     pub enabled: bool,
     /// `auto`, `kernel`, `boringtun` (or `memory`, for tests only).
     pub backend: String,
+    /// Where userspace (boringtun) interfaces serve `wg`'s UAPI socket
+    /// `<uapi_dir>/<name>.sock`; empty: no socket. Not per network
+    /// namespace: agents in different namespaces need different ones.
+    pub uapi_dir: PathBuf,
 }
 
 impl Default for Config {
@@ -134,6 +138,7 @@ impl Default for WireguardConfig {
         WireguardConfig {
             enabled: true,
             backend: "auto".into(),
+            uapi_dir: PathBuf::from("/var/run/wireguard"),
         }
     }
 }
@@ -175,6 +180,12 @@ impl Config {
             .unwrap_or_else(|| self.state_dir.join("ssh_host_ed25519_key"))
     }
 
+    /// The `wg` UAPI directory, `None` when configured empty.
+    pub fn uapi_dir(&self) -> Option<PathBuf> {
+        let d = &self.wireguard.uapi_dir;
+        (!d.as_os_str().is_empty()).then(|| d.clone())
+    }
+
     pub fn socket_path(&self) -> PathBuf {
         self.unix
             .socket
@@ -194,5 +205,6 @@ mod tests {
         assert_eq!(c.ssh.listen, SshConfig::default().listen);
         assert_eq!(c.netconf.max_message_bytes, 64 * 1024 * 1024);
         assert!(c.users.is_empty());
+        assert_eq!(c.uapi_dir(), Some(PathBuf::from("/var/run/wireguard")));
     }
 }
