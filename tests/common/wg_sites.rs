@@ -57,6 +57,29 @@ pub fn skip_reason() -> Option<String> {
     None
 }
 
+/// Whether `test` cannot run here: prints why and returns true, or fails
+/// under `WGNETCONF_REQUIRE_ALL=1` (CI on a machine that must run
+/// everything). `extra` names further commands the test needs.
+pub fn skip(test: &str, extra: &[&str]) -> bool {
+    let why = skip_reason().or_else(|| {
+        extra.iter().find_map(|tool| {
+            let missing = Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .map(|o| !o.status.success())
+                .unwrap_or(true);
+            missing.then(|| format!("no `{tool}` command"))
+        })
+    });
+    let Some(why) = why else { return false };
+    assert!(
+        std::env::var("WGNETCONF_REQUIRE_ALL").as_deref() != Ok("1"),
+        "{test} cannot run under WGNETCONF_REQUIRE_ALL=1: {why}"
+    );
+    eprintln!("SKIPPED {test}: {why}");
+    true
+}
+
 /// Runs a command, returns its output (never panics on a non-zero exit).
 pub fn run(prog: &str, args: &[&str]) -> Output {
     Command::new(prog)
@@ -269,13 +292,16 @@ fn terminate(child: &mut Child, within: Duration) -> bool {
 // ---------------------------------------------------------------------------
 
 /// `ip netns exec NS wgnetconf serve` with the boringtun backend, a Unix
-/// socket and SSH on the namespace's 127.0.0.1; SIGTERM (so it removes its
-/// tun devices) and reaped on drop.
+/// socket and SSH on the namespace's 127.0.0.1, and its own `wg` UAPI
+/// directory; SIGTERM (so it removes its tun devices) and reaped on drop.
 pub struct SiteAgent {
     child: Option<Child>,
     pub ns: String,
     pub env: Env,
     pub sock: PathBuf,
+    /// `[wireguard] uapi_dir`: private to this agent, since several agents
+    /// (one per namespace) each own a `wg1`.
+    pub uapi_dir: PathBuf,
     pub ssh: SocketAddr,
     stderr: Arc<Mutex<String>>,
 }
@@ -284,15 +310,17 @@ impl SiteAgent {
     pub fn start(ns: &str, extra_env: &[(&str, &str)]) -> SiteAgent {
         let env = Env::new();
         let sock = env.path("netconf.sock");
+        let uapi_dir = env.path("wireguard");
         let pubkey = std::fs::read_to_string(env.path("id_ed25519.pub")).expect("pubkey");
         let config = format!(
             "state_dir = {state:?}\nrun_dir = {run:?}\n\
              [ssh]\nlisten = [\"127.0.0.1:0\"]\n\
              [unix]\nsocket = {sock:?}\n\
-             [wireguard]\nenabled = true\nbackend = \"boringtun\"\n\
+             [wireguard]\nenabled = true\nbackend = \"boringtun\"\nuapi_dir = {uapi:?}\n\
              [[users]]\nname = \"alice\"\ngroups = [\"admin\"]\nauthorized_keys = [{key:?}]\n",
             state = env.state_dir(),
             run = env.run_dir(),
+            uapi = uapi_dir,
             key = pubkey.trim(),
         );
         let path = env.path("agent.toml");
@@ -334,6 +362,7 @@ impl SiteAgent {
             ns: ns.to_string(),
             env,
             sock,
+            uapi_dir,
             ssh: SocketAddr::from(([127, 0, 0, 1], 0)),
             stderr: log,
         };
@@ -369,6 +398,32 @@ impl SiteAgent {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Debian's `wg ARGS` on this agent's userspace interfaces: inside its
+    /// namespace and a private mount namespace where its UAPI directory is
+    /// bind-mounted on `/var/run/wireguard` (where `wg` looks; it has no
+    /// setting for another place). What the operator does by hand.
+    pub fn wg(&self, args: &[&str]) -> (bool, String) {
+        let script = "set -e; dir=$1; shift; \
+            if [ ! -d /var/run/wireguard ]; then \
+              mount -t tmpfs wgnetconf-test /run; mkdir /run/wireguard; fi; \
+            mount --bind \"$dir\" /var/run/wireguard; exec wg \"$@\"";
+        let dir = self.uapi_dir.to_string_lossy().into_owned();
+        let mut all = vec![
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            &dir,
+        ];
+        all.extend_from_slice(args);
+        let (ok, out) = in_ns(&self.ns, &all);
+        (ok, out)
     }
 
     /// SIGTERM and wait for the exit; whether it exited in time.
