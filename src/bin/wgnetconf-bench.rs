@@ -104,7 +104,7 @@ impl Agent {
         std::fs::write(
             &config,
             format!(
-                "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\n[ssh]\nlisten = [\"127.0.0.1:0\"]\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\n",
+                "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\n[ssh]\nlisten = [\"127.0.0.1:0\"]\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\nuapi_dir = \"{d}/wireguard\"\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\n",
                 d = dir.display(),
                 wg = model == "wg",
                 k = pubkey.trim()
