@@ -48,6 +48,67 @@ fn assert_has(text: &str, want: &str, what: &str) {
     assert!(text.contains(want), "{what}: no {want:?} in:\n{text}");
 }
 
+/// One exchange on a UAPI socket as any client would: `request` written,
+/// the write side closed, everything read until the agent closes.
+fn uapi_raw(path: &std::path::Path, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(path)
+        .unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
+    s.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    // The agent may close before reading all of an over-long request.
+    let _ = s.write_all(request);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The protocol itself, on the socket without `wg`: the answer's lines,
+/// errno values, and input that must not be trusted.
+fn check_protocol(agent: &SiteAgent) {
+    let path = agent.uapi_dir.join("wg1.sock");
+    let get = uapi_raw(&path, b"get=1\n\n");
+    let lines: Vec<&str> = get.lines().collect();
+    assert!(
+        lines.first().is_some_and(|l| {
+            l.strip_prefix("private_key=")
+                .is_some_and(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
+        }),
+        "get: {get}"
+    );
+    for want in [
+        "listen_port=51820",
+        "fwmark=0",
+        "protocol_version=1",
+        "endpoint=198.51.100.1:51820",
+        "persistent_keepalive_interval=0",
+        "allowed_ip=10.0.2.0/24",
+        "last_handshake_time_sec=0",
+        "last_handshake_time_nsec=0",
+        "rx_bytes=0",
+        "tx_bytes=0",
+    ] {
+        assert!(lines.contains(&want), "get: no line {want:?} in:\n{get}");
+    }
+    assert!(get.ends_with("\nerrno=0\n\n"), "get: {get:?}");
+    // Invalid values and unknown keys are refused (negated errno, as
+    // wireguard-go answers and wg expects); unknown operations too.
+    assert_eq!(
+        uapi_raw(&path, b"set=1\nlisten_port=x\n\n"),
+        "errno=-22\n\n"
+    );
+    assert_eq!(uapi_raw(&path, b"set=1\nfwmark=7\n\n"), "errno=-95\n\n");
+    assert_eq!(uapi_raw(&path, b"set=1\nbogus=1\n\n"), "errno=-22\n\n");
+    assert_eq!(uapi_raw(&path, b"dance=1\n\n"), "errno=-22\n\n");
+    // An over-long line ends the connection without an answer; the
+    // socket keeps serving.
+    let mut long = b"set=1\nendpoint=".to_vec();
+    long.extend(std::iter::repeat_n(b'1', 100_000));
+    long.extend_from_slice(b"\n\n");
+    assert_eq!(uapi_raw(&path, &long), "");
+    assert!(uapi_raw(&path, b"get=1\n\n").ends_with("errno=0\n\n"));
+}
+
 #[test]
 fn wg_shows_and_sets_the_agents_userspace_interfaces() {
     if skip(
@@ -104,6 +165,8 @@ fn wg_shows_and_sets_the_agents_userspace_interfaces() {
     assert_has(&show_b, "listening port: 51821", "wg show (B)");
     assert_has(&show_b, &format!("peer: {pa}"), "wg show (B)");
     assert_has(&show_b, "allowed ips: 10.0.1.0/24", "wg show (B)");
+
+    check_protocol(&a);
 
     // showconf: the private key the agent generated (running) and the peer.
     let private_a = iface(&na.get_config("running"), 1)
