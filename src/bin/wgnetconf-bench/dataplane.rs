@@ -1,11 +1,12 @@
 //! Part g of the benchmark: the data plane. First the ceilings on the same
 //! namespaces (ceilings.rs: the veth alone, a tun pair without crypto, the
-//! AEAD alone); then iperf3 (TCP, 1 and 4 streams) through the userspace
-//! tunnel (`backend = "boringtun"`) between two network namespaces, each
-//! configured by its own `wgnetconf serve` agent, then the single stream
-//! again while a concurrent session commits one-peer edits (other peers of
-//! the same interface) to one of the agents, back to back and every 100 ms;
-//! last, Debian's wireguard-go on the same veth as a reference. Every row
+//! AEAD alone); then iperf3 (TCP) through the userspace tunnel
+//! (`backend = "boringtun"`) between two network namespaces, each
+//! configured by its own `wgnetconf serve` agent: 1 stream alone and while
+//! a concurrent session commits one-peer edits (other peers of the same
+//! interface) to one of the agents, back to back and every 100 ms (the
+//! three interleaved run by run), then 4 streams, then 1 stream without tun
+//! offloads; last, Debian's wireguard-go on the same veth as a reference. Every row
 //! is the median of [`RUNS`] runs with their range, TCP's retransmits and
 //! the receiving namespace's UDP receive-buffer errors (where packets are
 //! lost).
@@ -504,6 +505,37 @@ impl Tunnel {
     }
 }
 
+/// Runs `measure` while another session commits one-peer edits to
+/// `agent` (back to back, or one per `pace`); returns its result and the
+/// number of commits made meanwhile.
+async fn with_commits<T>(
+    agent: &SiteAgent,
+    pace: Option<Duration>,
+    measure: impl std::future::Future<Output = T>,
+) -> (T, usize) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let target = agent.target();
+    let committer = tokio::spawn(async move {
+        let mut c = Client::connect(&target).await.expect("connect B");
+        let mut n = 0usize;
+        while !flag.load(Ordering::Relaxed) {
+            let k = n % OTHER_PEERS;
+            let flip = (n / OTHER_PEERS).is_multiple_of(2);
+            commit(&mut c, &wg(&other_peer(k, flip))).await;
+            n += 1;
+            if let Some(p) = pace {
+                tokio::time::sleep(p).await;
+            }
+        }
+        c.close().await;
+        n
+    });
+    let r = measure.await;
+    stop.store(true, Ordering::Relaxed);
+    (r, committer.await.expect("commit loop"))
+}
+
 /// The ceilings (ceilings.rs) on the namespaces `ns`, into `rep`.
 async fn ceilings(rep: &mut Report, ns: (&str, &str), secs: u32, runs: usize) {
     let veth = series(ns, UNDER_B, CEILING_PORT, secs, 1, runs).await;
@@ -593,46 +625,32 @@ pub async fn run(rep: &mut Report, smoke: bool) {
         server: _server,
     } = Tunnel::up(&ns_a, &ns_b, &dir.0, true).await;
     let ns = (ns_a.as_str(), ns_b.as_str());
-    let one = series(ns, TUN_B, 5201, secs, 1, runs).await;
+    // The single stream alone and while another session commits one-peer
+    // edits (the other peers of wg2900, alternately moved between two
+    // prefixes) to the receiving side's agent: back to back (which also
+    // measures the CPU the commits take from a machine the tunnel already
+    // saturates) and paced at 10 commits/s (does changing other peers
+    // disturb the tunnel). The three are interleaved run by run, so that
+    // the load of a shared machine drifting during the benchmark does not
+    // pass for an effect of the commits.
+    let paces = [None, Some(Duration::from_millis(100))];
+    let mut one = Series(Vec::new());
+    let mut during = [Series(Vec::new()), Series(Vec::new())];
+    let mut commits = [0usize; 2];
+    for _ in 0..runs {
+        one.0.extend(series(ns, TUN_B, 5201, secs, 1, 1).await.0);
+        for (i, pace) in paces.into_iter().enumerate() {
+            let (r, n) = with_commits(&agent_b, pace, series(ns, TUN_B, 5201, secs, 1, 1)).await;
+            during[i].0.extend(r.0);
+            commits[i] += n;
+        }
+    }
     rep.row(
         format!("data plane: iperf3 TCP, 1 stream, {secs} s, through the agents' tunnel"),
         one.text(),
     );
-    let four = series(ns, TUN_B, 5201, secs, 4, runs).await;
-    rep.row(
-        format!("data plane: iperf3 TCP, 4 streams, {secs} s"),
-        four.text(),
-    );
-
-    // The single stream again while another session commits one-peer edits
-    // (the other peers of wg2900, alternately moved between two prefixes)
-    // to the receiving side's agent: back to back (which also measures the
-    // CPU the commits take from a machine the tunnel already saturates),
-    // then paced at 10 commits/s (does changing other peers disturb the
-    // tunnel).
-    for pace in [None, Some(Duration::from_millis(100))] {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let target_b = agent_b.target();
-        let committer = tokio::spawn(async move {
-            let mut c = Client::connect(&target_b).await.expect("connect B");
-            let mut n = 0usize;
-            while !flag.load(Ordering::Relaxed) {
-                let k = n % OTHER_PEERS;
-                let flip = (n / OTHER_PEERS).is_multiple_of(2);
-                commit(&mut c, &wg(&other_peer(k, flip))).await;
-                n += 1;
-                if let Some(p) = pace {
-                    tokio::time::sleep(p).await;
-                }
-            }
-            c.close().await;
-            n
-        });
-        let r = series(ns, TUN_B, 5201, secs, 1, runs).await;
-        stop.store(true, Ordering::Relaxed);
-        let commits = committer.await.expect("commit loop");
-        let total = secs as f64 * runs as f64;
+    let total = secs as f64 * runs as f64;
+    for (i, pace) in paces.into_iter().enumerate() {
         rep.row(
             format!(
                 "data plane: 1 stream, {secs} s, while another session commits peer edits{}",
@@ -643,14 +661,20 @@ pub async fn run(rep: &mut Report, smoke: bool) {
                 }
             ),
             format!(
-                "{}, {commits} commits ({:.0}/s); {:.0} % of the median without",
-                r.text(),
-                commits as f64 / total,
-                100.0 * r.median_bps() / one.median_bps().max(1.0)
+                "{}, {} commits ({:.0}/s); {:.0} % of the median without",
+                during[i].text(),
+                commits[i],
+                commits[i] as f64 / total,
+                100.0 * during[i].median_bps() / one.median_bps().max(1.0)
             ),
         );
-        assert!(commits > 0, "no commit completed during the run");
+        assert!(commits[i] > 0, "no commit completed during the runs");
     }
+    let four = series(ns, TUN_B, 5201, secs, 4, runs).await;
+    rep.row(
+        format!("data plane: iperf3 TCP, 4 streams, {secs} s"),
+        four.text(),
+    );
     ca.close().await;
     cb.close().await;
     drop(_server);

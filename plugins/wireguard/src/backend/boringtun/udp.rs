@@ -73,6 +73,7 @@ fn bind_one(v6: bool, port: u16) -> std::io::Result<OwnedFd> {
     // Best effort: without GRO each datagram is its own slot.
     setsockopt_int(raw, SOL_UDP, UDP_GRO, 1);
     let r = if v6 {
+        // SAFETY: a C struct of integers and pointers; all-zero is valid.
         let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
         sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
         sa.sin6_port = port.to_be();
@@ -85,6 +86,7 @@ fn bind_one(v6: bool, port: u16) -> std::io::Result<OwnedFd> {
             )
         }
     } else {
+        // SAFETY: a C struct of integers and pointers; all-zero is valid.
         let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
         sa.sin_family = libc::AF_INET as libc::sa_family_t;
         sa.sin_port = port.to_be();
@@ -104,6 +106,7 @@ fn bind_one(v6: bool, port: u16) -> std::io::Result<OwnedFd> {
 }
 
 fn local_port(fd: RawFd) -> u16 {
+    // SAFETY: a C struct of integers and pointers; all-zero is valid.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: getsockname writes at most `len` bytes into `ss`.
@@ -194,6 +197,7 @@ impl Udp {
         let mut msgs: Vec<libc::mmsghdr> = iov
             .iter_mut()
             .map(|v| {
+                // SAFETY: a C struct of integers and pointers; all-zero is valid.
                 let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
                 m.msg_hdr.msg_name = &sa as *const _ as *mut libc::c_void;
                 m.msg_hdr.msg_namelen = salen;
@@ -252,6 +256,7 @@ fn send_gso(
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
     };
+    // SAFETY: a C struct of integers and pointers; all-zero is valid.
     let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
     m.msg_name = sa as *const _ as *mut libc::c_void;
     m.msg_namelen = salen;
@@ -285,6 +290,7 @@ fn send_gso(
 }
 
 pub fn to_storage(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: a C struct of integers and pointers; all-zero is valid.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     match a {
         SocketAddr::V4(v) => {
@@ -361,6 +367,7 @@ impl RecvBatch {
     pub fn new(slots: usize) -> RecvBatch {
         RecvBatch {
             bufs: (0..slots).map(|_| vec![0u8; 65536]).collect(),
+            // SAFETY: a C struct of integers and pointers; all-zero is valid.
             names: vec![unsafe { std::mem::zeroed() }; slots],
             controls: vec![[0u64; 8]; slots],
             iovs: Vec::with_capacity(slots),
@@ -380,6 +387,7 @@ impl RecvBatch {
             });
         }
         for i in 0..self.bufs.len() {
+            // SAFETY: a C struct of integers and pointers; all-zero is valid.
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
             m.msg_hdr.msg_name = &mut self.names[i] as *mut _ as *mut libc::c_void;
             m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
