@@ -100,7 +100,8 @@ fn plugins(config: &Config, schema: &Schema) -> Result<Vec<Box<dyn Plugin>>, Str
     let wg_loaded = schema.modules.iter().any(|m| m.name == "wgnetconf-tunnel");
     if config.wireguard.enabled && wg_loaded {
         let p = wgnetconf_wireguard::WireguardPlugin::new(&config.wireguard.backend)
-            .map_err(|e| e.message)?;
+            .map_err(|e| e.message)?
+            .with_uapi_dir(config.uapi_dir());
         out.push(Box::new(p));
     }
     Ok(out)

@@ -130,6 +130,10 @@ pub struct WireguardConfig {
     pub enabled: bool,
     /// `auto`, `kernel`, `boringtun` (or `memory`, for tests only).
     pub backend: String,
+    /// Where userspace (boringtun) interfaces serve `wg`'s UAPI socket
+    /// `<uapi_dir>/<name>.sock`; empty: no socket. Not per network
+    /// namespace: agents in different namespaces need different ones.
+    pub uapi_dir: PathBuf,
 }
 
 impl Default for Config {
@@ -195,6 +199,7 @@ impl Default for WireguardConfig {
         WireguardConfig {
             enabled: true,
             backend: "auto".into(),
+            uapi_dir: PathBuf::from("/var/run/wireguard"),
         }
     }
 }
@@ -234,6 +239,12 @@ impl Config {
             .host_key
             .clone()
             .unwrap_or_else(|| self.state_dir.join("ssh_host_ed25519_key"))
+    }
+
+    /// The `wg` UAPI directory, `None` when configured empty.
+    pub fn uapi_dir(&self) -> Option<PathBuf> {
+        let d = &self.wireguard.uapi_dir;
+        (!d.as_os_str().is_empty()).then(|| d.clone())
     }
 
     pub fn socket_path(&self) -> PathBuf {
@@ -304,5 +315,6 @@ mod tests {
             )
         );
         assert!(c.users.is_empty());
+        assert_eq!(c.uapi_dir(), Some(PathBuf::from("/var/run/wireguard")));
     }
 }

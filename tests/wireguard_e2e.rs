@@ -21,7 +21,7 @@ use netconf::Node;
 use wg_sites::*;
 
 fn skipped(test: &str) -> bool {
-    skip(test)
+    skip(test, &[])
 }
 
 /// The agent-generated public key of `wireguard instance`, read with `<get>`.

@@ -91,7 +91,7 @@ fn configure(na: &mut Nc, nb: &mut Nc) {
 
 #[test]
 fn peer_handshake_up_is_notified() {
-    if skip("peer_handshake_up_is_notified") {
+    if skip("peer_handshake_up_is_notified", &[]) {
         return;
     }
     let fig = Figure1::build("ev");

@@ -130,7 +130,7 @@ impl Agent {
         let hash = wgnetconf::auth::password::hash_argon2id(PASSWORD).expect("argon2id");
         let config = dir.join("config.toml");
         let mut text = format!(
-            "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\nyang_dirs = [{y:?}]\n[ssh]\nlisten = [\"127.0.0.1:0\"]\nauth_timeout_secs = 120\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\n[history]\nentries = {hist}\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\npassword_hash = \"{h}\"\n",
+            "state_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\nyang_dirs = [{y:?}]\n[ssh]\nlisten = [\"127.0.0.1:0\"]\nauth_timeout_secs = 120\n[unix]\nenabled = false\n[wireguard]\nenabled = {wg}\nbackend = \"boringtun\"\nuapi_dir = \"{d}/wireguard\"\n[history]\nentries = {hist}\n[[users]]\nname = \"bench\"\ngroups = [\"admin\"]\nauthorized_keys = [\"{k}\"]\npassword_hash = \"{h}\"\n",
             d = dir.display(),
             y = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yang-bench"),
             h = hash,

@@ -30,21 +30,6 @@ pub const TUNNEL_NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
 /// never a synchronisation sleep.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Whether a test that needs root, namespaces and tun devices must be
-/// skipped here (printing why). Where the test command runs
-/// (`WGNETCONF_REQUIRE_ALL=1`, set by scripts/test.sh), a test that cannot
-/// run fails instead: CI must not pass without having run it.
-pub fn skip(test: &str) -> bool {
-    let Some(why) = skip_reason() else {
-        return false;
-    };
-    if std::env::var_os("WGNETCONF_REQUIRE_ALL").is_some() {
-        panic!("{test} cannot run here: {why} (WGNETCONF_REQUIRE_ALL is set)");
-    }
-    eprintln!("SKIPPED {test}: {why}");
-    true
-}
-
 /// Why the end-to-end tests cannot run here, if they cannot.
 pub fn skip_reason() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
@@ -59,17 +44,31 @@ pub fn skip_reason() -> Option<String> {
     {
         return Some("/dev/net/tun is not usable".into());
     }
-    for tool in ["ip", "ping", "ss", "ssh"] {
-        if Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| !o.status.success())
-            .unwrap_or(true)
-        {
-            return Some(format!("no `{tool}` command"));
-        }
-    }
-    None
+    ["ip", "ping", "ss", "ssh"].iter().find_map(|t| missing(t))
+}
+
+/// `Some(why)` if command `tool` is not on PATH.
+fn missing(tool: &str) -> Option<String> {
+    let absent = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true);
+    absent.then(|| format!("no `{tool}` command"))
+}
+
+/// Whether `test` cannot run here: prints why and returns true, or fails
+/// under `WGNETCONF_REQUIRE_ALL=1` (CI on a machine that must run
+/// everything). `extra` names further commands the test needs.
+pub fn skip(test: &str, extra: &[&str]) -> bool {
+    let why = skip_reason().or_else(|| extra.iter().find_map(|t| missing(t)));
+    let Some(why) = why else { return false };
+    assert!(
+        std::env::var_os("WGNETCONF_REQUIRE_ALL").is_none(),
+        "{test} cannot run under WGNETCONF_REQUIRE_ALL: {why}"
+    );
+    eprintln!("SKIPPED {test}: {why}");
+    true
 }
 
 /// Runs a command, returns its output (never panics on a non-zero exit).
@@ -284,13 +283,16 @@ fn terminate(child: &mut Child, within: Duration) -> bool {
 // ---------------------------------------------------------------------------
 
 /// `ip netns exec NS wgnetconf serve` with the boringtun backend, a Unix
-/// socket and SSH on the namespace's 127.0.0.1; SIGTERM (so it removes its
-/// tun devices) and reaped on drop.
+/// socket and SSH on the namespace's 127.0.0.1, and its own `wg` UAPI
+/// directory; SIGTERM (so it removes its tun devices) and reaped on drop.
 pub struct SiteAgent {
     child: Option<Child>,
     pub ns: String,
     pub env: Env,
     pub sock: PathBuf,
+    /// `[wireguard] uapi_dir`: private to this agent, since several agents
+    /// (one per namespace) each own a `wg1`.
+    pub uapi_dir: PathBuf,
     pub ssh: SocketAddr,
     stderr: Arc<Mutex<String>>,
 }
@@ -299,15 +301,17 @@ impl SiteAgent {
     pub fn start(ns: &str, extra_env: &[(&str, &str)]) -> SiteAgent {
         let env = Env::new();
         let sock = env.path("netconf.sock");
+        let uapi_dir = env.path("wireguard");
         let pubkey = std::fs::read_to_string(env.path("id_ed25519.pub")).expect("pubkey");
         let config = format!(
             "state_dir = {state:?}\nrun_dir = {run:?}\n\
              [ssh]\nlisten = [\"127.0.0.1:0\"]\n\
              [unix]\nsocket = {sock:?}\n\
-             [wireguard]\nenabled = true\nbackend = \"boringtun\"\n\
+             [wireguard]\nenabled = true\nbackend = \"boringtun\"\nuapi_dir = {uapi:?}\n\
              [[users]]\nname = \"alice\"\ngroups = [\"admin\"]\nauthorized_keys = [{key:?}]\n",
             state = env.state_dir(),
             run = env.run_dir(),
+            uapi = uapi_dir,
             key = pubkey.trim(),
         );
         let path = env.path("agent.toml");
@@ -349,6 +353,7 @@ impl SiteAgent {
             ns: ns.to_string(),
             env,
             sock,
+            uapi_dir,
             ssh: SocketAddr::from(([127, 0, 0, 1], 0)),
             stderr: log,
         };
@@ -384,6 +389,32 @@ impl SiteAgent {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Debian's `wg ARGS` on this agent's userspace interfaces: inside its
+    /// namespace and a private mount namespace where its UAPI directory is
+    /// bind-mounted on `/var/run/wireguard` (where `wg` looks; it has no
+    /// setting for another place). What the operator does by hand.
+    pub fn wg(&self, args: &[&str]) -> (bool, String) {
+        let script = "set -e; dir=$1; shift; \
+            if [ ! -d /var/run/wireguard ]; then \
+              mount -t tmpfs wgnetconf-test /run; mkdir /run/wireguard; fi; \
+            mount --bind \"$dir\" /var/run/wireguard; exec wg \"$@\"";
+        let dir = self.uapi_dir.to_string_lossy().into_owned();
+        let mut all = vec![
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            &dir,
+        ];
+        all.extend_from_slice(args);
+        let (ok, out) = in_ns(&self.ns, &all);
+        (ok, out)
     }
 
     /// SIGTERM and wait for the exit; whether it exited in time.

@@ -94,6 +94,12 @@ impl SecretKey {
         STANDARD.encode(self.0)
     }
 
+    /// The secret in hex, for the `wg` UAPI socket's `get` (root only);
+    /// never for logs.
+    pub fn expose_hex(&self) -> String {
+        hex(&self.0)
+    }
+
     /// The public key of this private key (X25519 base point multiplication).
     pub fn public_key(&self) -> PublicKey {
         let secret = x25519_dalek::StaticSecret::from(self.0);
@@ -126,10 +132,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
-#[cfg(test)]
+/// A key in the 64-hex-digit form of the `wg` UAPI; `None` unless exactly
+/// that (no sign, no spaces).
 pub(crate) fn from_hex(text: &str) -> Option<[u8; KEY_LEN]> {
     let text = text.as_bytes();
-    if text.len() != KEY_LEN * 2 {
+    if text.len() != KEY_LEN * 2 || !text.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     let mut out = [0u8; KEY_LEN];

@@ -68,6 +68,8 @@ fn panic_in_apply() -> bool {
 
 pub struct WireguardPlugin {
     backend_name: String,
+    /// Where userspace interfaces serve `wg`'s UAPI socket (none: `None`).
+    uapi_dir: Option<std::path::PathBuf>,
     backend: Option<Box<dyn Backend>>,
     applied: Applied,
     last: Option<Undo>,
@@ -100,6 +102,7 @@ impl WireguardPlugin {
         }
         Ok(WireguardPlugin {
             backend_name: backend_name.to_string(),
+            uapi_dir: None,
             backend: None,
             applied: Applied::default(),
             last: None,
@@ -115,6 +118,7 @@ impl WireguardPlugin {
     pub fn with_backend(backend: Box<dyn Backend>) -> Self {
         WireguardPlugin {
             backend_name: backend.kind().to_string(),
+            uapi_dir: None,
             backend: Some(backend),
             applied: Applied::default(),
             last: None,
@@ -122,6 +126,14 @@ impl WireguardPlugin {
             context: None,
             handshakes: events::HandshakeTracker::default(),
         }
+    }
+
+    /// Userspace (boringtun) interfaces serve `<dir>/<name>.sock`, the
+    /// standard WireGuard UAPI socket `wg` uses (`None`: no socket). Takes
+    /// effect at [`Plugin::start`].
+    pub fn with_uapi_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.uapi_dir = dir;
+        self
     }
 
     /// The backend in use (after `start`).
@@ -224,7 +236,8 @@ impl Plugin for WireguardPlugin {
     fn start(&mut self, context: &'static Context) -> Result<(), PluginError> {
         self.context = Some(context);
         if self.backend.is_none() {
-            let b = backend::open(&self.backend_name).map_err(|e| PluginError::failed(e.0))?;
+            let b = backend::open(&self.backend_name, self.uapi_dir.as_deref())
+                .map_err(|e| PluginError::failed(e.0))?;
             tracing::info!("wireguard: using the {} backend", b.kind());
             self.backend = Some(b);
         }

@@ -183,8 +183,10 @@ impl SiteAgent {
                 "state_dir = {state:?}\nrun_dir = {run:?}\n\
                  [ssh]\nenabled = false\n\
                  [unix]\nsocket = {sock:?}\n\
-                 [wireguard]\nenabled = true\nbackend = \"boringtun\"\n",
+                 [wireguard]\nenabled = true\nbackend = \"boringtun\"\nuapi_dir = {uapi:?}\n",
                 state = d.join("state"),
+                // Its own: both agents own a wg2900.
+                uapi = d.join("wireguard"),
                 run = d.join("run"),
             ),
         )

@@ -6,11 +6,12 @@
 //! UDP GSO/GRO and batched socket calls, detected at run time with
 //! fallbacks ([`tun`], [`udp`], [`offload`]).
 //!
-//! No `/var/run/wireguard/<name>.sock` is created: the backend configures
-//! the device through [`device::Device`]'s methods, so any number of agents
-//! (each in its own network namespace) can own an interface of the same
-//! name. `wg` does not see these interfaces; `wgnetconf show` and `<get>`
-//! do.
+//! With a UAPI directory set ([`BoringtunBackend::set_uapi_dir`]; the
+//! agent's `[wireguard] uapi_dir`), each interface also serves `wg`'s
+//! `<dir>/<name>.sock` ([`uapi`]), over the same [`device::Device`] the
+//! backend programs. Agents in different network namespaces that each own
+//! an interface of the same name need different directories (the path is
+//! not per namespace).
 //!
 //! Peers are updated in place: a change of allowed IPs or endpoint keeps
 //! the session and counters; a change of preshared key or keepalive starts
@@ -20,9 +21,12 @@ pub mod allowed_ips;
 pub mod device;
 pub mod offload;
 pub mod tun;
+pub mod uapi;
 pub mod udp;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::IpNet;
@@ -34,9 +38,13 @@ use super::{
 };
 use crate::keys::{PublicKey, SecretKey};
 use device::Device;
+use uapi::{lock, SharedDevice};
 
 struct Iface {
-    dev: Device,
+    /// Held for its drop, which comes first: the socket goes before the
+    /// device.
+    _uapi: Option<uapi::Listener>,
+    dev: SharedDevice,
     private_key: SecretKey,
     /// Latest handshake reported per peer, see [`steady_handshakes`].
     handshakes: BTreeMap<PublicKey, SystemTime>,
@@ -45,7 +53,7 @@ struct Iface {
 impl Iface {
     /// Peers with configuration and state, handshake times steadied.
     fn peers(&mut self) -> Vec<(PeerConfig, PeerState)> {
-        let mut peers = self.dev.peers();
+        let mut peers = lock(&self.dev).peers();
         steady_handshakes(&mut peers, &mut self.handshakes);
         peers
     }
@@ -88,6 +96,8 @@ pub struct BoringtunBackend {
     rtnl: Rtnl,
     /// Ask the kernel for tun offloads (TSO/USO); see [`OFFLOAD_ENV`].
     offload: bool,
+    /// Where interfaces serve their `wg` UAPI socket; none when `None`.
+    uapi_dir: Option<PathBuf>,
 }
 
 /// `WGNETCONF_TUN_OFFLOAD=off` makes new interfaces run without tun
@@ -116,6 +126,7 @@ impl BoringtunBackend {
             devices: BTreeMap::new(),
             rtnl: Rtnl::new()?,
             offload,
+            uapi_dir: None,
         })
     }
 
@@ -124,9 +135,15 @@ impl BoringtunBackend {
         self.offload = offload;
     }
 
+    /// Interfaces created from now on serve `<dir>/<name>.sock` (`None`:
+    /// no socket).
+    pub fn set_uapi_dir(&mut self, dir: Option<PathBuf>) {
+        self.uapi_dir = dir;
+    }
+
     /// The offloads interface `name` got from the kernel.
     pub fn offloads(&self, name: &str) -> Option<tun::Offloads> {
-        self.devices.get(name).map(|i| i.dev.offloads())
+        self.devices.get(name).map(|i| lock(&i.dev).offloads())
     }
 
     fn dev(&mut self, name: &str) -> Result<&mut Iface> {
@@ -161,9 +178,17 @@ impl BoringtunBackend {
         }
         let dev = Device::start(name, &cfg.private_key, cfg.listen_port, self.offload)
             .map_err(|e| BackendError(format!("{name}: {e}")))?;
+        let dev = Arc::new(Mutex::new(dev));
+        // The interface works without its socket: a failure is logged.
+        let uapi = self.uapi_dir.as_ref().and_then(|dir| {
+            uapi::Listener::start(dir, name, Arc::downgrade(&dev))
+                .map_err(|e| tracing::warn!("{name}: no wg UAPI socket: {e}"))
+                .ok()
+        });
         self.devices.insert(
             name.clone(),
             Iface {
+                _uapi: uapi,
                 dev,
                 private_key: cfg.private_key.clone(),
                 handshakes: BTreeMap::new(),
@@ -241,14 +266,20 @@ impl Backend for BoringtunBackend {
     fn set_interface(&mut self, old: &InterfaceConfig, new: &InterfaceConfig) -> Result<()> {
         let name = new.name.clone();
         let iface = self.dev(&name)?;
-        if iface.dev.listen_port() != new.listen_port {
-            // First, so that a port in use changes nothing.
-            iface.dev.set_listen_port(new.listen_port).map_err(|e| {
-                BackendError(format!("{name}: listen port {}: {e}", new.listen_port))
-            })?;
+        let new_key = iface.private_key != new.private_key;
+        {
+            let mut dev = lock(&iface.dev);
+            if dev.listen_port() != new.listen_port {
+                // First, so that a port in use changes nothing.
+                dev.set_listen_port(new.listen_port).map_err(|e| {
+                    BackendError(format!("{name}: listen port {}: {e}", new.listen_port))
+                })?;
+            }
+            if new_key {
+                dev.set_private_key(&new.private_key);
+            }
         }
-        if iface.private_key != new.private_key {
-            iface.dev.set_private_key(&new.private_key);
+        if new_key {
             iface.private_key = new.private_key.clone();
         }
         let mtu = (old.mtu != new.mtu).then_some(new.mtu);
@@ -268,12 +299,12 @@ impl Backend for BoringtunBackend {
     }
 
     fn set_peers(&mut self, iface: &str, peers: &[PeerConfig]) -> Result<()> {
-        self.dev(iface)?.dev.set_peers(peers);
+        lock(&self.dev(iface)?.dev).set_peers(peers);
         Ok(())
     }
 
     fn remove_peers(&mut self, iface: &str, keys: &[PublicKey]) -> Result<()> {
-        self.dev(iface)?.dev.remove_peers(keys);
+        lock(&self.dev(iface)?.dev).remove_peers(keys);
         Ok(())
     }
 
@@ -300,7 +331,7 @@ impl Backend for BoringtunBackend {
             let iface = self.dev(&name)?;
             let peers = iface.peers();
             let public_key = Some(iface.private_key.public_key());
-            let listen_port = iface.dev.listen_port();
+            let listen_port = lock(&iface.dev).listen_port();
             let link = self.rtnl.link(&name)?;
             out.push(InterfaceDump {
                 public_key,
@@ -322,7 +353,7 @@ impl Backend for BoringtunBackend {
         };
         let peers = iface.peers();
         let public_key = Some(iface.private_key.public_key());
-        let listen_port = iface.dev.listen_port();
+        let listen_port = lock(&iface.dev).listen_port();
         let link = self.rtnl.link(name)?;
         Ok(Some(InterfaceState {
             name: name.to_string(),

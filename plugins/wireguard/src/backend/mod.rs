@@ -13,6 +13,7 @@
 //! ([`netlink`](self::netlink)) for both real backends.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::SystemTime;
 
 use ipnet::IpNet;
@@ -178,15 +179,23 @@ pub const BACKENDS: &[&str] = &["auto", "kernel", "boringtun", "memory"];
 
 /// Open a backend by name: `auto` (kernel when the WireGuard generic netlink
 /// family exists, else boringtun when /dev/net/tun is usable), `kernel`,
-/// `boringtun`, or `memory` (tests only).
-pub fn open(name: &str) -> Result<Box<dyn Backend>> {
+/// `boringtun`, or `memory` (tests only). Userspace interfaces serve `wg`'s
+/// UAPI socket in `uapi_dir` when given (kernel ones need none: `wg` talks
+/// netlink to them).
+pub fn open(name: &str, uapi_dir: Option<&Path>) -> Result<Box<dyn Backend>> {
+    let boringtun = || {
+        boringtun::BoringtunBackend::open().map(|mut b| {
+            b.set_uapi_dir(uapi_dir.map(Path::to_path_buf));
+            b
+        })
+    };
     match name {
         "kernel" => Ok(Box::new(kernel::KernelBackend::open()?)),
-        "boringtun" => Ok(Box::new(boringtun::BoringtunBackend::open()?)),
+        "boringtun" => Ok(Box::new(boringtun()?)),
         "memory" => Ok(Box::new(memory::MemoryBackend::new())),
         "auto" => match kernel::KernelBackend::open() {
             Ok(k) => Ok(Box::new(k)),
-            Err(kerr) => match boringtun::BoringtunBackend::open() {
+            Err(kerr) => match boringtun() {
                 Ok(b) => {
                     tracing::info!(
                         "wireguard: kernel backend unavailable ({kerr}); using boringtun"

@@ -29,7 +29,8 @@
 //!
 //! Everything that reads or changes the interface's configuration or
 //! run-time state goes through [`Device`]'s methods (`set_*`, `peers`,
-//! `listen_port`): the backend uses them, and a `wg` UAPI socket would.
+//! `listen_port`): the backend uses them, and so does the `wg` UAPI socket
+//! ([`super::uapi`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -285,6 +286,11 @@ impl Device {
 
     pub fn listen_port(&self) -> u16 {
         self.shared.udp().port
+    }
+
+    /// The interface's private key (for the `wg` UAPI socket's `get`).
+    pub fn private_key(&self) -> SecretKey {
+        SecretKey(self.shared.cfg().keys.secret.to_bytes())
     }
 
     pub fn offloads(&self) -> Offloads {
