@@ -240,6 +240,10 @@ pub fn xpath_nodes(
     if data.reference().is_none() {
         return Ok(Vec::new());
     }
+    // An instance path: a hash lookup (see `filter::find`).
+    if let Some(n) = filter::find_instance(data, &xpath) {
+        return Ok(vec![n]);
+    }
     let set = data
         .find_xpath(&xpath)
         .map_err(|e| bad_select(format!("XPath filter '{select}': {e}")))?;

@@ -100,12 +100,24 @@ fn build(schema: &Schema, e: &Elem, module: &str, path: &str, out: &mut Vec<Stri
 pub fn select_nodes(data: &DataTree<'static>, xpaths: &[String]) -> Vec<raw::Node> {
     let mut nodes = Vec::new();
     for xp in xpaths {
-        // A filter naming nodes the schema lacks selects nothing.
-        if let Ok(set) = data.find_xpath(xp) {
-            nodes.extend(set.map(|n| n.as_raw()));
-        }
+        nodes.extend(find(data, xp));
     }
     outermost(nodes)
+}
+
+/// The nodes `xpath` selects. An expression that is an instance path (every
+/// list step with all its keys: one interface, one peer) is looked up with
+/// libyang's hashes; libyang's XPath evaluation would test the predicate
+/// on every entry (2.5 ms for one peer among 100,000).
+pub fn find(data: &DataTree<'static>, xpath: &str) -> Vec<raw::Node> {
+    if let Some(n) = find_instance(data, xpath) {
+        return vec![n];
+    }
+    // A filter naming nodes the schema lacks selects nothing.
+    match data.find_xpath(xpath) {
+        Ok(set) => set.map(|n| n.as_raw()).collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Drops duplicates and nodes inside another of `nodes`.
@@ -157,4 +169,43 @@ pub fn copy_with_ancestors(
         }
     }
     Ok(())
+}
+
+/// The node `xpath` names if it is an instance path that exists (a hash
+/// lookup); `None` otherwise (also for a list step without all its keys,
+/// which selects every entry).
+pub fn find_instance(data: &DataTree<'static>, xpath: &str) -> Option<raw::Node> {
+    if xpath.contains("//") || xpath.contains(" or ") || xpath.contains(" and ") {
+        return None;
+    }
+    raw::find(raw::first_of(data), xpath)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datastore::{parse_config, validate_config};
+
+    #[test]
+    fn instance_paths_use_the_keys_and_the_rest_is_xpath() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let schema = Schema::load(&[root.join("tests/yang-strings")]).expect("schema");
+        let mut t = parse_config(
+            &schema,
+            "<store xmlns=\"urn:wgnetconf:test-strings\"><entry><name>a</name><port>1</port></entry>\
+             <entry><name>b</name><port>2</port></entry></store>",
+        )
+        .expect("parse");
+        validate_config(&schema, &mut t).expect("valid");
+        let count = |xp: &str| find(&t, xp).len();
+        assert_eq!(count("/wgnetconf-test-strings:store/entry[name='b']"), 1);
+        assert_eq!(
+            count("/wgnetconf-test-strings:store/entry"),
+            2,
+            "a list without keys is all entries"
+        );
+        assert_eq!(count("/wgnetconf-test-strings:store/entry/port"), 2);
+        assert_eq!(count("/wgnetconf-test-strings:store/entry[port='2']"), 1);
+        assert_eq!(count("/wgnetconf-test-strings:store/entry[name='c']"), 0);
+    }
 }
