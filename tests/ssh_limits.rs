@@ -23,6 +23,10 @@ fn runtime() -> tokio::runtime::Runtime {
 fn connect_from(rt: &tokio::runtime::Runtime, src: [u8; 4], dst: SocketAddr) -> TcpStream {
     rt.block_on(async {
         let s = tokio::net::TcpSocket::new_v4()?;
+        // The probes below open many short connections from one address:
+        // let a port whose connection is in TIME_WAIT be taken again, or
+        // they run out of ports on a slow (loaded) machine.
+        s.set_reuseaddr(true)?;
         s.bind(SocketAddr::from((src, 0)))?;
         let tcp = s.connect(dst).await?.into_std()?;
         tcp.set_nonblocking(false)?;
