@@ -181,27 +181,29 @@ fn sigkill_at_random_moments_keeps_every_acknowledged_commit() {
                 edit_config(target, "", &entry(&n, &format!("<value>{v}</value>")))
             );
             in_flight = Some((n.clone(), v.clone()));
-            let framed = c.frame(&msg);
-            if c.try_send_raw(&framed).is_err() {
-                break;
-            }
-            let Ok(reply) = c.try_recv() else {
-                kills_mid_commit += 1;
-                break;
-            };
-            assert!(reply.contains("<ok/>"), "round {round}: {reply}");
+            let mut msgs = vec![msg];
             if via_candidate {
-                let msg =
-                    format!("<rpc xmlns=\"{NC_NS}\" message-id=\"c{counter}\"><commit/></rpc>");
-                let framed = c.frame(&msg);
+                msgs.push(format!(
+                    "<rpc xmlns=\"{NC_NS}\" message-id=\"c{counter}\"><commit/></rpc>"
+                ));
+            }
+            // Each request is answered <ok/>, or the kill came first.
+            let mut killed = false;
+            for m in &msgs {
+                let framed = c.frame(m);
                 if c.try_send_raw(&framed).is_err() {
+                    killed = true;
                     break;
                 }
                 let Ok(reply) = c.try_recv() else {
                     kills_mid_commit += 1;
+                    killed = true;
                     break;
                 };
                 assert!(reply.contains("<ok/>"), "round {round}: {reply}");
+            }
+            if killed {
+                break;
             }
             acked.insert(n, v);
             in_flight = None;

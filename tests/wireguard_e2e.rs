@@ -20,10 +20,6 @@ use std::time::{Duration, Instant};
 use netconf::Node;
 use wg_sites::*;
 
-fn skipped(test: &str) -> bool {
-    skip(test, &[])
-}
-
 /// The agent-generated public key of `wireguard instance`, read with `<get>`.
 fn public_key(nc: &mut Nc, instance: u16) -> String {
     let data = nc.get_tunnel();
@@ -96,7 +92,7 @@ fn diag(fig: &Figure1, agents: &[&SiteAgent], what: &str) -> String {
 
 #[test]
 fn figure1_site_to_site_over_netconf() {
-    if skipped("figure1_site_to_site_over_netconf") {
+    if skip("figure1_site_to_site_over_netconf", &[]) {
         return;
     }
     let t0 = Instant::now();
@@ -397,7 +393,10 @@ fn data_plane(fig: &Figure1, a: &SiteAgent) -> Vec<(String, String)> {
 
 #[test]
 fn injected_failure_mid_multi_peer_commit_changes_nothing() {
-    if skipped("injected_failure_mid_multi_peer_commit_changes_nothing") {
+    if skip(
+        "injected_failure_mid_multi_peer_commit_changes_nothing",
+        &[],
+    ) {
         return;
     }
     let t0 = Instant::now();
@@ -530,7 +529,7 @@ fn encodings(b64: &str) -> Vec<String> {
 /// in either agent's log, in any encoding.
 #[test]
 fn no_key_reaches_the_log_at_trace_level() {
-    if skipped("no_key_reaches_the_log_at_trace_level") {
+    if skip("no_key_reaches_the_log_at_trace_level", &[]) {
         return;
     }
     let fig = Figure1::build("k");

@@ -314,15 +314,13 @@ impl History {
         Ok(id)
     }
 
-    /// The change of entry `id`.
-    pub fn change(&self, id: u64) -> Result<Change, RpcError> {
+    /// The change of entry `id`, read from `log` (the log's bytes).
+    fn change_in(&self, log: &[u8], id: u64) -> Result<Change, RpcError> {
         let (_, off, len) = self
             .entries
             .iter()
             .find(|(m, _, _)| m.id == id)
             .ok_or_else(|| no_such(id))?;
-        let log = std::fs::read(&self.path)
-            .map_err(|e| failed(format!("{}: {e}", self.path.display())))?;
         log.get(*off as usize..*off as usize + len)
             .and_then(decode)
             .map(|(_, c)| c)
@@ -330,7 +328,7 @@ impl History {
     }
 
     /// The configuration just before commit `id`: `running` with `id` and
-    /// every later commit undone, newest first.
+    /// every later commit undone, newest first (the log read once).
     pub fn before(
         &self,
         schema: &Schema,
@@ -340,9 +338,11 @@ impl History {
         if !self.entries.iter().any(|(m, _, _)| m.id == id) {
             return Err(no_such(id));
         }
+        let log = std::fs::read(&self.path)
+            .map_err(|e| failed(format!("{}: {e}", self.path.display())))?;
         let mut tree = duplicate(running)?;
         for (m, _, _) in self.entries.iter().rev().take_while(|(m, _, _)| m.id >= id) {
-            self.change(m.id)?.undo(schema, &mut tree)?;
+            self.change_in(&log, m.id)?.undo(schema, &mut tree)?;
         }
         Ok(tree)
     }
