@@ -93,3 +93,28 @@ install_busybox() {
     case " busybox $* " in *" $a "*) ;; *) ln -sf busybox "$root/bin/$a" ;; esac
   done
 }
+
+# boot_vm CONSOLE APPEND [QEMU-ARG...]: boots $KERNEL with $INITRD under
+# qemu TCG, no network device at all (-nic none: the VM cannot touch the
+# host's network), within $TIMEOUT; the console goes to CONSOLE. Exits 0 when
+# the VM printed "VM TEST: PASS", 1 with the VM's reason otherwise.
+boot_vm() {
+  local console=$1 append=$2
+  shift 2
+  local start rc reason
+  start=$(date +%s)
+  set +e
+  timeout --foreground -k 5 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 1 \
+    -nographic -no-reboot -nic none -kernel "$KERNEL" -initrd "$INITRD" "$@" \
+    -append "$append" < /dev/null | tee "$console"
+  rc=${PIPESTATUS[0]}
+  set -e
+  log "VM ran $(( $(date +%s) - start ))s (qemu exit $rc), console in $console"
+  if grep -aq '^VM TEST: PASS' "$console"; then
+    exit 0
+  fi
+  reason=$(grep -a '^VM TEST: FAIL' "$console" | head -1 | tr -d '\r')
+  [ -n "$reason" ] || reason="VM TEST: FAIL: no result on the console (qemu exit $rc$([ "$rc" = 124 ] && echo ", timed out after ${TIMEOUT}s"))"
+  echo "$reason" >&2
+  exit 1
+}

@@ -100,20 +100,6 @@ INITRD=$CACHE/systemd-initramfs.gz
 log "root image $(du -h "$IMG" | cut -f1) (ext4), kernel $KVER, package $(basename "$DEB") ($PROFILE)"
 
 # --- boot ----------------------------------------------------------------------------
-CONSOLE=$CACHE/systemd-console.log
-start=$(date +%s)
-set +e
-timeout --foreground -k 5 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 1 -m 1024 \
-  -nographic -no-reboot -nic none -kernel "$KERNEL" -initrd "$INITRD" \
-  -drive file="$IMG",if=virtio,format=raw \
-  -append "console=ttyS0 panic=-1 quiet loglevel=3 systemd.show_status=false" < /dev/null | tee "$CONSOLE"
-rc=${PIPESTATUS[0]}
-set -e
-log "VM ran $(( $(date +%s) - start ))s (qemu exit $rc), console in $CONSOLE"
-if grep -aq '^VM TEST: PASS' "$CONSOLE"; then
-  exit 0
-fi
-reason=$(grep -a '^VM TEST: FAIL' "$CONSOLE" | head -1 | tr -d '\r')
-[ -n "$reason" ] || reason="VM TEST: FAIL: no result on the console (qemu exit $rc$([ "$rc" = 124 ] && echo ", timed out after ${TIMEOUT}s"))"
-echo "$reason" >&2
-exit 1
+boot_vm "$CACHE/systemd-console.log" \
+  "console=ttyS0 panic=-1 quiet loglevel=3 systemd.show_status=false" \
+  -m 1024 -drive file="$IMG",if=virtio,format=raw

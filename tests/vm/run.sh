@@ -92,20 +92,4 @@ INITRD=$CACHE/initramfs.gz
 log "initramfs $(du -h "$INITRD" | cut -f1), kernel $KVER, modules: $(tr '\n' ' ' < "$R/mods/order")"
 
 # --- boot --------------------------------------------------------------------
-# No network device at all (-nic none): the VM cannot touch the host's network.
-CONSOLE=$CACHE/console.log
-start=$(date +%s)
-set +e
-timeout --foreground -k 5 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 1 -m 512 \
-  -nographic -no-reboot -nic none -kernel "$KERNEL" -initrd "$INITRD" \
-  -append "console=ttyS0 panic=-1 quiet loglevel=3" < /dev/null | tee "$CONSOLE"
-rc=${PIPESTATUS[0]}
-set -e
-log "VM ran $(( $(date +%s) - start ))s (qemu exit $rc), console in $CONSOLE"
-if grep -aq '^VM TEST: PASS' "$CONSOLE"; then
-  exit 0
-fi
-reason=$(grep -a '^VM TEST: FAIL' "$CONSOLE" | head -1 | tr -d '\r')
-[ -n "$reason" ] || reason="VM TEST: FAIL: no result on the console (qemu exit $rc$([ "$rc" = 124 ] && echo ", timed out after ${TIMEOUT}s"))"
-echo "$reason" >&2
-exit 1
+boot_vm "$CACHE/console.log" "console=ttyS0 panic=-1 quiet loglevel=3" -m 512
