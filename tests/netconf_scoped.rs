@@ -56,64 +56,50 @@ fn key(n: u64) -> String {
     s
 }
 
-fn op_attr(op: Option<&str>) -> String {
-    op.map(|o| format!(" nc:operation=\"{o}\""))
-        .unwrap_or_default()
-}
-
 fn random_edit(r: &mut Rng) -> String {
-    let ops = [
-        None,
-        None,
-        None,
-        Some("merge"),
-        Some("replace"),
-        Some("create"),
-        Some("delete"),
-        Some("remove"),
-    ];
-    let op = ops[r.pick(ops.len() as u64) as usize];
+    // One operation attribute (or none) for the whole edit.
+    let op = multi_model::op_attr(r);
     let wg = 1 + r.pick(3);
     let peer = 1 + r.pick(5);
     let inner = match r.pick(12) {
-        0 => format!("<wireguard{}><instance>{wg}</instance></wireguard>", op_attr(op)),
+        0 => format!("<wireguard{}><instance>{wg}</instance></wireguard>", op),
         1 => format!(
             "<wireguard><instance>{wg}</instance><listen-port{}>{}</listen-port></wireguard>",
-            op_attr(op),
+            op,
             51820 + r.pick(3)
         ),
         2 => format!(
             "<wireguard><instance>{wg}</instance><description{}>{}</description></wireguard>",
-            op_attr(op),
+            op,
             "d".repeat(if r.pick(5) == 0 { 65 } else { 1 + r.pick(20) as usize })
         ),
         3 => format!(
             "<wireguard><instance>{wg}</instance><mtu{}>{}</mtu></wireguard>",
-            op_attr(op),
+            op,
             1280 + r.pick(200)
         ),
         4 | 5 => format!(
             "<wireguard><instance>{wg}</instance><peer{}><instance>{peer}</instance><public-key>{}</public-key></peer></wireguard>",
-            op_attr(op),
+            op,
             key(r.pick(6))
         ),
         6 => format!(
             "<wireguard><instance>{wg}</instance><peer{}><instance>{peer}</instance></peer></wireguard>",
-            op_attr(op)
+            op
         ),
         7 => format!(
             "<wireguard><instance>{wg}</instance><peer><instance>{peer}</instance><allowed-ip{}>10.{}.0.0/16</allowed-ip></peer></wireguard>",
-            op_attr(op),
+            op,
             r.pick(3)
         ),
         8 => format!(
             "<wireguard><instance>{wg}</instance><peer><instance>{peer}</instance><persistent-keepalive{}>{}</persistent-keepalive></peer></wireguard>",
-            op_attr(op),
+            op,
             r.pick(30)
         ),
         9 => format!(
             "<wireguard><instance>{wg}</instance><enable{}>{}</enable></wireguard>",
-            op_attr(op),
+            op,
             r.pick(2) == 0
         ),
         10 => format!(
@@ -121,7 +107,7 @@ fn random_edit(r: &mut Rng) -> String {
         ),
         _ => format!(
             "<wireguard><instance>{wg}</instance><peer><instance>{peer}</instance><description{}/></peer></wireguard>",
-            op_attr(op)
+            op
         ),
     };
     format!("<tunnel xmlns=\"{TUN}\" xmlns:nc=\"{NC_NS}\">{inner}</tunnel>")

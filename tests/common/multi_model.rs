@@ -54,7 +54,8 @@ pub fn esc(s: &str) -> String {
         .replace('\'', "&apos;")
 }
 
-fn op_attr(r: &mut Rng) -> String {
+/// A random `nc:operation` attribute (three times in eight none).
+pub fn op_attr(r: &mut Rng) -> String {
     let ops = [
         None,
         None,
