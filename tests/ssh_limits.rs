@@ -24,9 +24,24 @@ fn connect_from(rt: &tokio::runtime::Runtime, src: [u8; 4], dst: SocketAddr) -> 
     rt.block_on(async {
         let s = tokio::net::TcpSocket::new_v4()?;
         // The probes below open many short connections from one address:
-        // let a port whose connection is in TIME_WAIT be taken again, or
-        // they run out of ports on a slow (loaded) machine.
-        s.set_reuseaddr(true)?;
+        // the port is chosen at connect, where the kernel may take one
+        // whose earlier connection is in TIME_WAIT (bind with port 0 picks
+        // only free ones, and a fast probe loop used them all up).
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt on the socket this function owns, with a
+        // pointer to a c_int that lives across the call and its size.
+        let r = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
         s.bind(SocketAddr::from((src, 0)))?;
         let tcp = s.connect(dst).await?.into_std()?;
         tcp.set_nonblocking(false)?;
