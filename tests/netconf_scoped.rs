@@ -33,20 +33,9 @@ fn env(scoped: bool) -> Env {
     e
 }
 
-/// A tiny deterministic generator (xorshift), so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// A valid key; only 4 distinct ones so `unique public-key` collides.
 fn key(n: u64) -> String {

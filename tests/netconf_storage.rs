@@ -118,17 +118,9 @@ fn any_key_value_is_edited_stored_and_restored() {
         .assert_ok();
 }
 
-/// A tiny deterministic generator (xorshift), so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn pick(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 #[test]
 fn sigkill_at_random_moments_keeps_every_acknowledged_commit() {
