@@ -66,38 +66,49 @@ pub fn render(
     if nodes.is_empty() {
         return Ok(String::new());
     }
-    if nodes.iter().all(|n| raw::parent(*n).is_null()) {
+    // SAFETY: `nodes` are nodes of `tree`, borrowed for the whole call (so
+    // are the nodes reached from them below).
+    if nodes.iter().all(|n| unsafe { raw::parent(*n) }.is_null()) {
         let mut out = String::new();
         let mut n = raw::first_of(tree);
         while !n.is_null() {
             if nodes.contains(&n) {
-                out.push_str(&print_one(n, wd)?);
+                // SAFETY: a top-level node of `tree`, borrowed.
+                out.push_str(&unsafe { print_one(n, wd) }?);
             }
-            n = raw::next(n);
+            // SAFETY: as above.
+            n = unsafe { raw::next(n) };
         }
         return Ok(out);
     }
     // Siblings under one parent (one interface, some peers of one
     // interface): printed in place inside their ancestors' tags and keys,
     // without a copy either.
-    let parent = raw::parent(nodes[0]);
-    if nodes.iter().all(|n| raw::parent(*n) == parent) {
+    // SAFETY: a node of `tree`, borrowed.
+    let parent = unsafe { raw::parent(nodes[0]) };
+    // SAFETY: nodes of `tree`, borrowed.
+    if nodes.iter().all(|n| unsafe { raw::parent(*n) } == parent) {
         // (Nodes that print nothing in this mode, a default leaf in
         // explicit mode, take the copy below, which decides about their
         // ancestors as for any tree.)
-        if let Some(out) = print_in_ancestors(parent, &nodes, wd)? {
+        // SAFETY: `parent` and `nodes` belong to `tree`, borrowed.
+        if let Some(out) = unsafe { print_in_ancestors(parent, &nodes, wd) }? {
             return Ok(out);
         }
     }
     let mut selected = DataTree::new(schema.ctx);
-    filter::copy_with_ancestors(schema, &mut selected, nodes)?;
+    // SAFETY: nodes of `tree`, borrowed.
+    unsafe { filter::copy_with_ancestors(schema, &mut selected, nodes) }?;
     print(&selected, wd)
 }
 
 /// `nodes` (children of `parent`, in document order) inside `parent`'s
 /// ancestor chain: each ancestor's start tag (with its namespace where the
 /// module changes) and list keys, the nodes' subtrees, the end tags.
-fn print_in_ancestors(
+///
+/// # Safety
+/// `parent` and `nodes` are live nodes (see [`raw`]).
+unsafe fn print_in_ancestors(
     parent: raw::Node,
     nodes: &[raw::Node],
     wd: WithDefaults,
@@ -166,7 +177,14 @@ fn wd_flags(wd: WithDefaults) -> DataPrinterFlags {
 /// [`print_one`] for a node printed inside its parent's start tag: the
 /// namespace declaration libyang puts on a standalone print is dropped
 /// when the parent's is the same (as a whole-tree print has it).
-fn print_child(node: raw::Node, wd: WithDefaults, parent_ns: &str) -> Result<String, RpcError> {
+///
+/// # Safety
+/// `node` is a live node (see [`raw`]).
+unsafe fn print_child(
+    node: raw::Node,
+    wd: WithDefaults,
+    parent_ns: &str,
+) -> Result<String, RpcError> {
     let text = print_one(node, wd)?;
     let decl = format!(" xmlns=\"{}\"", raw::namespace(node));
     let first_tag_end = text.find('>').unwrap_or(0);
@@ -179,7 +197,10 @@ fn print_child(node: raw::Node, wd: WithDefaults, parent_ns: &str) -> Result<Str
 }
 
 /// One node's subtree (not its siblings) in a with-defaults mode.
-fn print_one(node: raw::Node, wd: WithDefaults) -> Result<String, RpcError> {
+///
+/// # Safety
+/// `node` is a live node (see [`raw`]).
+unsafe fn print_one(node: raw::Node, wd: WithDefaults) -> Result<String, RpcError> {
     datastore::print_node_xml(node, DataPrinterFlags::SHRINK | wd_flags(wd))
 }
 
@@ -247,7 +268,8 @@ pub fn xpath_nodes(
     let set = data
         .find_xpath(&xpath)
         .map_err(|e| bad_select(format!("XPath filter '{select}': {e}")))?;
-    Ok(filter::outermost(set.map(|n| n.as_raw()).collect()))
+    // SAFETY: nodes of `data`, borrowed for the call.
+    Ok(unsafe { filter::outermost(set.map(|n| n.as_raw()).collect()) })
 }
 
 fn is_name_start(c: char) -> bool {

@@ -70,7 +70,7 @@ pub fn changes_of(schema: &Schema, diff: &yang5::data::DataDiff<'static>) -> Vec
         if out.len() == MAX_EDITS {
             return Vec::new();
         }
-        let p = json_path_to_error_path(schema, &crate::datastore::raw::path(node.as_raw()));
+        let p = json_path_to_error_path(schema, &crate::datastore::raw::node_path(&node));
         out.push(Edit {
             target: p.path,
             namespaces: p.namespaces,

@@ -24,7 +24,7 @@ fn state_only(
         }
         let parent_config = n.ancestors().next().is_none_or(|p| p.schema().is_config());
         if parent_config {
-            paths.push(crate::datastore::raw::path(n.as_raw()));
+            paths.push(crate::datastore::raw::node_path(&n));
         }
     }
     filter::select(&core.schema, tree, &paths)
@@ -37,7 +37,7 @@ fn prune(tree: &mut DataTree<'static>, depth: u16) {
     for n in tree.traverse() {
         let d = n.ancestors().count() + 1;
         if d == usize::from(depth) + 1 && !n.schema().is_list_key() {
-            cut.push(crate::datastore::raw::path(n.as_raw()));
+            cut.push(crate::datastore::raw::node_path(&n));
         }
     }
     for p in cut {

@@ -78,7 +78,7 @@ pub(crate) fn op_of(node: &DataNodeRef<'_>, inherited: EditOp) -> Result<EditOp,
 /// and `delete` on it must report data-missing.
 pub(crate) fn exists(target: &DataTree<'static>, path: &str) -> bool {
     match target.find_path(path) {
-        Ok(n) => raw::is_explicit(n.as_raw()),
+        Ok(n) => raw::node_is_explicit(&n),
         Err(_) => false,
     }
 }
@@ -86,17 +86,27 @@ pub(crate) fn exists(target: &DataTree<'static>, path: &str) -> bool {
 /// [`exists`] for the node of `target` where `node` (of an edit) stands,
 /// found by value rather than by path (see [`raw::find_twin`]).
 pub(crate) fn exists_node(target: &DataTree<'static>, node: &DataNodeRef<'_>) -> bool {
-    raw::find_twin(raw::first_of(target), node.as_raw()).is_some_and(raw::is_explicit)
+    // SAFETY: `target` and `node`'s tree are borrowed for the call; the
+    // twin is a node of `target`.
+    unsafe {
+        raw::find_twin(raw::first_of(target), node.as_raw()).is_some_and(|t| raw::is_explicit(t))
+    }
 }
 
 /// Removes `twin` (a node of `target`) with its subtree.
-fn remove(schema: &Schema, target: &mut DataTree<'static>, twin: raw::Node) {
+///
+/// # Safety
+/// `twin` is a node of `target`, found since `target` last changed.
+unsafe fn remove(schema: &Schema, target: &mut DataTree<'static>, twin: raw::Node) {
     raw::with_root(schema.ctx, target, |first| raw::free(twin, first));
 }
 
 /// Creates `node` (alone: a list entry with its keys) in `target`, under
 /// the node where its parent stands.
-fn insert_new(schema: &Schema, target: &mut DataTree<'static>, node: raw::Node) -> bool {
+///
+/// # Safety
+/// `node` is a live node (see [`raw`]) of a tree other than `target`.
+unsafe fn insert_new(schema: &Schema, target: &mut DataTree<'static>, node: raw::Node) -> bool {
     let p = raw::parent(node);
     raw::with_root(schema.ctx, target, |first| {
         let parent = if p.is_null() {
@@ -135,9 +145,11 @@ fn apply_node(
     }
     // For messages only: nodes are found by value (a key may hold what no
     // path can express).
-    let path = raw::path(node.as_raw());
-    let mut twin = raw::find_twin(raw::first_of(target), node.as_raw());
-    let present = twin.is_some_and(raw::is_explicit);
+    let path = raw::node_path(node);
+    // SAFETY: `target` and `node`'s tree are borrowed for the call.
+    let mut twin = unsafe { raw::find_twin(raw::first_of(target), node.as_raw()) };
+    // SAFETY: the twin was found in `target` just now.
+    let present = twin.is_some_and(|t| unsafe { raw::is_explicit(t) });
     let is_leaf = matches!(kind, SchemaNodeKind::Leaf | SchemaNodeKind::LeafList);
     match op {
         EditOp::Create if present => {
@@ -160,13 +172,15 @@ fn apply_node(
         }
         EditOp::Delete | EditOp::Remove => {
             if let (true, Some(t)) = (present, twin) {
-                remove(schema, target, t);
+                // SAFETY: found in `target`, unchanged since.
+                unsafe { remove(schema, target, t) };
             }
             return Ok(());
         }
         EditOp::Replace if present => {
             if let Some(t) = twin.take() {
-                remove(schema, target, t);
+                // SAFETY: found in `target`, unchanged since.
+                unsafe { remove(schema, target, t) };
             }
         }
         _ => {}
@@ -181,12 +195,13 @@ fn apply_node(
         && matches!(op, EditOp::Merge | EditOp::Create | EditOp::Replace)
         && !has_attributes(node)
     {
-        let copy = super::raw::dup_with_parents(schema.ctx, node.as_raw())
+        // SAFETY: `node`'s tree is borrowed for the call.
+        let copy = unsafe { raw::dup_with_parents(schema.ctx, node.as_raw()) }
             .ok_or_else(|| RpcError::operation_failed("cannot copy the edit"))?;
         // The copy is moved into the target, not copied a second time.
-        let ok = super::raw::with_root(schema.ctx, target, |first| {
-            super::raw::merge_into(first, copy)
-        });
+        // SAFETY: the closure only merges a tree of its own into `target`.
+        let ok =
+            unsafe { raw::with_root(schema.ctx, target, |first| raw::merge_into(first, copy)) };
         if !ok {
             return Err(RpcError::operation_failed("cannot merge the edit"));
         }
@@ -223,8 +238,11 @@ fn apply_node(
             let ok = match twin {
                 // An existing leaf (or a default one) takes the value; a
                 // leaf-list entry is its value.
-                Some(t) => raw::set_term(t, &node.value_canonical().unwrap_or_default()),
-                None => insert_new(schema, target, node.as_raw()),
+                // SAFETY: the twin is a node of `target` as found above
+                // (a removed one was taken out of `twin`).
+                Some(t) => unsafe { raw::set_term(t, &node.value_canonical().unwrap_or_default()) },
+                // SAFETY: `node`'s tree (the edit) is borrowed for the call.
+                None => unsafe { insert_new(schema, target, node.as_raw()) },
             };
             if !ok {
                 return Err(cannot());
@@ -232,7 +250,9 @@ fn apply_node(
         }
         return Ok(());
     }
-    if op != EditOp::None && twin.is_none() && !insert_new(schema, target, node.as_raw()) {
+    // SAFETY: `node`'s tree (the edit) is borrowed for the call.
+    if op != EditOp::None && twin.is_none() && !unsafe { insert_new(schema, target, node.as_raw()) }
+    {
         return Err(cannot());
     }
     // Children of a replaced or created node inherit that operation; the

@@ -102,7 +102,8 @@ pub fn select_nodes(data: &DataTree<'static>, xpaths: &[String]) -> Vec<raw::Nod
     for xp in xpaths {
         nodes.extend(find(data, xp));
     }
-    outermost(nodes)
+    // SAFETY: nodes of `data`, borrowed for the call.
+    unsafe { outermost(nodes) }
 }
 
 /// The nodes `xpath` selects. An expression that is an instance path (every
@@ -121,7 +122,10 @@ pub fn find(data: &DataTree<'static>, xpath: &str) -> Vec<raw::Node> {
 }
 
 /// Drops duplicates and nodes inside another of `nodes`.
-pub fn outermost(nodes: Vec<raw::Node>) -> Vec<raw::Node> {
+///
+/// # Safety
+/// `nodes` are live nodes (see [`raw`]).
+pub unsafe fn outermost(nodes: Vec<raw::Node>) -> Vec<raw::Node> {
     let set: HashSet<raw::Node> = nodes.iter().copied().collect();
     let mut seen = HashSet::new();
     nodes
@@ -147,14 +151,18 @@ pub fn select(
     xpaths: &[String],
 ) -> Result<DataTree<'static>, RpcError> {
     let mut result = DataTree::new(schema.ctx);
-    copy_with_ancestors(schema, &mut result, select_nodes(data, xpaths))?;
+    // SAFETY: nodes of `data`, borrowed for the call.
+    unsafe { copy_with_ancestors(schema, &mut result, select_nodes(data, xpaths)) }?;
     Ok(result)
 }
 
 /// Copies each selected node, with its ancestors and their list keys, into
 /// `result` (shared by subtree and XPath filtering). Each copy is moved
 /// into the result, not copied again.
-pub fn copy_with_ancestors(
+///
+/// # Safety
+/// `nodes` are live nodes (see [`raw`]) of trees other than `result`.
+pub unsafe fn copy_with_ancestors(
     schema: &Schema,
     result: &mut DataTree<'static>,
     nodes: impl IntoIterator<Item = raw::Node>,
@@ -178,7 +186,7 @@ pub fn find_instance(data: &DataTree<'static>, xpath: &str) -> Option<raw::Node>
     if xpath.contains("//") || xpath.contains(" or ") || xpath.contains(" and ") {
         return None;
     }
-    raw::find(raw::first_of(data), xpath)
+    raw::find_in(data, xpath)
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ pub struct Before {
 fn top_paths(tree: &DataTree<'static>, out: &mut Vec<String>) {
     if let Some(first) = tree.reference() {
         for n in first.inclusive_siblings() {
-            let p = super::raw::path(n.as_raw());
+            let p = super::raw::node_path(&n);
             if !out.contains(&p) {
                 out.push(p);
             }

@@ -530,8 +530,8 @@ mod tests {
             .traverse()
             .find(|n| n.schema().name() == "entry")
             .expect("entry");
-        let path = raw::path(e.as_raw());
-        assert!(raw::find(raw::first_of(t), &path).is_some(), "{path}");
+        let path = raw::node_path(&e);
+        assert!(raw::find_in(t, &path).is_some(), "{path}");
         path
     }
 
@@ -674,7 +674,7 @@ mod tests {
             let path = if rng.pick(4) == 0 {
                 let p = format!("/wgnetconf-test-strings:store/entry[name='{}']", round % 7);
                 if let Ok(n) = t.find_path(&p) {
-                    let p = raw::path(n.as_raw());
+                    let p = raw::node_path(&n);
                     t.remove(&p).expect("remove");
                 }
                 p

@@ -291,19 +291,25 @@ pub fn print_config(tree: &DataTree<'static>) -> Result<String, RpcError> {
 /// libyang returns for an empty output (a tree of defaults only printed in
 /// explicit mode), so we call `lyd_print_mem` ourselves.
 pub fn print_xml(tree: &DataTree<'static>, flags: DataPrinterFlags) -> Result<String, RpcError> {
-    print_node_xml(tree.raw(), flags)
+    // SAFETY: the first top-level node (or NULL) of a borrowed tree.
+    unsafe { print_node_xml(tree.raw(), flags) }
 }
 
 /// Prints one node's subtree as XML (its following siblings too with
 /// `WITH_SIBLINGS`).
-pub(crate) fn print_node_xml(node: raw::Node, flags: DataPrinterFlags) -> Result<String, RpcError> {
+///
+/// # Safety
+/// `node` is NULL or a live node (see [`raw`]).
+pub(crate) unsafe fn print_node_xml(
+    node: raw::Node,
+    flags: DataPrinterFlags,
+) -> Result<String, RpcError> {
     use libyang5_sys as ffi;
     if node.is_null() {
         return Ok(String::new());
     }
     let mut out: *mut std::os::raw::c_char = std::ptr::null_mut();
-    // SAFETY: `node` is a node of a tree the caller holds for the whole
-    // call; libyang allocates `out` with malloc, which we free below.
+    // SAFETY: `node` is live (this function's contract); libyang allocates `out` with malloc, which we free below.
     let ret = unsafe { ffi::lyd_print_mem(&mut out, node, DataFormat::XML as u32, flags.bits()) };
     if ret != ffi::LY_ERR::LY_SUCCESS {
         return Err(RpcError::operation_failed("cannot print data"));

@@ -6,19 +6,34 @@
 //!
 //! Every function here works on trees owned by a `DataTree` of the agent's
 //! context; pointers never outlive the call that obtained them.
+//!
+//! A `Node` is a bare pointer that carries no lifetime, so every function
+//! given one is `unsafe`: its caller promises the node is *live*, that is
+//! NULL where the function says so, or else a node of a tree of the
+//! agent's context that nobody frees or restructures (unlinks, inserts,
+//! frees nodes of) for the duration of the call other than the function
+//! itself. A node reached from a `&DataTree` or a `DataNodeRef` borrowed
+//! for the call is live; so is one the caller found in a tree it owns and
+//! has not changed since. The few functions that take a `DataNodeRef`
+//! (which borrows its tree) are safe.
 
 use std::ffi::{CStr, CString};
 use std::ptr;
 
 use libyang5_sys as ffi;
 use yang5::context::Context;
-use yang5::data::{Data, DataTree};
+use yang5::data::{Data, DataNodeRef, DataTree};
 
 pub type Node = *mut ffi::lyd_node;
 
 /// A `DataTree` owning the sibling list that `raw` belongs to (empty for
 /// NULL).
-pub fn wrap(ctx: &'static Context, raw: Node) -> DataTree<'static> {
+///
+/// # Safety
+/// `raw` is NULL or a top-level node of a tree of `ctx` that nothing else
+/// owns any more (it came from `into_raw`, or was built here and is not
+/// linked into another tree): the returned tree frees it on drop.
+pub unsafe fn wrap(ctx: &'static Context, raw: Node) -> DataTree<'static> {
     if raw.is_null() {
         return DataTree::new(ctx);
     }
@@ -31,7 +46,12 @@ pub fn wrap(ctx: &'static Context, raw: Node) -> DataTree<'static> {
 
 /// Runs `f` on the first top-level node of `tree`, which `f` may change
 /// (insert before it, free it).
-pub fn with_root<R>(
+///
+/// # Safety
+/// `f` leaves `*first` NULL or the first top-level node of the tree it was
+/// given (changed only through this module's functions), and does not let
+/// any node of it escape into another owner.
+pub unsafe fn with_root<R>(
     ctx: &'static Context,
     tree: &mut DataTree<'static>,
     f: impl FnOnce(&mut Node) -> R,
@@ -44,13 +64,17 @@ pub fn with_root<R>(
 }
 
 /// The node at instance path `path` (implicit nodes included), if any.
-pub fn find(first: Node, path: &str) -> Option<Node> {
+///
+/// # Safety
+/// `first` is NULL or a live node (see the module documentation).
+pub unsafe fn find(first: Node, path: &str) -> Option<Node> {
     if first.is_null() {
         return None;
     }
     let c = CString::new(path).ok()?;
     let mut out: Node = ptr::null_mut();
-    // SAFETY: `first` is a valid tree, `c` a NUL-terminated path.
+    // SAFETY: `first` is live (this function's contract), `c` a
+    // NUL-terminated path.
     let r = unsafe { ffi::lyd_find_path(first, c.as_ptr(), 0, &mut out) };
     (r == ffi::LY_ERR::LY_SUCCESS && !out.is_null()).then_some(out)
 }
@@ -61,7 +85,11 @@ pub fn find(first: Node, path: &str) -> Option<Node> {
 /// entries with equal values. Matched by value with libyang's hashes, not
 /// through a printed path: a key may hold any string, both quote
 /// characters included, which no instance path can express.
-pub fn find_twin(first: Node, node: Node) -> Option<Node> {
+///
+/// # Safety
+/// `first` and `node` are each NULL or a live node (see the module
+/// documentation); their trees belong to one context.
+pub unsafe fn find_twin(first: Node, node: Node) -> Option<Node> {
     if first.is_null() || node.is_null() {
         return None;
     }
@@ -76,7 +104,10 @@ pub fn find_twin(first: Node, node: Node) -> Option<Node> {
 
 /// Among `siblings` (any of them), the node that stands where `node` does
 /// (see [`find_twin`]).
-pub fn find_sibling_twin(siblings: Node, node: Node) -> Option<Node> {
+///
+/// # Safety
+/// As for [`find_twin`].
+pub unsafe fn find_sibling_twin(siblings: Node, node: Node) -> Option<Node> {
     if siblings.is_null() || node.is_null() {
         return None;
     }
@@ -100,10 +131,13 @@ pub fn find_sibling_twin(siblings: Node, node: Node) -> Option<Node> {
 /// Whether `node` is in the configuration as a client sees it (basic mode
 /// explicit): not a default leaf, and not a non-presence container that
 /// holds only such leaves (validation creates those; get-config omits them).
-pub fn is_explicit(node: Node) -> bool {
+///
+/// # Safety
+/// `node` is a live node (see the module documentation).
+pub unsafe fn is_explicit(node: Node) -> bool {
     let t = nodetype(node);
     if t & (ffi::LYS_LEAF | ffi::LYS_LEAFLIST) != 0 {
-        // SAFETY: a valid node.
+        // SAFETY: `node` is live (this function's contract).
         return unsafe { (*node).flags } & ffi::LYD_DEFAULT == 0;
     }
     // SAFETY: a container's schema node is valid while its data node is.
@@ -123,7 +157,10 @@ pub fn is_explicit(node: Node) -> bool {
 }
 
 /// A terminal node's canonical value (`None` for other nodes).
-pub fn canonical(node: Node) -> Option<String> {
+///
+/// # Safety
+/// `node` is a live node (see the module documentation).
+pub unsafe fn canonical(node: Node) -> Option<String> {
     if nodetype(node) & (ffi::LYS_LEAF | ffi::LYS_LEAFLIST) == 0 {
         return None;
     }
@@ -139,14 +176,20 @@ pub fn canonical(node: Node) -> Option<String> {
 }
 
 /// Whether `node` is a list key leaf.
-pub fn is_key(node: Node) -> bool {
+///
+/// # Safety
+/// `node` is a live node (see the module documentation).
+pub unsafe fn is_key(node: Node) -> bool {
     let s = schema_of(node);
     // SAFETY: a compiled schema node of a live data node.
     !s.is_null() && unsafe { (*s).flags as u32 } & ffi::LYS_KEY != 0
 }
 
 /// The XML namespace of `node`'s module.
-pub fn namespace(node: Node) -> String {
+///
+/// # Safety
+/// `node` is a live node (see the module documentation).
+pub unsafe fn namespace(node: Node) -> String {
     let s = schema_of(node);
     if s.is_null() {
         return String::new();
@@ -164,7 +207,11 @@ pub fn namespace(node: Node) -> String {
 
 /// Sets the value of a leaf (explicit afterwards, also if it held that
 /// value as a default).
-pub fn set_term(node: Node, value: &str) -> bool {
+///
+/// # Safety
+/// `node` is a live leaf or leaf-list entry (see the module
+/// documentation).
+pub unsafe fn set_term(node: Node, value: &str) -> bool {
     let Ok(v) = CString::new(value) else {
         return false;
     };
@@ -177,8 +224,12 @@ pub fn set_term(node: Node, value: &str) -> bool {
 }
 
 /// The instance path of `node` (`/m:a/b[k='1']`).
-pub fn path(node: Node) -> String {
-    // SAFETY: lyd_path allocates the string with malloc when given no buffer.
+///
+/// # Safety
+/// `node` is a live node (see the module documentation).
+pub unsafe fn path(node: Node) -> String {
+    // SAFETY: `node` is live (this function's contract); lyd_path
+    // allocates the string with malloc when given no buffer.
     unsafe {
         let p = ffi::lyd_path(node, ffi::LYD_PATH_TYPE::LYD_PATH_STD, ptr::null_mut(), 0);
         if p.is_null() {
@@ -190,12 +241,20 @@ pub fn path(node: Node) -> String {
     }
 }
 
-pub fn schema_of(node: Node) -> *const ffi::lysc_node {
-    // SAFETY: a valid node.
+/// `node`'s compiled schema node (NULL for an opaque node).
+///
+/// # Safety
+/// `node` is a live node (see the module documentation).
+pub unsafe fn schema_of(node: Node) -> *const ffi::lysc_node {
+    // SAFETY: `node` is live (this function's contract).
     unsafe { (*node).schema }
 }
 
-pub fn nodetype(node: Node) -> u32 {
+/// `node`'s schema node type (`LYS_*`; 0 for an opaque node).
+///
+/// # Safety
+/// `node` is a live node (see the module documentation).
+pub unsafe fn nodetype(node: Node) -> u32 {
     let s = schema_of(node);
     if s.is_null() {
         0
@@ -205,18 +264,29 @@ pub fn nodetype(node: Node) -> u32 {
     }
 }
 
-pub fn parent(node: Node) -> Node {
-    // SAFETY: a valid node.
+/// `node`'s parent (NULL for a top-level node).
+///
+/// # Safety
+/// `node` is a live node (see the module documentation).
+pub unsafe fn parent(node: Node) -> Node {
+    // SAFETY: `node` is live (this function's contract).
     unsafe { (*node).parent }
 }
 
-pub fn next(node: Node) -> Node {
-    // SAFETY: a valid node.
+/// `node`'s next sibling (NULL for the last).
+///
+/// # Safety
+/// `node` is a live node (see the module documentation).
+pub unsafe fn next(node: Node) -> Node {
+    // SAFETY: `node` is live (this function's contract).
     unsafe { (*node).next }
 }
 
 /// First child of an inner node (NULL for terminals).
-pub fn first_child(node: Node) -> Node {
+///
+/// # Safety
+/// `node` is a live node (see the module documentation).
+pub unsafe fn first_child(node: Node) -> Node {
     if nodetype(node) & (ffi::LYS_CONTAINER | ffi::LYS_LIST) == 0 {
         return ptr::null_mut();
     }
@@ -227,7 +297,17 @@ pub fn first_child(node: Node) -> Node {
 /// Copies `node` (with its subtree when `recursive`) as the last child of
 /// `parent`, or as a new top-level sibling of `*first` when `parent` is NULL.
 /// Flags are kept.
-pub fn dup_into(node: Node, parent: Node, first: &mut Node, recursive: bool) -> Option<Node> {
+///
+/// # Safety
+/// `node` is a live node; `parent` is NULL or a live node of the target
+/// tree, whose first top-level node is `*first` (NULL: empty), which the
+/// caller may change (see the module documentation); one context.
+pub unsafe fn dup_into(
+    node: Node,
+    parent: Node,
+    first: &mut Node,
+    recursive: bool,
+) -> Option<Node> {
     let mut opts = ffi::LYD_DUP_WITH_FLAGS;
     if recursive {
         opts |= ffi::LYD_DUP_RECURSIVE;
@@ -238,11 +318,16 @@ pub fn dup_into(node: Node, parent: Node, first: &mut Node, recursive: bool) -> 
 /// Copies `node` alone (a list entry with its keys) as a new node — new
 /// flags, no metadata (an edit's `nc:operation` stays behind) — into
 /// `parent`, or as a top-level sibling of `*first`.
-pub fn dup_new(node: Node, parent: Node, first: &mut Node) -> Option<Node> {
+///
+/// # Safety
+/// As for [`dup_into`].
+pub unsafe fn dup_new(node: Node, parent: Node, first: &mut Node) -> Option<Node> {
     dup_with(node, parent, first, ffi::LYD_DUP_NO_META)
 }
 
-fn dup_with(node: Node, parent: Node, first: &mut Node, opts: u32) -> Option<Node> {
+/// # Safety
+/// As for [`dup_into`].
+unsafe fn dup_with(node: Node, parent: Node, first: &mut Node, opts: u32) -> Option<Node> {
     let mut dup: Node = ptr::null_mut();
     // SAFETY: valid nodes of the same context; with a parent, libyang links
     // the copy into it.
@@ -269,7 +354,10 @@ fn dup_with(node: Node, parent: Node, first: &mut Node, opts: u32) -> Option<Nod
 /// Copies `node` without its nested lists: keys, leaves, leaf-lists and
 /// containers (shallowly themselves). What constraints of an unchanged
 /// ancestor or sibling entry need, without the entries below it.
-pub fn dup_shallow(node: Node, parent: Node, first: &mut Node) -> Option<Node> {
+///
+/// # Safety
+/// As for [`dup_into`].
+pub unsafe fn dup_shallow(node: Node, parent: Node, first: &mut Node) -> Option<Node> {
     let copy = dup_into(node, parent, first, false)?;
     let mut c = first_child(node);
     while !c.is_null() {
@@ -300,7 +388,10 @@ pub fn dup_shallow(node: Node, parent: Node, first: &mut Node) -> Option<Node> {
 
 /// Whether every schema sibling after `s` is a list (nothing but list
 /// entries can follow an instance of `s`).
-fn only_lists_after(s: *const ffi::lysc_node) -> bool {
+///
+/// # Safety
+/// `s` is a compiled schema node of a live context.
+unsafe fn only_lists_after(s: *const ffi::lysc_node) -> bool {
     // SAFETY: compiled schema nodes of a live context.
     unsafe {
         let mut n = (*s).next as *const ffi::lysc_node;
@@ -315,7 +406,12 @@ fn only_lists_after(s: *const ffi::lysc_node) -> bool {
 }
 
 /// Frees `node` and its subtree, keeping `*first` pointing at the tree.
-pub fn free(node: Node, first: &mut Node) {
+///
+/// # Safety
+/// `node` is a live node of the tree whose first top-level node is
+/// `*first` (see the module documentation), and no pointer into its
+/// subtree is used afterwards.
+pub unsafe fn free(node: Node, first: &mut Node) {
     if node == *first {
         *first = next(node);
     }
@@ -338,7 +434,11 @@ pub unsafe fn sized_array<'a, T>(arr: *mut T) -> &'a [T] {
 
 /// The canonical value of a terminal node, as the context's dictionary
 /// pointer (equal values are the same pointer).
-pub fn canonical_ptr(node: Node) -> *const std::os::raw::c_char {
+///
+/// # Safety
+/// `node` is a live leaf or leaf-list entry (see the module
+/// documentation).
+pub unsafe fn canonical_ptr(node: Node) -> *const std::os::raw::c_char {
     // SAFETY: leaves and leaf-lists are `lyd_node_term`.
     unsafe { (*(node as *mut ffi::lyd_node_term)).value._canonical }
 }
@@ -347,7 +447,11 @@ pub fn canonical_ptr(node: Node) -> *const std::os::raw::c_char {
 /// linear walk: list entries have a handful of children, for which it is
 /// several times faster than libyang's hash lookup (this runs once per
 /// sibling entry in the unique scan).
-pub fn child_by_schema(parent: Node, schema: *const ffi::lysc_node) -> Option<Node> {
+///
+/// # Safety
+/// `parent` is a live node (see the module documentation); `schema` is
+/// only compared.
+pub unsafe fn child_by_schema(parent: Node, schema: *const ffi::lysc_node) -> Option<Node> {
     let mut c = first_child(parent);
     while !c.is_null() {
         if schema_of(c) == schema {
@@ -366,7 +470,12 @@ pub fn first_of(tree: &DataTree<'static>) -> Node {
 /// Merges the tree `src` (consumed: its nodes are moved where the target
 /// has no match) into the tree whose first node is `*first`, keeping flags
 /// (default nodes stay default).
-pub fn merge_into(first: &mut Node, src: DataTree<'static>) -> bool {
+///
+/// # Safety
+/// `*first` is NULL or the first top-level node of a tree of `src`'s
+/// context that the caller owns and may change (see the module
+/// documentation).
+pub unsafe fn merge_into(first: &mut Node, src: DataTree<'static>) -> bool {
     let src = src.into_raw();
     if src.is_null() {
         return true;
@@ -388,10 +497,15 @@ pub fn merge_into(first: &mut Node, src: DataTree<'static>) -> bool {
 
 /// A copy of `node`'s subtree with its ancestors (keys only), flags kept, as
 /// a tree of its own.
-pub fn dup_with_parents(ctx: &'static Context, node: Node) -> Option<DataTree<'static>> {
+///
+/// # Safety
+/// `node` is a live node of a tree of `ctx` (see the module
+/// documentation).
+pub unsafe fn dup_with_parents(ctx: &'static Context, node: Node) -> Option<DataTree<'static>> {
     let mut dup: Node = ptr::null_mut();
     let opts = ffi::LYD_DUP_RECURSIVE | ffi::LYD_DUP_WITH_FLAGS | ffi::LYD_DUP_WITH_PARENTS;
-    // SAFETY: a valid node; the copy is a new tree.
+    // SAFETY: `node` is live (this function's contract); the copy is a
+    // new tree.
     let r = unsafe { ffi::lyd_dup_single(node, ptr::null_mut(), opts, &mut dup) };
     if r != ffi::LY_ERR::LY_SUCCESS || dup.is_null() {
         return None;
@@ -400,7 +514,12 @@ pub fn dup_with_parents(ctx: &'static Context, node: Node) -> Option<DataTree<'s
 }
 
 /// Unlinks `node` from its tree, keeping `*first` pointing at the tree.
-pub fn unlink(node: Node, first: &mut Node) {
+///
+/// # Safety
+/// `node` is a live node of the tree whose first top-level node is
+/// `*first`, which the caller owns and may change (see the module
+/// documentation); the caller links or frees the unlinked subtree.
+pub unsafe fn unlink(node: Node, first: &mut Node) {
     if node == *first {
         *first = next(node);
     }
@@ -410,7 +529,13 @@ pub fn unlink(node: Node, first: &mut Node) {
 
 /// Links the unlinked subtree `node` as a child of `parent`, or as a
 /// top-level sibling of `*first` when `parent` is NULL.
-pub fn link(node: Node, parent: Node, first: &mut Node) -> bool {
+///
+/// # Safety
+/// `node` is the top of a live, unlinked subtree; `parent` is NULL or a
+/// live node of the tree whose first top-level node is `*first` (NULL:
+/// empty), which the caller owns and may change (see the module
+/// documentation); one context.
+pub unsafe fn link(node: Node, parent: Node, first: &mut Node) -> bool {
     // SAFETY: `node` is unlinked; `parent`/`*first` belong to one valid
     // tree of the same context.
     let r = unsafe {
@@ -427,7 +552,10 @@ pub fn link(node: Node, parent: Node, first: &mut Node) -> bool {
 }
 
 /// Counts the nodes of `node`'s subtree, stopping at `cap`.
-pub fn count(node: Node, cap: usize) -> usize {
+///
+/// # Safety
+/// `node` is a live node (see the module documentation).
+pub unsafe fn count(node: Node, cap: usize) -> usize {
     let mut n = 0;
     let mut stack = vec![node];
     while let Some(x) = stack.pop() {
@@ -442,4 +570,24 @@ pub fn count(node: Node, cap: usize) -> usize {
         }
     }
     n
+}
+
+/// [`path`] of a node borrowed with its tree.
+pub fn node_path(node: &DataNodeRef<'_>) -> String {
+    // SAFETY: a `DataNodeRef` borrows its tree, which therefore stays
+    // alive and unchanged for the call.
+    unsafe { path(node.as_raw()) }
+}
+
+/// [`is_explicit`] of a node borrowed with its tree.
+pub fn node_is_explicit(node: &DataNodeRef<'_>) -> bool {
+    // SAFETY: a `DataNodeRef` borrows its tree, which therefore stays
+    // alive and unchanged for the call.
+    unsafe { is_explicit(node.as_raw()) }
+}
+
+/// [`find`] in a borrowed tree (the node is live while the borrow lasts).
+pub fn find_in(tree: &DataTree<'static>, path: &str) -> Option<Node> {
+    // SAFETY: the first top-level node of a borrowed tree (or NULL).
+    unsafe { find(tree.raw(), path) }
 }

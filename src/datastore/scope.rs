@@ -107,7 +107,7 @@ fn walk(
     // A bad operation attribute is reported by edit::apply on the scope;
     // treating the node as a root keeps the walk total.
     let op = edit::op_of(node, inherited).unwrap_or(EditOp::Replace);
-    let path = raw::path(node.as_raw());
+    let path = raw::node_path(node);
     let is_leaf = matches!(
         snode.kind(),
         SchemaNodeKind::Leaf | SchemaNodeKind::LeafList
@@ -207,7 +207,11 @@ pub struct Scope {
 
 /// Copies `node`'s ancestors (shallow) and returns the copy of its parent in
 /// `tree` (NULL for a top-level node).
-fn ensure_parent(node: Node, first: &mut Node) -> Option<Node> {
+///
+/// # Safety
+/// `node` is a live node (see [`raw`]) of running; `*first` is NULL or the
+/// first top-level node of a scope tree the caller owns and may change.
+unsafe fn ensure_parent(node: Node, first: &mut Node) -> Option<Node> {
     let p = raw::parent(node);
     if p.is_null() {
         return Some(ptr::null_mut());
@@ -217,7 +221,10 @@ fn ensure_parent(node: Node, first: &mut Node) -> Option<Node> {
 
 /// The copy of running's `node` in the scope tree, made shallow with its
 /// ancestors if it is not there yet.
-fn ensure_node(node: Node, first: &mut Node) -> Option<Node> {
+///
+/// # Safety
+/// As for [`ensure_parent`].
+unsafe fn ensure_node(node: Node, first: &mut Node) -> Option<Node> {
     if let Some(n) = raw::find(*first, &raw::path(node)) {
         return Some(n);
     }
@@ -227,7 +234,11 @@ fn ensure_node(node: Node, first: &mut Node) -> Option<Node> {
 
 /// Puts running's subtree at `path` (if any) into the scope tree, with
 /// shallow ancestors; for a missing root, its parent.
-fn copy_root(running: Node, root: &Root, first: &mut Node) -> Option<()> {
+///
+/// # Safety
+/// `running` is NULL or the first top-level node of running, borrowed for
+/// the call; `*first` as for [`ensure_parent`].
+unsafe fn copy_root(running: Node, root: &Root, first: &mut Node) -> Option<()> {
     match raw::find(running, &root.path) {
         Some(n) => {
             let parent = ensure_parent(n, first)?;
@@ -296,59 +307,64 @@ impl Scope {
         roots: Vec<Root>,
     ) -> Result<Scope, RpcError> {
         let run = raw::first_of(running);
-        let mut first: Node = ptr::null_mut();
-        for r in &roots {
-            if r.anchor {
-                continue;
-            }
-            if copy_root(run, r, &mut first).is_none() {
-                let tree = raw::wrap(ctx, first);
-                drop(tree);
-                return Err(failed(&r.path));
-            }
-        }
-        // Anchors last: a root's copy may hold them already.
-        for r in roots.iter().filter(|r| r.anchor) {
-            if let Some(n) = raw::find(run, &r.path) {
-                if ensure_node(n, &mut first).is_none() {
-                    drop(raw::wrap(ctx, first));
+        // SAFETY: `run` is running's first node, borrowed for the call; the
+        // nodes under `first` and `nfirst` are trees built here and owned by
+        // nobody else until `wrap` hands each to its `DataTree`.
+        unsafe {
+            let mut first: Node = ptr::null_mut();
+            for r in &roots {
+                if r.anchor {
+                    continue;
+                }
+                if copy_root(run, r, &mut first).is_none() {
+                    let tree = raw::wrap(ctx, first);
+                    drop(tree);
                     return Err(failed(&r.path));
                 }
             }
-        }
-        let old = raw::wrap(ctx, first);
-        let mut nfirst: Node = ptr::null_mut();
-        for r in &roots {
-            if r.anchor {
-                continue;
+            // Anchors last: a root's copy may hold them already.
+            for r in roots.iter().filter(|r| r.anchor) {
+                if let Some(n) = raw::find(run, &r.path) {
+                    if ensure_node(n, &mut first).is_none() {
+                        drop(raw::wrap(ctx, first));
+                        return Err(failed(&r.path));
+                    }
+                }
             }
-            let ok = match (r.deleted, raw::find(run, &r.path)) {
-                // Only for the delete to find it: no copy of its content.
-                (true, Some(n)) => ensure_parent(n, &mut nfirst)
-                    .and_then(|p| raw::dup_shallow(n, p, &mut nfirst))
-                    .map(|_| ()),
-                _ => copy_root(run, r, &mut nfirst),
-            };
-            if ok.is_none() {
-                drop(raw::wrap(ctx, nfirst));
-                return Err(failed(&r.path));
-            }
-        }
-        for r in roots.iter().filter(|r| r.anchor) {
-            if let Some(n) = raw::find(run, &r.path) {
-                if ensure_node(n, &mut nfirst).is_none() {
+            let old = raw::wrap(ctx, first);
+            let mut nfirst: Node = ptr::null_mut();
+            for r in &roots {
+                if r.anchor {
+                    continue;
+                }
+                let ok = match (r.deleted, raw::find(run, &r.path)) {
+                    // Only for the delete to find it: no copy of its content.
+                    (true, Some(n)) => ensure_parent(n, &mut nfirst)
+                        .and_then(|p| raw::dup_shallow(n, p, &mut nfirst))
+                        .map(|_| ()),
+                    _ => copy_root(run, r, &mut nfirst),
+                };
+                if ok.is_none() {
                     drop(raw::wrap(ctx, nfirst));
                     return Err(failed(&r.path));
                 }
             }
+            for r in roots.iter().filter(|r| r.anchor) {
+                if let Some(n) = raw::find(run, &r.path) {
+                    if ensure_node(n, &mut nfirst).is_none() {
+                        drop(raw::wrap(ctx, nfirst));
+                        return Err(failed(&r.path));
+                    }
+                }
+            }
+            let new = raw::wrap(ctx, nfirst);
+            Ok(Scope {
+                roots,
+                diff: None,
+                old,
+                new,
+            })
         }
-        let new = raw::wrap(ctx, nfirst);
-        Ok(Scope {
-            roots,
-            diff: None,
-            old,
-            new,
-        })
     }
 
     /// Applies one edit to the scope's new tree.
@@ -378,66 +394,76 @@ impl Scope {
         let old_groups = unique::entries_by_group(&self.old);
         let mut defaults = unique::Defaults::default();
         let mut hits: Vec<Node> = Vec::new();
-        for ((s, ppath), entries) in unique::entries_by_group(&self.new) {
-            let rparent = if ppath.is_empty() {
-                ptr::null_mut()
-            } else {
-                match raw::find(run, &ppath) {
-                    Some(p) => p,
-                    // A new parent: nothing in running to collide with.
-                    None => continue,
-                }
-            };
-            // The scope's entries as running has them: counted in the index
-            // but not outside the scope.
-            let mut inside: HashMap<unique::Tuple, u32> = HashMap::new();
-            if let Some(olds) = old_groups.get(&(s, ppath.clone())) {
-                for e in olds {
-                    for t in unique::tuples(*e, None) {
-                        *inside.entry(t).or_default() += 1;
+        // SAFETY: `run` and `rparent` are nodes of running, the groups' entries
+        // nodes of the scope's trees, all borrowed and unchanged while this
+        // loop runs.
+        unsafe {
+            for ((s, ppath), entries) in unique::entries_by_group(&self.new) {
+                let rparent = if ppath.is_empty() {
+                    ptr::null_mut()
+                } else {
+                    match raw::find(run, &ppath) {
+                        Some(p) => p,
+                        // A new parent: nothing in running to collide with.
+                        None => continue,
+                    }
+                };
+                // The scope's entries as running has them: counted in the index
+                // but not outside the scope.
+                let mut inside: HashMap<unique::Tuple, u32> = HashMap::new();
+                if let Some(olds) = old_groups.get(&(s, ppath.clone())) {
+                    for e in olds {
+                        for t in unique::tuples(*e, None) {
+                            *inside.entry(t).or_default() += 1;
+                        }
                     }
                 }
-            }
-            let list = s as *const ffi::lysc_node;
-            let mut colliding: HashSet<unique::Tuple> = HashSet::new();
-            for e in &entries {
-                for t in unique::tuples(*e, Some(&mut defaults)) {
-                    let total = index.count(running, list, &ppath, rparent, &t);
-                    if total > inside.get(&t).copied().unwrap_or(0) {
-                        colliding.insert(t);
+                let list = s as *const ffi::lysc_node;
+                let mut colliding: HashSet<unique::Tuple> = HashSet::new();
+                for e in &entries {
+                    for t in unique::tuples(*e, Some(&mut defaults)) {
+                        let total = index.count(running, list, &ppath, rparent, &t);
+                        if total > inside.get(&t).copied().unwrap_or(0) {
+                            colliding.insert(t);
+                        }
                     }
                 }
-            }
-            if colliding.is_empty() {
-                continue;
-            }
-            let mut sib = if rparent.is_null() {
-                run
-            } else {
-                raw::first_child(rparent)
-            };
-            while !sib.is_null() {
-                if raw::schema_of(sib) == list
-                    && unique::tuples(sib, None)
-                        .iter()
-                        .any(|t| colliding.contains(t))
-                {
-                    hits.push(sib);
+                if colliding.is_empty() {
+                    continue;
                 }
-                sib = raw::next(sib);
+                let mut sib = if rparent.is_null() {
+                    run
+                } else {
+                    raw::first_child(rparent)
+                };
+                while !sib.is_null() {
+                    if raw::schema_of(sib) == list
+                        && unique::tuples(sib, None)
+                            .iter()
+                            .any(|t| colliding.contains(t))
+                    {
+                        hits.push(sib);
+                    }
+                    sib = raw::next(sib);
+                }
             }
         }
         drop(defaults);
         for h in hits {
-            let path = raw::path(h);
-            if raw::find(raw::first_of(&self.old), &path).is_some() {
+            // SAFETY: `h` is a node of running, borrowed for the call.
+            let path = unsafe { raw::path(h) };
+            if raw::find_in(&self.old, &path).is_some() {
                 continue; // already in the scope, as the edit left it
             }
             for tree in [&mut self.old, &mut self.new] {
-                let ok = raw::with_root(ctx, tree, |first| {
-                    let parent = ensure_parent(h, first)?;
-                    raw::dup_shallow(h, parent, first)
-                });
+                // SAFETY: `h` is a node of running (borrowed); the closure
+                // changes the scope tree only through `raw`.
+                let ok = unsafe {
+                    raw::with_root(ctx, tree, |first| {
+                        let parent = ensure_parent(h, first)?;
+                        raw::dup_shallow(h, parent, first)
+                    })
+                };
                 ok.ok_or_else(|| failed(&path))?;
             }
         }
@@ -468,7 +494,9 @@ impl Scope {
             };
             let run = raw::first_of(running);
             for tree in [&mut self.old, &mut self.new] {
-                raw::with_root(schema.ctx, tree, |first| copy_root(run, &root, first))
+                // SAFETY: `run` is running's first node (borrowed); the
+                // closure changes the scope tree only through `raw`.
+                unsafe { raw::with_root(schema.ctx, tree, |first| copy_root(run, &root, first)) }
                     .ok_or_else(|| failed(path))?;
             }
             self.roots.push(root);
@@ -534,7 +562,10 @@ pub(super) fn swap(
     let mut done: Vec<Exchanged> = Vec::new();
     let mut result = Ok(());
     for r in roots.iter().filter(|r| !r.anchor) {
-        match exchange(&mut rfirst, &mut nfirst, &r.path) {
+        // SAFETY: `rfirst` and `nfirst` are the first nodes of the two
+        // trees taken out of their owners above, changed only by
+        // (un)exchange until they are wrapped again below.
+        match unsafe { exchange(&mut rfirst, &mut nfirst, &r.path) } {
             Ok(Some(e)) => done.push(e),
             Ok(None) => {}
             Err(()) => {
@@ -545,19 +576,31 @@ pub(super) fn swap(
     }
     if result.is_err() {
         for e in done.iter().rev() {
-            if !unexchange(&mut rfirst, &mut nfirst, e) {
+            // SAFETY: as above; `e` is an exchange done on these trees.
+            if !unsafe { unexchange(&mut rfirst, &mut nfirst, e) } {
                 tracing::error!("a failed commit swap could not be taken back in full");
             }
         }
     }
-    *running = raw::wrap(ctx, rfirst);
-    scope.new = raw::wrap(ctx, nfirst);
+    // SAFETY: the two trees taken out above, whole again (all or nothing).
+    unsafe {
+        *running = raw::wrap(ctx, rfirst);
+        scope.new = raw::wrap(ctx, nfirst);
+    }
     result
 }
 
 /// Exchanges the subtree at `path` between the two trees; `Ok(None)`:
 /// neither has it. On `Err` both trees are as they were.
-fn exchange(rfirst: &mut Node, nfirst: &mut Node, path: &str) -> Result<Option<Exchanged>, ()> {
+///
+/// # Safety
+/// `*rfirst` and `*nfirst` are each NULL or the first top-level node of a
+/// tree of one context that the caller owns and may change (two trees).
+unsafe fn exchange(
+    rfirst: &mut Node,
+    nfirst: &mut Node,
+    path: &str,
+) -> Result<Option<Exchanged>, ()> {
     let rn = raw::find(*rfirst, path);
     let nn = raw::find(*nfirst, path);
     // Each side's parent for the other side's subtree.
@@ -606,7 +649,11 @@ fn exchange(rfirst: &mut Node, nfirst: &mut Node, path: &str) -> Result<Option<E
 
 /// Takes one completed [`exchange`] back: each subtree returns to the
 /// parent it had. `false` if libyang refused a link.
-fn unexchange(rfirst: &mut Node, nfirst: &mut Node, e: &Exchanged) -> bool {
+///
+/// # Safety
+/// As for [`exchange`]; `e` is an exchange done on these two trees and not
+/// taken back yet.
+unsafe fn unexchange(rfirst: &mut Node, nfirst: &mut Node, e: &Exchanged) -> bool {
     if let Some((y, _)) = e.y {
         raw::unlink(y, rfirst);
     }
@@ -625,7 +672,10 @@ fn unexchange(rfirst: &mut Node, nfirst: &mut Node, e: &Exchanged) -> bool {
 
 /// The node of `tree` that corresponds to `node`'s parent in another tree
 /// (NULL for a top-level node); `None` if `tree` lacks it.
-fn parent_in(first: Node, node: Node) -> Option<Node> {
+///
+/// # Safety
+/// `first` is NULL or a live node (see [`raw`]), `node` a live node.
+unsafe fn parent_in(first: Node, node: Node) -> Option<Node> {
     let p = raw::parent(node);
     if p.is_null() {
         return Some(ptr::null_mut());
@@ -637,12 +687,14 @@ impl Scope {
     /// What changed, per root, for netconf-config-change: created, deleted
     /// or replaced (call before [`swap`]).
     pub fn changes(&self) -> Vec<(String, &'static str)> {
-        let (o, n) = (raw::first_of(&self.old), raw::first_of(&self.new));
         self.roots
             .iter()
             .filter(|r| !r.anchor)
             .filter_map(|r| {
-                let op = match (raw::find(o, &r.path), raw::find(n, &r.path)) {
+                let op = match (
+                    raw::find_in(&self.old, &r.path),
+                    raw::find_in(&self.new, &r.path),
+                ) {
                     (None, Some(_)) => "create",
                     (Some(_), None) => "delete",
                     (Some(_), Some(_)) => "replace",
@@ -655,11 +707,11 @@ impl Scope {
 
     /// Nodes in the roots' new subtrees, counted up to `cap`.
     pub fn new_size(&self, cap: usize) -> usize {
-        let n = raw::first_of(&self.new);
         let mut total = 0;
         for r in self.roots.iter().filter(|r| !r.anchor) {
-            if let Some(x) = raw::find(n, &r.path) {
-                total += raw::count(x, cap);
+            if let Some(x) = raw::find_in(&self.new, &r.path) {
+                // SAFETY: a node of the new tree, borrowed with `self`.
+                total += unsafe { raw::count(x, cap) };
                 if total >= cap {
                     break;
                 }
@@ -679,12 +731,14 @@ pub fn roots_of(
 ) -> Result<DataTree<'static>, RpcError> {
     let mut out = DataTree::new(ctx);
     for r in roots.iter().filter(|r| !r.anchor) {
-        let Some(node) = raw::find(raw::first_of(running), &r.path) else {
+        let Some(node) = raw::find_in(running, &r.path) else {
             continue;
         };
-        let copy = raw::dup_with_parents(ctx, node)
+        // SAFETY: a node of running, borrowed for the call.
+        let copy = unsafe { raw::dup_with_parents(ctx, node) }
             .ok_or_else(|| RpcError::operation_failed("cannot copy a subtree of running"))?;
-        if !raw::with_root(ctx, &mut out, |first| raw::merge_into(first, copy)) {
+        // SAFETY: the closure only merges a tree of its own into `out`.
+        if !unsafe { raw::with_root(ctx, &mut out, |first| raw::merge_into(first, copy)) } {
             return Err(RpcError::operation_failed(
                 "cannot assemble the subtrees of running",
             ));

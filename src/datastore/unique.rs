@@ -21,10 +21,15 @@ use yang5::schema::SchemaNode;
 
 use super::raw::{self, Node};
 
-/// The `unique` statements of a list, each as its leaves' schema nodes.
-pub fn uniques(list: *const ffi::lysc_node) -> Vec<Vec<*const ffi::lysc_node>> {
-    // SAFETY: `list` is a compiled list node; `uniques` is a sized array of
-    // sized arrays of leaf pointers.
+/// The `unique` statements of a list, each as its leaves' schema nodes
+/// (none for NULL or another kind of node).
+///
+/// # Safety
+/// `list` is NULL or a compiled schema node of a live context.
+pub unsafe fn uniques(list: *const ffi::lysc_node) -> Vec<Vec<*const ffi::lysc_node>> {
+    // SAFETY: `list` is NULL or a compiled schema node (this function's
+    // contract); a list's `uniques` is a sized array of sized arrays of
+    // leaf pointers.
     unsafe {
         if list.is_null() || (*list).nodetype as u32 & ffi::LYS_LIST == 0 {
             return Vec::new();
@@ -46,7 +51,8 @@ pub fn uniques(list: *const ffi::lysc_node) -> Vec<Vec<*const ffi::lysc_node>> {
 /// copies entries shallowly, with their leaves).
 pub fn uniques_direct(list: &SchemaNode<'_>) -> bool {
     let raw_list = list.as_raw() as *const ffi::lysc_node;
-    uniques(raw_list)
+    // SAFETY: a compiled node of the context `list` borrows.
+    unsafe { uniques(raw_list) }
         .iter()
         .flatten()
         // SAFETY: compiled leaf nodes of a live context.
@@ -59,7 +65,9 @@ pub fn uniques_direct(list: &SchemaNode<'_>) -> bool {
 pub struct Defaults(HashMap<usize, *const std::os::raw::c_char>);
 
 impl Defaults {
-    fn of(&mut self, leaf: *const ffi::lysc_node) -> Option<usize> {
+    /// # Safety
+    /// `leaf` is a compiled leaf of a live context.
+    unsafe fn of(&mut self, leaf: *const ffi::lysc_node) -> Option<usize> {
         if let Some(p) = self.0.get(&(leaf as usize)) {
             return (!p.is_null()).then_some(*p as usize);
         }
@@ -109,7 +117,11 @@ pub type Tuple = (u8, Vec<usize>);
 /// `entry`'s values for unique number `u` (a missing leaf counts with its
 /// default when `defaults` is given: the entry has not been validated yet);
 /// `None` when one has no value (then the constraint does not apply).
-pub fn tuple(
+///
+/// # Safety
+/// `entry` is a live node (see [`raw`]); `leaves` are compiled leaves of
+/// its context.
+pub unsafe fn tuple(
     entry: Node,
     u: usize,
     leaves: &[*const ffi::lysc_node],
@@ -126,7 +138,10 @@ pub fn tuple(
 }
 
 /// Every tuple of one entry.
-pub fn tuples(entry: Node, defaults: Option<&mut Defaults>) -> Vec<Tuple> {
+///
+/// # Safety
+/// `entry` is a live node (see [`raw`]).
+pub unsafe fn tuples(entry: Node, defaults: Option<&mut Defaults>) -> Vec<Tuple> {
     let us = uniques(raw::schema_of(entry));
     let mut d = defaults;
     us.iter()
@@ -155,7 +170,10 @@ impl UniqueIndex {
 
     /// How many entries of `list` under running's `rparent` (NULL: top
     /// level) have `t`; the group is counted on first use.
-    pub fn count(
+    ///
+    /// # Safety
+    /// `rparent` is NULL or a node of `running` (borrowed for the call).
+    pub unsafe fn count(
         &mut self,
         running: &DataTree<'static>,
         list: *const ffi::lysc_node,
@@ -207,26 +225,29 @@ pub fn entries_by_group(tree: &DataTree<'static>) -> HashMap<GroupKey, Vec<Node>
     let mut parents: HashMap<usize, String> = HashMap::new();
     let mut out: HashMap<GroupKey, Vec<Node>> = HashMap::new();
     let mut stack = vec![raw::first_of(tree)];
-    while let Some(mut n) = stack.pop() {
-        while !n.is_null() {
-            let s = raw::schema_of(n);
-            if raw::nodetype(n) & ffi::LYS_LIST != 0 && !uniques(s).is_empty() {
-                let p = raw::parent(n);
-                let ppath = if p.is_null() {
-                    String::new()
-                } else {
-                    parents
-                        .entry(p as usize)
-                        .or_insert_with(|| raw::path(p))
-                        .clone()
-                };
-                out.entry((s as usize, ppath)).or_default().push(n);
+    // SAFETY: every node walked is a node of `tree`, borrowed for the call.
+    unsafe {
+        while let Some(mut n) = stack.pop() {
+            while !n.is_null() {
+                let s = raw::schema_of(n);
+                if raw::nodetype(n) & ffi::LYS_LIST != 0 && !uniques(s).is_empty() {
+                    let p = raw::parent(n);
+                    let ppath = if p.is_null() {
+                        String::new()
+                    } else {
+                        parents
+                            .entry(p as usize)
+                            .or_insert_with(|| raw::path(p))
+                            .clone()
+                    };
+                    out.entry((s as usize, ppath)).or_default().push(n);
+                }
+                let c = raw::first_child(n);
+                if !c.is_null() {
+                    stack.push(c);
+                }
+                n = raw::next(n);
             }
-            let c = raw::first_child(n);
-            if !c.is_null() {
-                stack.push(c);
-            }
-            n = raw::next(n);
         }
     }
     out
@@ -242,7 +263,8 @@ pub fn delta(index: &UniqueIndex, old: &DataTree<'static>, new: &DataTree<'stati
                 continue;
             }
             for e in entries {
-                for t in tuples(e, None) {
+                // SAFETY: a node of `tree` (`old` or `new`), borrowed.
+                for t in unsafe { tuples(e, None) } {
                     out.push((key.clone(), t, sign));
                 }
             }

@@ -58,7 +58,7 @@ pub fn add_policy(
     // content is a policy of its own.
     if tree
         .find_path("/ietf-netconf-acm:nacm")
-        .is_ok_and(|n| crate::datastore::raw::is_explicit(n.as_raw()))
+        .is_ok_and(|n| crate::datastore::raw::node_is_explicit(&n))
     {
         return Ok(false);
     }

@@ -23,20 +23,28 @@ impl View<'_> {
             return;
         }
         let root = self.root_state();
-        raw::with_root(schema.ctx, tree, |first| {
-            let mut n = *first;
-            while !n.is_null() {
-                let next = raw::next(n);
-                if !self.prune_node(n, &root, 0) {
-                    raw::free(n, first);
+        // SAFETY: the closure walks `tree`'s top-level nodes, taking each
+        // one's successor before it may free it with `raw::free`.
+        unsafe {
+            raw::with_root(schema.ctx, tree, |first| {
+                let mut n = *first;
+                while !n.is_null() {
+                    let next = raw::next(n);
+                    if !self.prune_node(n, &root, 0) {
+                        raw::free(n, first);
+                    }
+                    n = next;
                 }
-                n = next;
-            }
-        });
+            })
+        };
     }
 
     /// Prunes below `node`; `false`: `node` itself must go.
-    fn prune_node(&self, node: Node, parent: &PathState, depth: usize) -> bool {
+    ///
+    /// # Safety
+    /// `node` is a live node (see [`raw`]) of a tree the caller owns and
+    /// may change (its subtree is pruned).
+    unsafe fn prune_node(&self, node: Node, parent: &PathState, depth: usize) -> bool {
         let state = self.child_state(parent, depth, node);
         if !self.data(node, &state, ops::READ) {
             return false;
@@ -65,15 +73,20 @@ impl View<'_> {
         let root = self.root_state();
         let mut n = raw::first_of(tree);
         while !n.is_null() {
-            if !self.all(n, &root, 0, ops::READ) {
-                return false;
+            // SAFETY: top-level nodes of `tree`, borrowed for the call.
+            unsafe {
+                if !self.all(n, &root, 0, ops::READ) {
+                    return false;
+                }
+                n = raw::next(n);
             }
-            n = raw::next(n);
         }
         true
     }
 
-    fn all(&self, node: Node, parent: &PathState, depth: usize, access: u8) -> bool {
+    /// # Safety
+    /// `node` is a live node (see [`raw`]).
+    unsafe fn all(&self, node: Node, parent: &PathState, depth: usize, access: u8) -> bool {
         let state = self.child_state(parent, depth, node);
         if !self.data(node, &state, access) {
             return false;
@@ -89,12 +102,17 @@ impl View<'_> {
     }
 
     /// `access` to `node` and every node below it.
-    fn subtree(&self, schema: &Schema, node: Node, access: u8) -> Result<(), RpcError> {
+    ///
+    /// # Safety
+    /// `node` is a live node (see [`raw`]).
+    unsafe fn subtree(&self, schema: &Schema, node: Node, access: u8) -> Result<(), RpcError> {
         let state = self.state_of(node);
         self.subtree_from(schema, node, &state, access)
     }
 
-    fn subtree_from(
+    /// # Safety
+    /// `node` is a live node (see [`raw`]).
+    unsafe fn subtree_from(
         &self,
         schema: &Schema,
         node: Node,
@@ -112,7 +130,9 @@ impl View<'_> {
         Ok(())
     }
 
-    fn one(
+    /// # Safety
+    /// `node` is a live node (see [`raw`]).
+    unsafe fn one(
         &self,
         schema: &Schema,
         node: Node,
@@ -143,12 +163,15 @@ impl View<'_> {
         }
         for (op, n) in diff.iter() {
             let node = n.as_raw();
-            match op {
-                DataDiffOp::Create => self.subtree(schema, node, ops::CREATE)?,
-                DataDiffOp::Delete => self.subtree(schema, node, ops::DELETE)?,
-                DataDiffOp::Replace => {
-                    let state = self.state_of(node);
-                    self.one(schema, node, &state, ops::UPDATE)?
+            // SAFETY: `node` is a node of `diff`, borrowed for the call.
+            unsafe {
+                match op {
+                    DataDiffOp::Create => self.subtree(schema, node, ops::CREATE)?,
+                    DataDiffOp::Delete => self.subtree(schema, node, ops::DELETE)?,
+                    DataDiffOp::Replace => {
+                        let state = self.state_of(node);
+                        self.one(schema, node, &state, ops::UPDATE)?
+                    }
                 }
             }
         }
@@ -166,8 +189,11 @@ impl View<'_> {
         }
         let mut n = raw::first_of(tree);
         while !n.is_null() {
-            self.subtree(schema, n, ops::DELETE)?;
-            n = raw::next(n);
+            // SAFETY: top-level nodes of `tree`, borrowed for the call.
+            unsafe {
+                self.subtree(schema, n, ops::DELETE)?;
+                n = raw::next(n);
+            }
         }
         Ok(())
     }
@@ -188,7 +214,8 @@ impl View<'_> {
         }
         for v in valueless {
             if let Ok(n) = target.find_path(&v.path) {
-                self.subtree(schema, n.as_raw(), ops::DELETE)?;
+                // SAFETY: a node of `target`, borrowed for the call.
+                unsafe { self.subtree(schema, n.as_raw(), ops::DELETE) }?;
             }
         }
         let root = self.root_state();
@@ -211,51 +238,63 @@ impl View<'_> {
         inherited: EditOp,
     ) -> Result<(), RpcError> {
         let raw_node = node.as_raw();
-        if raw::is_key(raw_node) {
+        // SAFETY: here and in the blocks below, `raw_node` (a node of the
+        // edit) and the twin (a node of `target`) are nodes of trees
+        // borrowed for the call, as are the nodes reached from them.
+        if unsafe { raw::is_key(raw_node) } {
             return Ok(());
         }
-        let state = self.child_state(parent, depth, raw_node);
+        // SAFETY: see above.
+        let state = unsafe { self.child_state(parent, depth, raw_node) };
         // A bad operation is refused by the edit itself.
         let op = edit::op_of(node, inherited).unwrap_or(inherited);
-        let twin = raw::find_twin(raw::first_of(target), raw_node);
-        let present = twin.is_some_and(raw::is_explicit);
-        match (op, twin) {
-            (EditOp::Delete | EditOp::Remove, Some(t)) if present => {
-                self.subtree_from(schema, t, &state, ops::DELETE)
-            }
-            (EditOp::Delete | EditOp::Remove, _) => Ok(()),
-            (EditOp::Create | EditOp::Merge | EditOp::Replace, _) if !present => {
-                self.subtree_from(schema, raw_node, &state, ops::CREATE)
-            }
-            (EditOp::Replace, Some(t)) => {
-                // What the replacement drops is deleted.
-                let mut c = raw::first_child(t);
-                while !c.is_null() {
-                    if !raw::is_key(c)
-                        && raw::find_sibling_twin(raw::first_child(raw_node), c).is_none()
-                    {
-                        let s = self.child_state(&state, depth + 1, c);
-                        self.subtree_from(schema, c, &s, ops::DELETE)?;
+        // SAFETY: see above.
+        let twin = unsafe { raw::find_twin(raw::first_of(target), raw_node) };
+        // SAFETY: see above.
+        let present = twin.is_some_and(|t| unsafe { raw::is_explicit(t) });
+        // SAFETY: see above.
+        unsafe {
+            match (op, twin) {
+                (EditOp::Delete | EditOp::Remove, Some(t)) if present => {
+                    self.subtree_from(schema, t, &state, ops::DELETE)
+                }
+                (EditOp::Delete | EditOp::Remove, _) => Ok(()),
+                (EditOp::Create | EditOp::Merge | EditOp::Replace, _) if !present => {
+                    self.subtree_from(schema, raw_node, &state, ops::CREATE)
+                }
+                (EditOp::Replace, Some(t)) => {
+                    // What the replacement drops is deleted.
+                    let mut c = raw::first_child(t);
+                    while !c.is_null() {
+                        if !raw::is_key(c)
+                            && raw::find_sibling_twin(raw::first_child(raw_node), c).is_none()
+                        {
+                            let s = self.child_state(&state, depth + 1, c);
+                            self.subtree_from(schema, c, &s, ops::DELETE)?;
+                        }
+                        c = raw::next(c);
                     }
-                    c = raw::next(c);
+                    self.changed(schema, target, node, t, &state, depth, op)
                 }
-                self.changed(schema, target, node, t, &state, depth, op)
-            }
-            (_, Some(t)) => self.changed(schema, target, node, t, &state, depth, op),
-            (_, None) => {
-                // default-operation none on a missing level: descend.
-                for c in node.children() {
-                    self.edit_node(schema, target, &c, &state, depth + 1, op)?;
+                (_, Some(t)) => self.changed(schema, target, node, t, &state, depth, op),
+                (_, None) => {
+                    // default-operation none on a missing level: descend.
+                    for c in node.children() {
+                        self.edit_node(schema, target, &c, &state, depth + 1, op)?;
+                    }
+                    Ok(())
                 }
-                Ok(())
             }
         }
     }
 
     /// An existing node the edit merges into: update for a changed value,
     /// then its children.
+    ///
+    /// # Safety
+    /// `twin` is a live node (see [`raw`]) of `target`.
     #[allow(clippy::too_many_arguments)]
-    fn changed(
+    unsafe fn changed(
         &self,
         schema: &Schema,
         target: &DataTree<'static>,
@@ -279,7 +318,9 @@ impl View<'_> {
     }
 }
 
-fn depth_of(node: Node) -> usize {
+/// # Safety
+/// `node` is a live node (see [`raw`]).
+unsafe fn depth_of(node: Node) -> usize {
     let mut d = 0;
     let mut n = raw::parent(node);
     while !n.is_null() {

@@ -370,7 +370,10 @@ impl View<'_> {
     }
 
     /// The path rules' state at `node` (depth `depth`), from its parent's.
-    pub fn child_state(&self, parent: &PathState, depth: usize, node: Node) -> PathState {
+    ///
+    /// # Safety
+    /// `node` is a live node (see [`crate::datastore::raw`]).
+    pub unsafe fn child_state(&self, parent: &PathState, depth: usize, node: Node) -> PathState {
         PathState(
             self.rules
                 .iter()
@@ -385,7 +388,10 @@ impl View<'_> {
     }
 
     /// The path rules' state at `node`, computed from the top.
-    pub fn state_of(&self, node: Node) -> PathState {
+    ///
+    /// # Safety
+    /// `node` is a live node (see [`crate::datastore::raw`]).
+    pub unsafe fn state_of(&self, node: Node) -> PathState {
         let mut chain = Vec::new();
         let mut n = node;
         while !n.is_null() {
@@ -401,7 +407,10 @@ impl View<'_> {
 
     /// Access `access` (one of [`ops`]) to data node `node` whose path
     /// rules are in `state` (§3.4.5).
-    pub fn data(&self, node: Node, state: &PathState, access: u8) -> bool {
+    ///
+    /// # Safety
+    /// `node` is a live node (see [`crate::datastore::raw`]).
+    pub unsafe fn data(&self, node: Node, state: &PathState, access: u8) -> bool {
         if self.unrestricted {
             return true;
         }
@@ -439,7 +448,9 @@ const MATCHED: u8 = 2;
 #[derive(Clone, Debug)]
 pub struct PathState(Vec<u8>);
 
-fn step(p: &RulePath, depth: usize, node: Node) -> u8 {
+/// # Safety
+/// `node` is a live node (see [`crate::datastore::raw`]).
+unsafe fn step(p: &RulePath, depth: usize, node: Node) -> u8 {
     if !p.step_matches(depth, node) {
         DEAD
     } else if depth + 1 == p.steps.len() {

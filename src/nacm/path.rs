@@ -107,7 +107,10 @@ impl RulePath {
     }
 
     /// Whether step `depth` (0: top level) identifies `node`.
-    pub fn step_matches(&self, depth: usize, node: Node) -> bool {
+    ///
+    /// # Safety
+    /// `node` is a live node (see [`crate::datastore::raw`]).
+    pub unsafe fn step_matches(&self, depth: usize, node: Node) -> bool {
         let Some(step) = self.steps.get(depth) else {
             return false;
         };
@@ -132,7 +135,10 @@ impl RulePath {
 }
 
 /// A data node's schema module and name.
-pub fn names(node: Node) -> (&'static str, &'static str) {
+///
+/// # Safety
+/// `node` is a live node (see [`crate::datastore::raw`]).
+pub unsafe fn names(node: Node) -> (&'static str, &'static str) {
     let s = raw::schema_of(node);
     if s.is_null() {
         return ("", "");
