@@ -10,7 +10,8 @@
 /// operations run one at a time, so there is little allocator contention to
 /// lose). Call before any thread is started.
 pub fn one_arena() {
-    // SAFETY: mallopt only tunes the allocator; called before any thread.
+    // SAFETY: mallopt only tunes the allocator, under its own lock (called
+    // later, it would only leave arenas made before in use).
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }

@@ -109,9 +109,10 @@ pub fn stderr_is_journal() -> bool {
     let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
         return false;
     };
+    // SAFETY: `stat` is plain data, for which all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fstat fills a `stat` we own; fd 2 may be closed, then it
     // fails and we say no.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
     let rc = unsafe { libc::fstat(2, &mut st) };
     rc == 0 && st.st_dev == dev && st.st_ino == ino
 }

@@ -92,6 +92,8 @@ struct Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
+        // SAFETY: kill(2) on the pid of our own unreaped child; no memory
+        // involved.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }

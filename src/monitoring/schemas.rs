@@ -105,6 +105,7 @@ fn module_text(module: &SchemaModule<'static>, format: SchemaFormat) -> Result<S
     let text = unsafe { std::ffi::CStr::from_ptr(out) }
         .to_string_lossy()
         .into_owned();
+    // SAFETY: allocated by libyang with malloc, not used after this.
     unsafe { libc::free(out as *mut libc::c_void) };
     Ok(text)
 }

@@ -84,6 +84,7 @@ fn generate_yang_library(schema: &Schema) -> Result<String, RpcError> {
     let mut xml = unsafe { std::ffi::CStr::from_ptr(out) }
         .to_string_lossy()
         .into_owned();
+    // SAFETY: allocated by libyang with malloc, not used after this.
     unsafe { libc::free(out as *mut libc::c_void) };
     // The datastores: a second <yang-library> merged by the parser's caller
     // would be a duplicate instance, so splice them into libyang's element.

@@ -136,10 +136,12 @@ async fn identify(stream: &UnixStream, agent: &Shared) -> Option<Peer> {
 fn user_name(uid: libc::uid_t) -> Option<String> {
     let mut buf = vec![0u8; 1024];
     loop {
-        // SAFETY: `passwd` is plain data; getpwuid_r fills it with pointers
-        // into `buf`, which outlives every use of them below.
+        // SAFETY: `passwd` is plain data (integers and pointers), for which
+        // all-zero is a valid value.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: getpwuid_r fills `pwd` with pointers into `buf`, of the
+        // length given, which outlives every use of them below.
         let rc = unsafe {
             libc::getpwuid_r(
                 uid,

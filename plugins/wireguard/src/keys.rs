@@ -117,6 +117,7 @@ impl Drop for SecretKey {
     fn drop(&mut self) {
         // Best effort; volatile so the compiler keeps the wipe.
         for b in self.0.iter_mut() {
+            // SAFETY: `b` is a valid, aligned `&mut u8` into our own array.
             unsafe { std::ptr::write_volatile(b, 0) };
         }
     }

@@ -23,6 +23,7 @@ use wgnetconf_wireguard::keys::{PublicKey, SecretKey};
 use wgnetconf_wireguard::plan::{self, Op};
 
 fn skip_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Some("not root".into());
     }
@@ -82,6 +83,7 @@ impl NsWorker {
                     return;
                 }
             };
+            // SAFETY: setns on an fd we own, for this thread only.
             if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                 let _ = ready_tx.send(Err(format!("setns: {}", std::io::Error::last_os_error())));
                 return;

@@ -101,9 +101,10 @@ fn copy(from: &OwnedFd, to: &OwnedFd, stop: &AtomicBool) {
         if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
             continue;
         }
-        // SAFETY: read/write on our descriptors into/from our buffer.
+        // SAFETY: read on our descriptor into our buffer, at most its length.
         let n = unsafe { libc::read(from.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n > 0 {
+            // SAFETY: write from our buffer, of the `n` bytes read into it.
             unsafe { libc::write(to.as_raw_fd(), buf.as_ptr().cast(), n as usize) };
         }
     }

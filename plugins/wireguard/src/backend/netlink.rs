@@ -173,6 +173,7 @@ fn io_err(what: &str, e: std::io::Error) -> BackendError {
 /// Index of a link by name in this thread's network namespace.
 pub fn link_index(name: &str) -> Option<u32> {
     let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: if_nametoindex reads the NUL-terminated name `c` owns.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
     (idx != 0).then_some(idx)
 }
