@@ -124,7 +124,7 @@ pub fn find(data: &DataTree<'static>, xpath: &str) -> Vec<raw::Node> {
 /// Drops duplicates and nodes inside another of `nodes`.
 ///
 /// # Safety
-/// `nodes` are live nodes (see [`raw`]).
+/// `nodes` are live nodes (see the `raw` module).
 pub unsafe fn outermost(nodes: Vec<raw::Node>) -> Vec<raw::Node> {
     let set: HashSet<raw::Node> = nodes.iter().copied().collect();
     let mut seen = HashSet::new();
@@ -161,7 +161,7 @@ pub fn select(
 /// into the result, not copied again.
 ///
 /// # Safety
-/// `nodes` are live nodes (see [`raw`]) of trees other than `result`.
+/// `nodes` are live nodes (see the `raw` module) of trees other than `result`.
 pub unsafe fn copy_with_ancestors(
     schema: &Schema,
     result: &mut DataTree<'static>,

@@ -17,6 +17,10 @@
 //! has not changed since. The few functions that take a `DataNodeRef`
 //! (which borrows its tree) are safe.
 
+// Inside this module's unsafe fns too, each unsafe operation sits in a
+// block that says why it is sound.
+#![deny(unsafe_op_in_unsafe_fn)]
+
 use std::ffi::{CStr, CString};
 use std::ptr;
 
@@ -59,7 +63,9 @@ pub unsafe fn with_root<R>(
     let t = std::mem::replace(tree, DataTree::new(ctx));
     let mut raw = t.into_raw();
     let r = f(&mut raw);
-    *tree = wrap(ctx, raw);
+    // SAFETY: the tree taken out of `tree` above, which `f` left whole
+    // (this function's contract).
+    *tree = unsafe { wrap(ctx, raw) };
     r
 }
 
@@ -93,13 +99,17 @@ pub unsafe fn find_twin(first: Node, node: Node) -> Option<Node> {
     if first.is_null() || node.is_null() {
         return None;
     }
-    let p = parent(node);
-    let siblings = if p.is_null() {
-        first
-    } else {
-        first_child(find_twin(first, p)?)
-    };
-    find_sibling_twin(siblings, node)
+    // SAFETY: `node` is live, and so are its ancestors and `first`'s tree
+    // with the twins found in it (this function's contract).
+    unsafe {
+        let p = parent(node);
+        let siblings = if p.is_null() {
+            first
+        } else {
+            first_child(find_twin(first, p)?)
+        };
+        find_sibling_twin(siblings, node)
+    }
 }
 
 /// Among `siblings` (any of them), the node that stands where `node` does
@@ -115,9 +125,10 @@ pub unsafe fn find_sibling_twin(siblings: Node, node: Node) -> Option<Node> {
     // List and leaf-list entries are matched by keys or value; a leaf or a
     // container by schema alone (lyd_find_sibling_first would compare a
     // leaf's value too).
-    let by_value = nodetype(node) & (ffi::LYS_LIST | ffi::LYS_LEAFLIST) != 0;
-    // SAFETY: `siblings` belongs to a valid tree and `node` to another tree
-    // of the same context, so their schema nodes are comparable.
+    // SAFETY: `node` is live (this function's contract).
+    let by_value = unsafe { nodetype(node) } & (ffi::LYS_LIST | ffi::LYS_LEAFLIST) != 0;
+    // SAFETY: `siblings` and `node` are live nodes of trees of one context
+    // (this function's contract), so their schema nodes are comparable.
     let r = unsafe {
         if by_value {
             ffi::lyd_find_sibling_first(siblings, node, &mut out)
@@ -135,23 +146,28 @@ pub unsafe fn find_sibling_twin(siblings: Node, node: Node) -> Option<Node> {
 /// # Safety
 /// `node` is a live node (see the module documentation).
 pub unsafe fn is_explicit(node: Node) -> bool {
-    let t = nodetype(node);
+    // SAFETY: `node` is live (this function's contract).
+    let t = unsafe { nodetype(node) };
     if t & (ffi::LYS_LEAF | ffi::LYS_LEAFLIST) != 0 {
         // SAFETY: `node` is live (this function's contract).
         return unsafe { (*node).flags } & ffi::LYD_DEFAULT == 0;
     }
-    // SAFETY: a container's schema node is valid while its data node is.
+    // SAFETY: `node` is live; a container's schema node is valid while its
+    // data node is.
     let np = t & ffi::LYS_CONTAINER != 0
         && unsafe { (*schema_of(node)).flags as u32 } & ffi::LYS_PRESENCE == 0;
     if !np {
         return true;
     }
-    let mut c = first_child(node);
-    while !c.is_null() {
-        if is_explicit(c) {
-            return true;
+    // SAFETY: `node` and its children are live (this function's contract).
+    unsafe {
+        let mut c = first_child(node);
+        while !c.is_null() {
+            if is_explicit(c) {
+                return true;
+            }
+            c = next(c);
         }
-        c = next(c);
     }
     false
 }
@@ -161,7 +177,8 @@ pub unsafe fn is_explicit(node: Node) -> bool {
 /// # Safety
 /// `node` is a live node (see the module documentation).
 pub unsafe fn canonical(node: Node) -> Option<String> {
-    if nodetype(node) & (ffi::LYS_LEAF | ffi::LYS_LEAFLIST) == 0 {
+    // SAFETY: `node` is live (this function's contract).
+    if unsafe { nodetype(node) } & (ffi::LYS_LEAF | ffi::LYS_LEAFLIST) == 0 {
         return None;
     }
     // SAFETY: a live terminal node (`lyd_node_term`) of the agent's
@@ -180,7 +197,8 @@ pub unsafe fn canonical(node: Node) -> Option<String> {
 /// # Safety
 /// `node` is a live node (see the module documentation).
 pub unsafe fn is_key(node: Node) -> bool {
-    let s = schema_of(node);
+    // SAFETY: `node` is live (this function's contract).
+    let s = unsafe { schema_of(node) };
     // SAFETY: a compiled schema node of a live data node.
     !s.is_null() && unsafe { (*s).flags as u32 } & ffi::LYS_KEY != 0
 }
@@ -190,7 +208,8 @@ pub unsafe fn is_key(node: Node) -> bool {
 /// # Safety
 /// `node` is a live node (see the module documentation).
 pub unsafe fn namespace(node: Node) -> String {
-    let s = schema_of(node);
+    // SAFETY: `node` is live (this function's contract).
+    let s = unsafe { schema_of(node) };
     if s.is_null() {
         return String::new();
     }
@@ -215,7 +234,8 @@ pub unsafe fn set_term(node: Node, value: &str) -> bool {
     let Ok(v) = CString::new(value) else {
         return false;
     };
-    // SAFETY: `node` is a valid leaf, `v` a NUL-terminated string.
+    // SAFETY: `node` is a live leaf or leaf-list entry (this function's
+    // contract), `v` a NUL-terminated string.
     let r = unsafe { ffi::lyd_change_term(node, v.as_ptr()) };
     matches!(
         r,
@@ -255,11 +275,12 @@ pub unsafe fn schema_of(node: Node) -> *const ffi::lysc_node {
 /// # Safety
 /// `node` is a live node (see the module documentation).
 pub unsafe fn nodetype(node: Node) -> u32 {
-    let s = schema_of(node);
+    // SAFETY: `node` is live (this function's contract).
+    let s = unsafe { schema_of(node) };
     if s.is_null() {
         0
     } else {
-        // SAFETY: a valid schema node.
+        // SAFETY: the compiled schema node of a live data node.
         unsafe { (*s).nodetype as u32 }
     }
 }
@@ -287,10 +308,12 @@ pub unsafe fn next(node: Node) -> Node {
 /// # Safety
 /// `node` is a live node (see the module documentation).
 pub unsafe fn first_child(node: Node) -> Node {
-    if nodetype(node) & (ffi::LYS_CONTAINER | ffi::LYS_LIST) == 0 {
+    // SAFETY: `node` is live (this function's contract).
+    if unsafe { nodetype(node) } & (ffi::LYS_CONTAINER | ffi::LYS_LIST) == 0 {
         return ptr::null_mut();
     }
-    // SAFETY: containers and lists are `lyd_node_inner`.
+    // SAFETY: `node` is live, and containers and lists are
+    // `lyd_node_inner`.
     unsafe { (*(node as *mut ffi::lyd_node_inner)).child }
 }
 
@@ -312,7 +335,8 @@ pub unsafe fn dup_into(
     if recursive {
         opts |= ffi::LYD_DUP_RECURSIVE;
     }
-    dup_with(node, parent, first, opts)
+    // SAFETY: this function's contract is `dup_with`'s.
+    unsafe { dup_with(node, parent, first, opts) }
 }
 
 /// Copies `node` alone (a list entry with its keys) as a new node — new
@@ -322,15 +346,16 @@ pub unsafe fn dup_into(
 /// # Safety
 /// As for [`dup_into`].
 pub unsafe fn dup_new(node: Node, parent: Node, first: &mut Node) -> Option<Node> {
-    dup_with(node, parent, first, ffi::LYD_DUP_NO_META)
+    // SAFETY: this function's contract is `dup_with`'s.
+    unsafe { dup_with(node, parent, first, ffi::LYD_DUP_NO_META) }
 }
 
 /// # Safety
 /// As for [`dup_into`].
 unsafe fn dup_with(node: Node, parent: Node, first: &mut Node, opts: u32) -> Option<Node> {
     let mut dup: Node = ptr::null_mut();
-    // SAFETY: valid nodes of the same context; with a parent, libyang links
-    // the copy into it.
+    // SAFETY: live nodes of one context (this function's contract); with a
+    // parent, libyang links the copy into it.
     let r = unsafe { ffi::lyd_dup_single(node, parent, opts, &mut dup) };
     if r != ffi::LY_ERR::LY_SUCCESS || dup.is_null() {
         return None;
@@ -339,7 +364,9 @@ unsafe fn dup_with(node: Node, parent: Node, first: &mut Node, opts: u32) -> Opt
         if first.is_null() {
             *first = dup;
         } else {
-            // SAFETY: `*first` is a top-level node of the target tree.
+            // SAFETY: `*first` is the first top-level node of the target
+            // tree, which the caller lets us change (this function's
+            // contract); `dup` is a new, unlinked node of its context.
             let r = unsafe { ffi::lyd_insert_sibling(*first, dup, first) };
             if r != ffi::LY_ERR::LY_SUCCESS {
                 // SAFETY: the copy is not linked anywhere.
@@ -358,32 +385,37 @@ unsafe fn dup_with(node: Node, parent: Node, first: &mut Node, opts: u32) -> Opt
 /// # Safety
 /// As for [`dup_into`].
 pub unsafe fn dup_shallow(node: Node, parent: Node, first: &mut Node) -> Option<Node> {
-    let copy = dup_into(node, parent, first, false)?;
-    let mut c = first_child(node);
-    while !c.is_null() {
-        let t = nodetype(c);
-        // SAFETY: a valid schema node.
-        let is_key =
-            !schema_of(c).is_null() && unsafe { (*schema_of(c)).flags as u32 } & ffi::LYS_KEY != 0;
-        if t & ffi::LYS_LIST != 0 {
-            // Nested lists are left out. Children come in schema order, so
-            // once only lists can follow, the (possibly 10,000) remaining
-            // entries need not be walked.
-            if only_lists_after(schema_of(c)) {
-                break;
+    // SAFETY: this function's contract is `dup_into`'s. Below, `node`'s
+    // children are live with it; `copy` is a live node of the target tree,
+    // and a copy made under it is never a top-level node (so `unused`,
+    // NULL, stands for no tree's first node).
+    unsafe {
+        let copy = dup_into(node, parent, first, false)?;
+        let mut c = first_child(node);
+        while !c.is_null() {
+            let t = nodetype(c);
+            let s = schema_of(c);
+            let is_key = !s.is_null() && (*s).flags as u32 & ffi::LYS_KEY != 0;
+            if t & ffi::LYS_LIST != 0 {
+                // Nested lists are left out. Children come in schema order,
+                // so once only lists can follow, the (possibly 10,000)
+                // remaining entries need not be walked.
+                if only_lists_after(s) {
+                    break;
+                }
+            } else if is_key && t & ffi::LYS_LEAF != 0 {
+                // keys came with the entry
+            } else if t & ffi::LYS_CONTAINER != 0 {
+                let mut unused = ptr::null_mut();
+                dup_shallow(c, copy, &mut unused)?;
+            } else {
+                let mut unused = ptr::null_mut();
+                dup_into(c, copy, &mut unused, true)?;
             }
-        } else if is_key && t & ffi::LYS_LEAF != 0 {
-            // keys came with the entry
-        } else if t & ffi::LYS_CONTAINER != 0 {
-            let mut unused = ptr::null_mut();
-            dup_shallow(c, copy, &mut unused)?;
-        } else {
-            let mut unused = ptr::null_mut();
-            dup_into(c, copy, &mut unused, true)?;
+            c = next(c);
         }
-        c = next(c);
+        Some(copy)
     }
-    Some(copy)
 }
 
 /// Whether every schema sibling after `s` is a list (nothing but list
@@ -412,12 +444,14 @@ unsafe fn only_lists_after(s: *const ffi::lysc_node) -> bool {
 /// `*first` (see the module documentation), and no pointer into its
 /// subtree is used afterwards.
 pub unsafe fn free(node: Node, first: &mut Node) {
-    if node == *first {
-        *first = next(node);
-    }
-    // SAFETY: `node` belongs to the tree whose first node is `*first`;
-    // lyd_free_tree unlinks it first.
-    unsafe { ffi::lyd_free_tree(node) };
+    // SAFETY: `node` is a live node of the tree whose first node is
+    // `*first` (this function's contract); lyd_free_tree unlinks it first.
+    unsafe {
+        if node == *first {
+            *first = next(node);
+        }
+        ffi::lyd_free_tree(node)
+    };
 }
 
 /// Items of a libyang sized array (its count is stored just before it).
@@ -428,8 +462,12 @@ pub unsafe fn sized_array<'a, T>(arr: *mut T) -> &'a [T] {
     if arr.is_null() {
         return &[];
     }
-    let count = *(arr as *const u64).offset(-1) as usize;
-    std::slice::from_raw_parts(arr, count)
+    // SAFETY: a libyang sized array (this function's contract) stores its
+    // count in the 64-bit word before its first item.
+    unsafe {
+        let count = *(arr as *const u64).offset(-1) as usize;
+        std::slice::from_raw_parts(arr, count)
+    }
 }
 
 /// The canonical value of a terminal node, as the context's dictionary
@@ -439,7 +477,8 @@ pub unsafe fn sized_array<'a, T>(arr: *mut T) -> &'a [T] {
 /// `node` is a live leaf or leaf-list entry (see the module
 /// documentation).
 pub unsafe fn canonical_ptr(node: Node) -> *const std::os::raw::c_char {
-    // SAFETY: leaves and leaf-lists are `lyd_node_term`.
+    // SAFETY: `node` is a live leaf or leaf-list entry (this function's
+    // contract), which are `lyd_node_term`.
     unsafe { (*(node as *mut ffi::lyd_node_term)).value._canonical }
 }
 
@@ -452,12 +491,16 @@ pub unsafe fn canonical_ptr(node: Node) -> *const std::os::raw::c_char {
 /// `parent` is a live node (see the module documentation); `schema` is
 /// only compared.
 pub unsafe fn child_by_schema(parent: Node, schema: *const ffi::lysc_node) -> Option<Node> {
-    let mut c = first_child(parent);
-    while !c.is_null() {
-        if schema_of(c) == schema {
-            return Some(c);
+    // SAFETY: `parent` and so its children are live (this function's
+    // contract).
+    unsafe {
+        let mut c = first_child(parent);
+        while !c.is_null() {
+            if schema_of(c) == schema {
+                return Some(c);
+            }
+            c = next(c);
         }
-        c = next(c);
     }
     None
 }
@@ -484,7 +527,9 @@ pub unsafe fn merge_into(first: &mut Node, src: DataTree<'static>) -> bool {
         *first = src;
         return true;
     }
-    // SAFETY: two valid trees of one context; DESTRUCT hands `src` over.
+    // SAFETY: `*first` heads a tree the caller lets us change (this
+    // function's contract) and `src` a tree of its own of one context;
+    // DESTRUCT hands `src` over.
     let r = unsafe {
         ffi::lyd_merge_siblings(
             first,
@@ -510,7 +555,8 @@ pub unsafe fn dup_with_parents(ctx: &'static Context, node: Node) -> Option<Data
     if r != ffi::LY_ERR::LY_SUCCESS || dup.is_null() {
         return None;
     }
-    Some(wrap(ctx, dup))
+    // SAFETY: the copy is a new tree of `ctx` that nothing else owns.
+    Some(unsafe { wrap(ctx, dup) })
 }
 
 /// Unlinks `node` from its tree, keeping `*first` pointing at the tree.
@@ -520,11 +566,14 @@ pub unsafe fn dup_with_parents(ctx: &'static Context, node: Node) -> Option<Data
 /// `*first`, which the caller owns and may change (see the module
 /// documentation); the caller links or frees the unlinked subtree.
 pub unsafe fn unlink(node: Node, first: &mut Node) {
-    if node == *first {
-        *first = next(node);
-    }
-    // SAFETY: `node` belongs to the tree whose first node is `*first`.
-    unsafe { ffi::lyd_unlink_tree(node) };
+    // SAFETY: `node` is a live node of the tree whose first node is
+    // `*first` (this function's contract).
+    unsafe {
+        if node == *first {
+            *first = next(node);
+        }
+        ffi::lyd_unlink_tree(node)
+    };
 }
 
 /// Links the unlinked subtree `node` as a child of `parent`, or as a
@@ -536,8 +585,9 @@ pub unsafe fn unlink(node: Node, first: &mut Node) {
 /// empty), which the caller owns and may change (see the module
 /// documentation); one context.
 pub unsafe fn link(node: Node, parent: Node, first: &mut Node) -> bool {
-    // SAFETY: `node` is unlinked; `parent`/`*first` belong to one valid
-    // tree of the same context.
+    // SAFETY: `node` is unlinked; `parent`/`*first` belong to one live
+    // tree of the same context that the caller lets us change (this
+    // function's contract).
     let r = unsafe {
         if !parent.is_null() {
             ffi::lyd_insert_child(parent, node)
@@ -563,10 +613,14 @@ pub unsafe fn count(node: Node, cap: usize) -> usize {
         if n >= cap {
             return n;
         }
-        let mut c = first_child(x);
-        while !c.is_null() {
-            stack.push(c);
-            c = next(c);
+        // SAFETY: `x` is `node` or one of its descendants, live with it
+        // (this function's contract).
+        unsafe {
+            let mut c = first_child(x);
+            while !c.is_null() {
+                stack.push(c);
+                c = next(c);
+            }
         }
     }
     n

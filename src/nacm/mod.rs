@@ -372,7 +372,7 @@ impl View<'_> {
     /// The path rules' state at `node` (depth `depth`), from its parent's.
     ///
     /// # Safety
-    /// `node` is a live node (see [`crate::datastore::raw`]).
+    /// `node` is a live node (see the `datastore::raw` module).
     pub unsafe fn child_state(&self, parent: &PathState, depth: usize, node: Node) -> PathState {
         PathState(
             self.rules
@@ -390,7 +390,7 @@ impl View<'_> {
     /// The path rules' state at `node`, computed from the top.
     ///
     /// # Safety
-    /// `node` is a live node (see [`crate::datastore::raw`]).
+    /// `node` is a live node (see the `datastore::raw` module).
     pub unsafe fn state_of(&self, node: Node) -> PathState {
         let mut chain = Vec::new();
         let mut n = node;
@@ -409,7 +409,7 @@ impl View<'_> {
     /// rules are in `state` (§3.4.5).
     ///
     /// # Safety
-    /// `node` is a live node (see [`crate::datastore::raw`]).
+    /// `node` is a live node (see the `datastore::raw` module).
     pub unsafe fn data(&self, node: Node, state: &PathState, access: u8) -> bool {
         if self.unrestricted {
             return true;
@@ -449,7 +449,7 @@ const MATCHED: u8 = 2;
 pub struct PathState(Vec<u8>);
 
 /// # Safety
-/// `node` is a live node (see [`crate::datastore::raw`]).
+/// `node` is a live node (see the `datastore::raw` module).
 unsafe fn step(p: &RulePath, depth: usize, node: Node) -> u8 {
     if !p.step_matches(depth, node) {
         DEAD

@@ -109,7 +109,7 @@ impl RulePath {
     /// Whether step `depth` (0: top level) identifies `node`.
     ///
     /// # Safety
-    /// `node` is a live node (see [`crate::datastore::raw`]).
+    /// `node` is a live node (see the `datastore::raw` module).
     pub unsafe fn step_matches(&self, depth: usize, node: Node) -> bool {
         let Some(step) = self.steps.get(depth) else {
             return false;
@@ -137,7 +137,7 @@ impl RulePath {
 /// A data node's schema module and name.
 ///
 /// # Safety
-/// `node` is a live node (see [`crate::datastore::raw`]).
+/// `node` is a live node (see the `datastore::raw` module).
 pub unsafe fn names(node: Node) -> (&'static str, &'static str) {
     let s = raw::schema_of(node);
     if s.is_null() {
