@@ -66,7 +66,8 @@ pub struct Defaults(HashMap<usize, *const std::os::raw::c_char>);
 
 impl Defaults {
     /// # Safety
-    /// `leaf` is a compiled leaf of a live context.
+    /// `leaf` is a compiled leaf of a context that outlives `self` (drop
+    /// releases the value through it).
     unsafe fn of(&mut self, leaf: *const ffi::lysc_node) -> Option<usize> {
         if let Some(p) = self.0.get(&(leaf as usize)) {
             return (!p.is_null()).then_some(*p as usize);
@@ -120,7 +121,7 @@ pub type Tuple = (u8, Vec<usize>);
 ///
 /// # Safety
 /// `entry` is a live node (see [`raw`]); `leaves` are compiled leaves of
-/// its context.
+/// its context, which outlives `defaults`.
 pub unsafe fn tuple(
     entry: Node,
     u: usize,
@@ -140,7 +141,8 @@ pub unsafe fn tuple(
 /// Every tuple of one entry.
 ///
 /// # Safety
-/// `entry` is a live node (see [`raw`]).
+/// `entry` is a live node (see [`raw`]) of a context that outlives
+/// `defaults`.
 pub unsafe fn tuples(entry: Node, defaults: Option<&mut Defaults>) -> Vec<Tuple> {
     let us = uniques(raw::schema_of(entry));
     let mut d = defaults;
