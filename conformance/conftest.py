@@ -41,11 +41,15 @@ def keygen(path):
 class Agent:
     """A running `wgnetconf serve`, with what clients need to reach it."""
 
-    def __init__(self, root, wireguard=None, users=()):
+    def __init__(self, root, wireguard=None, users=(), netns=None):
         """`wireguard`: None (the module is stored and validated only) or
-        the plugin's backend; only "memory" here, which touches no host
-        network. `users`: more `[[users]]` entries, each a dict with
-        `name`, `groups` (a list, possibly empty) and an optional
+        the plugin's backend: "memory", which touches no host network, or
+        "boringtun" together with `netns`, the network namespace the agent
+        runs in (its UAPI sockets go under `root`; clients reach it through
+        its Unix socket, e.g. sshd + relay outside the namespace: TCP
+        127.0.0.1 is the namespace's own). `users`: more `[[users]]`
+        entries, each a dict with `name`, `groups` (a list, possibly
+        empty) and an optional
         `password` (hashed here; without one, the user can only come
         through sshd + relay, as a system user of that name)."""
         self.root = Path(root)
@@ -79,6 +83,7 @@ socket = "{self.socket}"
 [wireguard]
 enabled = {"true" if wireguard else "false"}
 {f'backend = "{wireguard}"' if wireguard else ""}
+{f'uapi_dir = "{self.root}/wireguard"' if wireguard and wireguard != "memory" else ""}
 [[users]]
 name = "admin"
 groups = ["admin"]
@@ -90,8 +95,9 @@ groups = ["admin"]
 {extra}"""
         )
         self.log = open(self.root / "agent.log", "w")
+        prefix = ["ip", "netns", "exec", netns] if netns else []
         self.proc = subprocess.Popen(
-            [str(self.bin), "serve", "--config", str(self.config)],
+            [*prefix, str(self.bin), "serve", "--config", str(self.config)],
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
