@@ -94,8 +94,12 @@ name = "{SSHD_USER}"
 groups = ["admin"]
 {extra}"""
         )
-        self.log = open(self.root / "agent.log", "w")
-        prefix = ["ip", "netns", "exec", netns] if netns else []
+        self.netns = netns
+        self._spawn()
+
+    def _spawn(self):
+        self.log = open(self.root / "agent.log", "a")
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.proc = subprocess.Popen(
             [*prefix, str(self.bin), "serve", "--config", str(self.config)],
             stdout=subprocess.PIPE,
@@ -108,6 +112,15 @@ groups = ["admin"]
             raise RuntimeError(f"agent did not start: {line!r}; see {self.root}/agent.log")
         fields = dict(kv.split("=", 1) for kv in line.split()[1:])
         self.port = int(fields["ssh"].rsplit(":", 1)[1])
+
+    def restart(self, kill9=False):
+        """Stops the agent (SIGTERM, or kill -9) and starts it again on the
+        same configuration and state (a new SSH port)."""
+        if kill9 and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stop()
+        self._spawn()
 
     def hash_password(self, password):
         return subprocess.run(
