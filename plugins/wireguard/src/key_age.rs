@@ -219,6 +219,30 @@ impl KeyAges {
         out
     }
 
+    /// The `private-key-age-exceeded` notifications of [`Self::crossings`].
+    pub fn events(&mut self, ctx: &'static Context, now: SystemTime) -> Vec<DataTree<'static>> {
+        self.crossings(now)
+            .iter()
+            .filter_map(|c| match notification(ctx, c) {
+                Ok(tree) => {
+                    tracing::warn!(
+                        "wireguard: wg{} private key is {} s old, over its maximum {} s: rotate it",
+                        c.iface,
+                        c.age,
+                        c.max
+                    );
+                    Some(tree)
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "wireguard: cannot build a private-key-age-exceeded notification: {e}"
+                    );
+                    None
+                }
+            })
+            .collect()
+    }
+
     /// `private-key-age` and `private-key-age-exceeded` of every recorded
     /// interface that `oper` holds.
     pub fn fill(&self, oper: &mut DataTree<'static>, now: SystemTime) -> Result<(), String> {

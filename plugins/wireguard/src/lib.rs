@@ -245,35 +245,6 @@ impl WireguardPlugin {
     }
 }
 
-impl WireguardPlugin {
-    /// `private-key-age-exceeded` for each interface whose key age crossed
-    /// its maximum since the last poll.
-    fn key_age_events(&mut self, ctx: &'static Context) -> Vec<DataTree<'static>> {
-        let now = (self.clock)();
-        self.key_ages
-            .crossings(now)
-            .iter()
-            .filter_map(|c| match key_age::notification(ctx, c) {
-                Ok(tree) => {
-                    tracing::warn!(
-                        "wireguard: wg{} private key is {} s old, over its maximum {} s: rotate it",
-                        c.iface,
-                        c.age,
-                        c.max
-                    );
-                    Some(tree)
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "wireguard: cannot build a private-key-age-exceeded notification: {e}"
-                    );
-                    None
-                }
-            })
-            .collect()
-    }
-}
-
 impl Plugin for WireguardPlugin {
     fn name(&self) -> &str {
         "wireguard"
@@ -395,7 +366,7 @@ impl Plugin for WireguardPlugin {
         let Some(ctx) = self.context else {
             return Vec::new();
         };
-        let mut out = self.key_age_events(ctx);
+        let mut out = self.key_ages.events(ctx, (self.clock)());
         let Some(b) = self.backend.as_deref_mut() else {
             return out;
         };
