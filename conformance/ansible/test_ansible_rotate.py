@@ -1,7 +1,11 @@
 """Key rotation across the two sites of Figure 1 with Ansible (issue 16):
 rotate.yml rotates site A's key with netconf_rpc and gives site B's peer the
 new public key with netconf_config, in one run; afterwards the tunnel
-carries traffic again and A's running and startup hold the new key.
+carries traffic again and A's running and startup hold the new key. And
+with ncclient: `<rollback>` of a rotation puts the old key back in running
+(byte-identical `<get-config>`) and in the data plane (read from the
+device's UAPI socket), and the tunnel, broken by the rotation, carries
+traffic again.
 
 Each site is a `wgnetconf serve` on the boringtun (userspace) backend in a
 network namespace of its own, the two joined by a veth pair (the
@@ -16,10 +20,12 @@ user made for the run. Namespaces, agents, sshds, the user and the files
 are removed also when the test fails. Needs root and /dev/net/tun: skipped
 without them, failed instead under WGNETCONF_REQUIRE_ALL=1."""
 
+import base64
 import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +34,7 @@ from pathlib import Path
 
 import pytest
 from ncclient import manager
+from ncclient.xml_ import to_ele
 
 from conftest import Agent, add_system_user, remove_system_user, start_sshd, stop_pid
 
@@ -35,6 +42,7 @@ from test_ansible import playbook_cmd, run
 
 TUN = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel"
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+AGENT = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-agent"
 SITES = {
     # name: (public address, the other's public network, site address, wg1 address)
     "a": ("203.0.113.1/24", "198.51.100.0/24", "10.0.1.1", "10.255.0.1/24"),
@@ -188,6 +196,29 @@ def configure(sites):
             m.close_session()
 
 
+def dataplane_private_key(site):
+    """The private key wg1 runs with, in base64, read from the data plane
+    itself: the boringtun device's UAPI socket (`get=1`, as `wg show`)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(site["agent"].root / "wireguard" / "wg1.sock"))
+        s.sendall(b"get=1\n\n")
+        reply = b""
+        while not reply.endswith(b"\n\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    m = re.search(rb"^private_key=([0-9a-f]{64})$", reply, re.M)
+    assert m, reply
+    return base64.b64encode(bytes.fromhex(m.group(1).decode())).decode()
+
+
+def last_commit(m):
+    r = m.get(filter=("subtree", f'<agent xmlns="{AGENT}"><history/></agent>'))
+    return max(int(i) for i in re.findall(r"<id>([0-9]+)</id>", r.data_xml))
+
+
 def inventory(tmp_path, sites):
     inv = tmp_path / "inventory.ini"
     lines = ["[sites]"]
@@ -234,3 +265,29 @@ def test_rotate_site_a_and_update_site_b(two_sites, home_with_unauthorised_key, 
     # The private keys never reached Ansible's output.
     assert old_key not in out and new_key not in out
     assert ping_until(sites["a"]["ns"], a_src, b_dst), "the tunnel does not carry traffic after the rotation"
+
+
+def test_rollback_of_a_rotation_restores_the_data_plane(two_sites):
+    """ncclient: A's key rotated while B keeps A's old public key (the
+    tunnel cannot work), then `<rollback>` to before the rotation: A's
+    `<get-config>` is byte-identical to before it, its data plane runs the
+    old key again, and the tunnel carries traffic."""
+    sites = two_sites
+    old_key = configure(sites)
+    a_src, b_dst = SITES["a"][2], SITES["b"][2]
+    assert ping_until(sites["a"]["ns"], a_src, b_dst), "the tunnel never carried traffic"
+    assert dataplane_private_key(sites["a"]) == old_key
+    m = connect(sites["a"])
+    try:
+        before = m.get_config(source="running").data_xml
+        m.dispatch(to_ele(f'<rotate-private-key xmlns="{AGENT}"><instance>1</instance></rotate-private-key>'))
+        rotation = last_commit(m)
+        new_key = leaf(wg1(m, "running"), "private-key")
+        assert new_key != old_key
+        assert dataplane_private_key(sites["a"]) == new_key, "the data plane did not take the new key"
+        m.dispatch(to_ele(f'<rollback xmlns="{AGENT}"><id>{rotation}</id></rollback>'))
+        assert m.get_config(source="running").data_xml == before
+        assert dataplane_private_key(sites["a"]) == old_key, "the rollback left the new key in the data plane"
+    finally:
+        m.close_session()
+    assert ping_until(sites["a"]["ns"], a_src, b_dst), "no traffic after the rollback"
