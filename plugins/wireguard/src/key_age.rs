@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use wgnetconf_plugin_api::yang5::context::Context;
 use yang5::data::{Data, DataTree};
@@ -39,7 +39,7 @@ pub fn clock() -> SystemTime {
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
             .unwrap_or(0);
-        return now + Duration::from_secs(skew);
+        return now + std::time::Duration::from_secs(skew);
     }
     now
 }
@@ -86,6 +86,12 @@ impl KeyAges {
     /// an empty record; a line that does not parse is skipped with a
     /// warning (its interface counts from now).
     pub fn load(dir: Option<PathBuf>) -> KeyAges {
+        #[cfg(debug_assertions)]
+        if std::env::var_os(CLOCK_ENV).is_some() {
+            tracing::warn!(
+                "wireguard: {CLOCK_ENV} is set: key ages use a skewed clock (test only)"
+            );
+        }
         let file = dir.map(|d| d.join(FILE));
         let mut keys = BTreeMap::new();
         if let Some(text) = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) {
@@ -300,6 +306,7 @@ pub fn notification(
 mod tests {
     use super::*;
     use crate::tests::{config, Harness};
+    use std::time::Duration;
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
