@@ -40,6 +40,7 @@ from conftest import Agent, add_system_user, remove_system_user, start_sshd, sto
 
 from test_ansible import playbook_cmd, run
 
+HERE = Path(__file__).resolve().parent
 TUN = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel"
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 AGENT = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-agent"
@@ -291,3 +292,11 @@ def test_rollback_of_a_rotation_restores_the_data_plane(two_sites):
     finally:
         m.close_session()
     assert ping_until(sites["a"]["ns"], a_src, b_dst), "no traffic after the rollback"
+
+
+def test_readme_shows_the_playbook():
+    """README "Rotating a site's key with Ansible" shows rotate.yml as it
+    is (the file this suite runs)."""
+    readme = (HERE.parent.parent / "README.md").read_text()
+    playbook = (HERE / "rotate.yml").read_text()
+    assert f"```yaml\n{playbook}```\n" in readme, "README's copy of rotate.yml is out of date"
