@@ -439,6 +439,15 @@ mod tests {
             .expect("no maximum");
         assert_eq!(read(&mut h), (Some("7200".into()), Some("false".into())));
         assert!(h.plugin.events().is_empty());
+        // A new key whose commit is aborted (a later plugin failed) keeps
+        // the applied key's age.
+        NOW.fetch_add(10, SeqCst);
+        h.commit_then_abort(&config(
+            &format!(",\"private-key\":\"{}\"", crate::genkey()),
+            &[],
+        ))
+        .expect("apply, then abort");
+        assert_eq!(read(&mut h).0.as_deref(), Some("7210"));
         let _ = key1;
     }
 
