@@ -41,11 +41,15 @@ def keygen(path):
 class Agent:
     """A running `wgnetconf serve`, with what clients need to reach it."""
 
-    def __init__(self, root, wireguard=None, users=()):
+    def __init__(self, root, wireguard=None, users=(), netns=None):
         """`wireguard`: None (the module is stored and validated only) or
-        the plugin's backend; only "memory" here, which touches no host
-        network. `users`: more `[[users]]` entries, each a dict with
-        `name`, `groups` (a list, possibly empty) and an optional
+        the plugin's backend: "memory", which touches no host network, or
+        "boringtun" together with `netns`, the network namespace the agent
+        runs in (its UAPI sockets go under `root`; clients reach it through
+        its Unix socket, e.g. sshd + relay outside the namespace: TCP
+        127.0.0.1 is the namespace's own). `users`: more `[[users]]`
+        entries, each a dict with `name`, `groups` (a list, possibly
+        empty) and an optional
         `password` (hashed here; without one, the user can only come
         through sshd + relay, as a system user of that name)."""
         self.root = Path(root)
@@ -79,6 +83,7 @@ socket = "{self.socket}"
 [wireguard]
 enabled = {"true" if wireguard else "false"}
 {f'backend = "{wireguard}"' if wireguard else ""}
+{f'uapi_dir = "{self.root}/wireguard"' if wireguard and wireguard != "memory" else ""}
 [[users]]
 name = "admin"
 groups = ["admin"]
@@ -89,9 +94,14 @@ name = "{SSHD_USER}"
 groups = ["admin"]
 {extra}"""
         )
-        self.log = open(self.root / "agent.log", "w")
+        self.netns = netns
+        self._spawn()
+
+    def _spawn(self):
+        self.log = open(self.root / "agent.log", "a")
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.proc = subprocess.Popen(
-            [str(self.bin), "serve", "--config", str(self.config)],
+            [*prefix, str(self.bin), "serve", "--config", str(self.config)],
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
@@ -102,6 +112,15 @@ groups = ["admin"]
             raise RuntimeError(f"agent did not start: {line!r}; see {self.root}/agent.log")
         fields = dict(kv.split("=", 1) for kv in line.split()[1:])
         self.port = int(fields["ssh"].rsplit(":", 1)[1])
+
+    def restart(self, kill9=False):
+        """Stops the agent (SIGTERM, or kill -9) and starts it again on the
+        same configuration and state (a new SSH port)."""
+        if kill9 and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stop()
+        self._spawn()
 
     def hash_password(self, password):
         return subprocess.run(

@@ -4,7 +4,9 @@
 #     default authentication (an unauthorised key tried first, then the
 #     password), and over the built-in SSH server;
 #   - Debian's yangcli (yuma123, libssh2) for an edit + commit;
-#   - yanglint / pyang over our YANG modules.
+#   - yanglint / pyang over our YANG modules;
+#   - Ansible's netconf modules through sshd, and the two-site key rotation
+#     (two agents on boringtun in network namespaces).
 # Needs root (sshd, a system user for it). Installs its Python packages into
 # conformance/.venv.
 set -euo pipefail

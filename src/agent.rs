@@ -101,7 +101,8 @@ fn plugins(config: &Config, schema: &Schema) -> Result<Vec<Box<dyn Plugin>>, Str
     if config.wireguard.enabled && wg_loaded {
         let p = wgnetconf_wireguard::WireguardPlugin::new(&config.wireguard.backend)
             .map_err(|e| e.message)?
-            .with_uapi_dir(config.uapi_dir());
+            .with_uapi_dir(config.uapi_dir())
+            .with_state_dir(Some(config.state_dir.clone()));
         out.push(Box::new(p));
     }
     Ok(out)

@@ -3,7 +3,9 @@
 //! before commit N gives back, byte for byte, the `<get-config>` from
 //! before N; `<compare>`'s output applied with `<edit-config>` reproduces
 //! its target; a user who may not read keys sees none in either;
-//! `<rotate-private-key>` puts a new key in running and startup.
+//! `<rotate-private-key>` puts a new key in running and startup; a key older
+//! than `max-private-key-age` raises the alarm flag and a notification, a
+//! rotation clears it, and the key's age survives kill -9.
 
 #[path = "common/netconf.rs"]
 mod netconf;
@@ -217,4 +219,127 @@ fn rotate_private_key_reaches_running_and_startup() {
         "<rotate-private-key xmlns=\"{AGENT}\"><instance>1</instance></rotate-private-key>"
     ))
     .expect_error("application", "access-denied");
+}
+
+const NOTIF_NS: &str = "urn:ietf:params:xml:ns:netconf:notification:1.0";
+
+/// `(private-key-age, private-key-age-exceeded)` of wg1 in `<get>`.
+fn key_age(c: &mut Client) -> (u64, bool) {
+    let d = c.rpc("<get/>").data();
+    let age = d
+        .get("tunnel/wireguard/private-key-age")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no private-key-age in <get>"));
+    let exceeded = d.get("tunnel/wireguard/private-key-age-exceeded");
+    (age, exceeded.as_deref() == Some("true"))
+}
+
+/// Polls `<get>` (bounded) until the alarm flag is `want`.
+#[track_caller]
+fn wait_alarm(c: &mut Client, want: bool) -> u64 {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (age, exceeded) = key_age(c);
+        if exceeded == want {
+            return age;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "private-key-age-exceeded stayed {exceeded} (age {age})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The next `private-key-age-exceeded` notification (others skipped; the
+/// client's read timeout bounds the wait).
+#[track_caller]
+fn age_notification(c: &mut Client) -> Node {
+    loop {
+        let n = Node::parse(&c.recv());
+        assert!(n.is(NOTIF_NS, "notification"), "not a notification");
+        if let Some(e) = n.find("private-key-age-exceeded") {
+            return e.clone();
+        }
+    }
+}
+
+/// The agent's clock runs `skew` seconds ahead (debug builds, test only).
+fn set_clock(env: &Env, skew: u64) {
+    std::fs::write(env.path("clock"), skew.to_string()).expect("clock file");
+}
+
+#[test]
+fn key_age_alarm_rotation_and_restart() {
+    let mut env = env();
+    env.wireguard = Some("memory".into());
+    env.agent_env = vec![(
+        "WGNETCONF_TEST_CLOCK_FILE".into(),
+        env.path("clock").display().to_string(),
+    )];
+    set_clock(&env, 0);
+    let agent = env.start();
+    let mut c = agent.session(&env);
+    c.edit(
+        "running",
+        &wg("<wireguard><instance>1</instance><max-private-key-age>3600</max-private-key-age></wireguard>"),
+    )
+    .assert_ok();
+    c.copy("running", "startup").assert_ok();
+    let mut sub = agent.session(&env);
+    sub.rpc(&format!("<create-subscription xmlns=\"{NOTIF_NS}\"/>"))
+        .assert_ok();
+    let (age, exceeded) = key_age(&mut c);
+    assert!(
+        age < 3600 && !exceeded,
+        "a new key: age {age}, alarm {exceeded}"
+    );
+
+    // Two hours later the key is over its maximum: flag and notification.
+    set_clock(&env, 7200);
+    let age = wait_alarm(&mut c, true);
+    assert!(age >= 7200, "age {age}");
+    let n = age_notification(&mut sub);
+    assert_eq!(n.get("wireguard").as_deref(), Some("1"));
+    assert_eq!(n.get("max-private-key-age").as_deref(), Some("3600"));
+    let notified: u64 = n
+        .get("private-key-age")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(notified > 3600, "notified age {notified}");
+
+    // A rotation resets the age and clears the alarm.
+    let r = c.rpc(&format!(
+        "<rotate-private-key xmlns=\"{AGENT}\"><instance>1</instance></rotate-private-key>"
+    ));
+    assert!(r.root.find("public-key").is_some(), "{}", r.text);
+    let (age, exceeded) = key_age(&mut c);
+    assert!(
+        age < 3600 && !exceeded,
+        "after rotation: age {age}, alarm {exceeded}"
+    );
+
+    // Half an hour later, kill -9 and restart: the age goes on.
+    set_clock(&env, 7200 + 1800);
+    let (before, _) = key_age(&mut c);
+    assert!(before >= 1800, "age {before}");
+    drop(c);
+    drop(sub);
+    agent.kill9();
+    let agent = env.start();
+    let mut c = agent.session(&env);
+    let (after, exceeded) = key_age(&mut c);
+    assert!(
+        after >= before && !exceeded,
+        "a restart reset the age: {before} s before, {after} s after"
+    );
+
+    // The new key crosses the maximum in turn: notified again.
+    let mut sub = agent.session(&env);
+    sub.rpc(&format!("<create-subscription xmlns=\"{NOTIF_NS}\"/>"))
+        .assert_ok();
+    set_clock(&env, 7200 + 3700);
+    wait_alarm(&mut c, true);
+    let n = age_notification(&mut sub);
+    assert_eq!(n.get("wireguard").as_deref(), Some("1"));
 }

@@ -101,3 +101,20 @@ def test_same_playbook_twice_changed_then_ok(agent, sshd, home_with_unauthorised
     assert rc == 0, out
     r = recap(out)
     assert r["changed"] == 0 and r["ok"] == 1, out
+
+
+def test_rollback_playbook(agent, sshd, home_with_unauthorised_key, tmp_path):
+    """rollback.yml: two commits, the history read, a netconf_rpc rollback
+    to before the second; running checked by the playbook, and the
+    rollback in the history with its comment."""
+    inv = inventory(tmp_path, sshd)
+    rc, out = run(tmp_path, inv, "rollback.yml")
+    assert rc == 0, out
+    assert recap(out)["failed"] == 0, out
+    with agent.admin_session() as m:
+        hist = m.get(
+            filter=("subtree", '<agent xmlns="urn:wgnetconf:params:xml:ns:yang:wgnetconf-agent"><history/></agent>')
+        ).xml
+        servers = m.get_config(source="running", filter=("subtree", '<servers xmlns="urn:wgnetconf:test"/>')).xml
+    assert "undo the mistake" in hist, hist
+    assert "keep" in servers and "mistake" not in servers, servers

@@ -84,6 +84,17 @@ pub fn render(data: &Elem, only: Option<u32>) -> String {
         if let Some(s) = leaf(wg, "oper-status") {
             out.push_str(&format!("  status: {s}\n"));
         }
+        if let Some(age) = leaf(wg, "private-key-age") {
+            let max = leaf(wg, "max-private-key-age")
+                .map(|m| format!(", maximum {m}"))
+                .unwrap_or_default();
+            let over = if leaf(wg, "private-key-age-exceeded").as_deref() == Some("true") {
+                ": EXCEEDED, rotate the key"
+            } else {
+                ""
+            };
+            out.push_str(&format!("  private key age: {age} seconds{max}{over}\n"));
+        }
         for a in leaves(wg, "address") {
             out.push_str(&format!("  address: {a}\n"));
         }
@@ -174,11 +185,17 @@ mod tests {
     #[test]
     fn renders_interfaces_and_peers() {
         let d = xml::parse(format!(
-            "<data><tunnel xmlns=\"{TUNNEL_NS}\"><wireguard><instance>1</instance><public-key>PUB</public-key><listen-port>51821</listen-port><peer><instance>2</instance><public-key>PEER</public-key><endpoint>192.0.2.1</endpoint><listen-port>51820</listen-port><allowed-ip>10.0.2.0/24</allowed-ip><rx-bytes>2048</rx-bytes><tx-bytes>10</tx-bytes><persistent-keepalive>25</persistent-keepalive></peer></wireguard><wireguard><instance>2</instance></wireguard></tunnel></data>"
+            "<data><tunnel xmlns=\"{TUNNEL_NS}\"><wireguard><instance>1</instance><public-key>PUB</public-key><listen-port>51821</listen-port><max-private-key-age>3600</max-private-key-age><private-key-age>4000</private-key-age><private-key-age-exceeded>true</private-key-age-exceeded><peer><instance>2</instance><public-key>PEER</public-key><endpoint>192.0.2.1</endpoint><listen-port>51820</listen-port><allowed-ip>10.0.2.0/24</allowed-ip><rx-bytes>2048</rx-bytes><tx-bytes>10</tx-bytes><persistent-keepalive>25</persistent-keepalive></peer></wireguard><wireguard><instance>2</instance></wireguard></tunnel></data>"
         ).as_bytes())
         .unwrap();
         let all = render(&d, None);
         assert!(all.contains("interface: wg1\n  public key: PUB\n  listen port: 51821"));
+        assert!(
+            all.contains(
+                "  private key age: 4000 seconds, maximum 3600: EXCEEDED, rotate the key\n"
+            ),
+            "{all}"
+        );
         assert!(all.contains("peer 2: PEER"));
         assert!(all.contains("endpoint: 192.0.2.1:51820"));
         assert!(all.contains("allowed ips: 10.0.2.0/24"));

@@ -20,6 +20,7 @@
 
 use std::fmt;
 
+pub mod persist;
 pub mod time;
 
 pub use yang5;

@@ -19,6 +19,7 @@
 
 pub mod backend;
 pub mod events;
+pub mod key_age;
 pub mod keys;
 pub mod model;
 pub mod plan;
@@ -41,6 +42,7 @@ struct Undo {
     /// Interfaces adopted by this commit: forgotten again on abort (the
     /// system keeps them, as they were before the commit).
     adopted: Vec<u16>,
+    key_ages: key_age::Snapshot,
 }
 
 /// Test-only fault injection: with `WGNETCONF_FAULT_AFTER_OPS=N` in the
@@ -78,6 +80,11 @@ pub struct WireguardPlugin {
     /// For building notification trees (set at start).
     context: Option<&'static Context>,
     handshakes: events::HandshakeTracker,
+    /// Where [`key_age::KeyAges`] keeps its file (`None`: memory only).
+    state_dir: Option<std::path::PathBuf>,
+    key_ages: key_age::KeyAges,
+    /// The clock of key ages ([`key_age::clock`]; tests inject theirs).
+    clock: fn() -> std::time::SystemTime,
 }
 
 impl std::fmt::Debug for WireguardPlugin {
@@ -111,6 +118,9 @@ impl WireguardPlugin {
                 .and_then(|v| v.trim().parse().ok()),
             context: None,
             handshakes: events::HandshakeTracker::default(),
+            state_dir: None,
+            key_ages: key_age::KeyAges::default(),
+            clock: key_age::clock,
         })
     }
 
@@ -125,6 +135,9 @@ impl WireguardPlugin {
             fault_after_ops: None,
             context: None,
             handshakes: events::HandshakeTracker::default(),
+            state_dir: None,
+            key_ages: key_age::KeyAges::default(),
+            clock: key_age::clock,
         }
     }
 
@@ -133,6 +146,14 @@ impl WireguardPlugin {
     /// effect at [`Plugin::start`].
     pub fn with_uapi_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
         self.uapi_dir = dir;
+        self
+    }
+
+    /// Private-key set-times are kept in `<dir>/`[`key_age::FILE`] (the
+    /// agent's state_dir), so a restart does not reset key ages (`None`:
+    /// in memory). Read at [`Plugin::start`].
+    pub fn with_state_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.state_dir = dir;
         self
     }
 
@@ -235,6 +256,7 @@ impl Plugin for WireguardPlugin {
 
     fn start(&mut self, context: &'static Context) -> Result<(), PluginError> {
         self.context = Some(context);
+        self.key_ages = key_age::KeyAges::load(self.state_dir.clone());
         if self.backend.is_none() {
             let b = backend::open(&self.backend_name, self.uapi_dir.as_deref())
                 .map_err(|e| PluginError::failed(e.0))?;
@@ -292,10 +314,14 @@ impl Plugin for WireguardPlugin {
         let adopted = self.adopt(commit.new, &mut touched)?;
         match self.apply_touched(commit.new, &touched, &adopted) {
             Ok((ops, state)) => {
+                let key_ages = self.key_ages.snapshot();
+                self.key_ages.read_max(commit.new, touched.keys());
+                self.key_ages.applied(&self.applied, (self.clock)());
                 self.last = Some(Undo {
                     ops,
                     state,
                     adopted,
+                    key_ages,
                 });
                 Ok(())
             }
@@ -319,6 +345,7 @@ impl Plugin for WireguardPlugin {
         for i in undo.adopted {
             self.applied.ifaces.remove(&i);
         }
+        self.key_ages.restore(undo.key_ages);
     }
 
     fn operational(
@@ -329,19 +356,23 @@ impl Plugin for WireguardPlugin {
         let Some(b) = self.backend.as_deref_mut() else {
             return Ok(());
         };
-        state::fill(b, &self.applied, oper)
+        state::fill(b, &self.applied, oper)?;
+        self.key_ages
+            .fill(oper, (self.clock)())
+            .map_err(PluginError::failed)
     }
 
     fn events(&mut self) -> Vec<DataTree<'static>> {
         let Some(ctx) = self.context else {
             return Vec::new();
         };
+        let mut out = self.key_ages.events(ctx, (self.clock)());
         let Some(b) = self.backend.as_deref_mut() else {
-            return Vec::new();
+            return out;
         };
         let seen = state::handshakes(b, &self.applied);
-        self.handshakes
-            .update(std::time::SystemTime::now(), &seen)
+        let transitions = self.handshakes.update(std::time::SystemTime::now(), &seen);
+        let handshakes = transitions
             .iter()
             .filter_map(|t| match events::notification(ctx, t) {
                 Ok(tree) => {
@@ -357,8 +388,9 @@ impl Plugin for WireguardPlugin {
                     tracing::warn!("wireguard: cannot build a peer-handshake notification: {e}");
                     None
                 }
-            })
-            .collect()
+            });
+        out.extend(handshakes);
+        out
     }
 
     fn stop(&mut self) {
