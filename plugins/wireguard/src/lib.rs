@@ -18,6 +18,7 @@
 //! must pass every commit (the boot config first) through the plugin.
 
 pub mod backend;
+pub mod drift;
 pub mod events;
 pub mod keys;
 pub mod model;
@@ -28,7 +29,7 @@ pub mod validate;
 pub use keys::{genkey, genpsk, pubkey, KeyError};
 
 use wgnetconf_plugin_api::yang5::context::Context;
-use wgnetconf_plugin_api::{Commit, Plugin, PluginError, PrepareCommit};
+use wgnetconf_plugin_api::{Commit, DriftReport, Plugin, PluginError, PrepareCommit};
 use yang5::data::DataTree;
 
 use backend::Backend;
@@ -78,6 +79,8 @@ pub struct WireguardPlugin {
     /// For building notification trees (set at start).
     context: Option<&'static Context>,
     handshakes: events::HandshakeTracker,
+    /// Differences found by drift checks, notifications to send.
+    drift: drift::DriftTracker,
 }
 
 impl std::fmt::Debug for WireguardPlugin {
@@ -111,6 +114,7 @@ impl WireguardPlugin {
                 .and_then(|v| v.trim().parse().ok()),
             context: None,
             handshakes: events::HandshakeTracker::default(),
+            drift: drift::DriftTracker::default(),
         })
     }
 
@@ -125,6 +129,7 @@ impl WireguardPlugin {
             fault_after_ops: None,
             context: None,
             handshakes: events::HandshakeTracker::default(),
+            drift: drift::DriftTracker::default(),
         }
     }
 
@@ -221,6 +226,77 @@ impl WireguardPlugin {
         })?;
         let inverse = self.applied.edit_all(plan.edits);
         Ok((plan.ops, inverse))
+    }
+}
+
+// --- Drift detection and repair (drift.rs) ---
+impl WireguardPlugin {
+    /// Compares every applied interface with the backend's dump and
+    /// repairs those whose policy says so (all, with `repair_all`), each
+    /// through [`plan::execute`]: all of an interface's repair or none.
+    fn check_drift_now(&mut self, repair_all: bool) -> DriftReport {
+        let mut report = DriftReport::default();
+        let Some(b) = self.backend.as_deref_mut() else {
+            return report;
+        };
+        let dump = match b.dump() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("wireguard: drift check: cannot read the data plane: {e}");
+                return report;
+            }
+        };
+        let now = std::time::SystemTime::now();
+        let mut found = Vec::new();
+        let mut repaired = Vec::new();
+        for (&i, a) in &self.applied.ifaces {
+            let d = drift::compare(a, dump.iter().find(|d| d.name == a.cfg.name));
+            if d.differences.is_empty() {
+                continue;
+            }
+            let n = d.differences.len() as u32;
+            report.found += n;
+            for x in &d.differences {
+                tracing::warn!(
+                    "wireguard: drift on {}{}: {}: {}",
+                    a.cfg.name,
+                    x.peer.map(|p| format!(" peer {p}")).unwrap_or_default(),
+                    x.item.as_str(),
+                    x.detail
+                );
+            }
+            if repair_all || a.drift_repair {
+                match plan::execute(b, &d.repair) {
+                    Ok(()) => {
+                        tracing::info!("wireguard: {}: drift repaired", a.cfg.name);
+                        report.repaired += n;
+                        repaired.push((i, n, Ok(())));
+                    }
+                    Err(e) => {
+                        tracing::warn!("wireguard: {}: drift repair failed: {e}", a.cfg.name);
+                        report.failed += n;
+                        repaired.push((i, n, Err(e.0)));
+                    }
+                }
+            }
+            found.extend(d.differences.into_iter().map(|x| (i, x)));
+        }
+        self.drift.record(now, found, repaired);
+        report
+    }
+
+    fn drift_events(&mut self, ctx: &'static Context) -> Vec<DataTree<'static>> {
+        self.drift
+            .take_events()
+            .iter()
+            .filter_map(|e| match drift::notification(ctx, e) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!("wireguard: cannot build a drift notification: {e}");
+                    None
+                }
+            })
+            .collect()
     }
 }
 
@@ -329,18 +405,21 @@ impl Plugin for WireguardPlugin {
         let Some(b) = self.backend.as_deref_mut() else {
             return Ok(());
         };
-        state::fill(b, &self.applied, oper)
+        state::fill(b, &self.applied, oper)?;
+        self.drift.fill(&self.applied, oper)
     }
 
     fn events(&mut self) -> Vec<DataTree<'static>> {
         let Some(ctx) = self.context else {
             return Vec::new();
         };
+        let mut out = self.drift_events(ctx);
         let Some(b) = self.backend.as_deref_mut() else {
-            return Vec::new();
+            return out;
         };
         let seen = state::handshakes(b, &self.applied);
-        self.handshakes
+        let handshakes = self
+            .handshakes
             .update(std::time::SystemTime::now(), &seen)
             .iter()
             .filter_map(|t| match events::notification(ctx, t) {
@@ -358,7 +437,13 @@ impl Plugin for WireguardPlugin {
                     None
                 }
             })
-            .collect()
+            .collect::<Vec<_>>();
+        out.extend(handshakes);
+        out
+    }
+
+    fn check_drift(&mut self, repair_all: bool) -> DriftReport {
+        self.check_drift_now(repair_all)
     }
 
     fn stop(&mut self) {
