@@ -416,11 +416,6 @@ impl DriftTracker {
         std::mem::take(&mut self.pending)
     }
 
-    /// How many differences are reported now.
-    pub fn count(&self) -> usize {
-        self.known.len()
-    }
-
     /// `last-drift-check` and the `drift` lists of interfaces and peers
     /// that are in `oper` (running).
     pub fn fill(&self, applied: &Applied, oper: &mut DataTree<'static>) -> Result<(), PluginError> {
