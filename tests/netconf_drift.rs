@@ -46,7 +46,10 @@ fn check_drift_answers_counts_and_refuses_bad_parameters() {
         );
     }
     let checked = c.rpc("<get/>").data().get("tunnel/last-drift-check");
-    assert!(checked.is_some_and(|t| t.ends_with('Z')), "no last-drift-check");
+    assert!(
+        checked.is_some_and(|t| t.ends_with('Z')),
+        "no last-drift-check"
+    );
 
     let e = c
         .rpc(&format!(
