@@ -375,6 +375,14 @@ impl DriftTracker {
             let since = match self.known.get(&key) {
                 Some(k) => k.since,
                 None => {
+                    // Logged once, like the notification.
+                    tracing::warn!(
+                        "wireguard: drift on {}{}: {}: {}",
+                        model::iface_name(i),
+                        d.peer.map(|p| format!(" peer {p}")).unwrap_or_default(),
+                        d.item.as_str(),
+                        d.detail
+                    );
                     self.pending.push(Event::Detected {
                         iface: i,
                         difference: d.clone(),

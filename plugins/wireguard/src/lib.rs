@@ -256,15 +256,6 @@ impl WireguardPlugin {
             }
             let n = d.differences.len() as u32;
             report.found += n;
-            for x in &d.differences {
-                tracing::warn!(
-                    "wireguard: drift on {}{}: {}: {}",
-                    a.cfg.name,
-                    x.peer.map(|p| format!(" peer {p}")).unwrap_or_default(),
-                    x.item.as_str(),
-                    x.detail
-                );
-            }
             if repair_all || a.drift_repair {
                 match plan::execute(b, &d.repair) {
                     Ok(()) => {
