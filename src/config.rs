@@ -320,5 +320,10 @@ mod tests {
         );
         assert!(c.users.is_empty());
         assert_eq!(c.uapi_dir(), Some(PathBuf::from("/var/run/wireguard")));
+        assert_eq!(
+            c.wireguard.drift_check_secs,
+            WireguardConfig::default().drift_check_secs
+        );
+        assert_eq!(WireguardConfig::default().drift_check_secs, 30);
     }
 }
