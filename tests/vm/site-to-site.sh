@@ -325,5 +325,11 @@ nsx siteA wg show wg1 endpoints | grep "^$PB" | grep -q 198.51.100.1:51830 ||
   fail "site A's peer 1 did not roam: $(nsx siteA wg show wg1 endpoints)"
 [ "$(check_drift siteA false)" = "0 0 0" ] || fail "a roamed endpoint was reported as drift: $(cat /tmp/reply)"
 
+step "drift: an interface deleted behind the agent's back can still be removed from running"
+ip -n siteA link del wg1 || fail "ip link del wg1 (again)"
+commit siteA '<wireguard xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" nc:operation="delete"><instance>1</instance></wireguard>' ||
+  fail "siteA: deleting the missing wg1 from running failed: $(cat /tmp/reply)"
+[ "$(check_drift siteA false)" = "0 0 0" ] || fail "drift after wg1 left running: $(cat /tmp/reply)"
+
 echo "== [$(cut -d' ' -f1 /proc/uptime)s] done (test took from ${T0}s)"
 echo PASS

@@ -319,7 +319,11 @@ impl Backend for KernelBackend {
     }
 
     fn remove_interface(&mut self, name: &str) -> Result<()> {
-        self.rtnl.delete_link(name)?;
+        // Already deleted behind our back (`ip link del`, drift): removing
+        // it from the configuration must still work.
+        if self.rtnl.link(name)?.is_some() {
+            self.rtnl.delete_link(name)?;
+        }
         self.ifaces.remove(name);
         Ok(())
     }
