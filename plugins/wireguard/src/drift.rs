@@ -184,14 +184,15 @@ pub fn compare(a: &AppliedIface, found: Option<&InterfaceDump>) -> IfaceDrift {
             format!("configured {}, found {}", up_down(a.cfg.up), up_down(d.up)),
         );
     }
-    let found_addrs: BTreeSet<IpNet> = d
-        .addresses
-        .iter()
+    let found_addrs: BTreeSet<IpNet> = d.addresses.iter().copied().collect();
+    let addr_missing: Vec<IpNet> = a.addresses.difference(&found_addrs).copied().collect();
+    // The kernel's own IPv6 link-local address is not unexpected (one
+    // that is configured is compared like any other).
+    let addr_extra: Vec<IpNet> = found_addrs
+        .difference(&a.addresses)
         .copied()
         .filter(|n| !link_local_v6(n))
         .collect();
-    let addr_missing: Vec<IpNet> = a.addresses.difference(&found_addrs).copied().collect();
-    let addr_extra: Vec<IpNet> = found_addrs.difference(&a.addresses).copied().collect();
     if !addr_missing.is_empty() || !addr_extra.is_empty() {
         diff(
             None,
@@ -654,6 +655,19 @@ mod tests {
             .find_path(&format!("{BASE}/peer[instance='1']/drift"))
             .is_err());
         assert_eq!(h.plugin.check_drift(false).found, 0);
+    }
+
+    #[test]
+    fn a_kernel_link_local_address_is_not_drift() {
+        let (mut h, log, _, _) = site("");
+        log.out_of_band()
+            .add_address("wg1", "fe80::1/64".parse().expect("net"))
+            .expect("link-local");
+        assert_eq!(h.plugin.check_drift(false).found, 0);
+        log.out_of_band()
+            .add_address("wg1", "2001:db8::1/64".parse().expect("net"))
+            .expect("global");
+        assert_eq!(h.plugin.check_drift(false).found, 1);
     }
 
     #[test]
