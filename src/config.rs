@@ -134,6 +134,9 @@ pub struct WireguardConfig {
     /// `<uapi_dir>/<name>.sock`; empty: no socket. Not per network
     /// namespace: agents in different namespaces need different ones.
     pub uapi_dir: PathBuf,
+    /// Seconds between drift checks (the data plane compared with running,
+    /// README "Drift detection and repair"); 0: only on `<check-drift>`.
+    pub drift_check_secs: u64,
 }
 
 impl Default for Config {
@@ -200,6 +203,7 @@ impl Default for WireguardConfig {
             enabled: true,
             backend: "auto".into(),
             uapi_dir: PathBuf::from("/var/run/wireguard"),
+            drift_check_secs: 30,
         }
     }
 }
@@ -316,5 +320,10 @@ mod tests {
         );
         assert!(c.users.is_empty());
         assert_eq!(c.uapi_dir(), Some(PathBuf::from("/var/run/wireguard")));
+        assert_eq!(
+            c.wireguard.drift_check_secs,
+            WireguardConfig::default().drift_check_secs
+        );
+        assert_eq!(WireguardConfig::default().drift_check_secs, 30);
     }
 }

@@ -17,6 +17,7 @@ pub mod access;
 mod audit;
 mod confirmed;
 mod deferred;
+mod drift;
 mod fault;
 mod history;
 pub mod hooks;
@@ -176,6 +177,7 @@ impl Core {
             Operation::Rollback(p) => self.rollback(session, p),
             Operation::Compare { from, to } => self.compare(from, to),
             Operation::RotatePrivateKey { instance } => self.rotate_private_key(instance),
+            Operation::CheckDrift { repair } => Ok(self.check_drift_rpc(repair)),
             Operation::CreateSubscription(_) => Err(one(RpcError::operation_failed(
                 "create-subscription is run by the session",
             ))),

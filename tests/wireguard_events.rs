@@ -11,59 +11,10 @@ mod netconf;
 #[path = "common/wg_sites.rs"]
 mod wg_sites;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use netconf::{Node, NC_NS};
 use wg_sites::*;
-
-const NOTIF_NS: &str = "urn:ietf:params:xml:ns:netconf:notification:1.0";
-
-/// A bare NETCONF 1.0 session on an agent's Unix socket (as root).
-struct Raw {
-    s: UnixStream,
-    buf: Vec<u8>,
-}
-
-impl Raw {
-    fn connect(sock: &std::path::Path) -> Raw {
-        let s = UnixStream::connect(sock).expect("connect");
-        s.set_read_timeout(Some(Duration::from_millis(500)))
-            .expect("timeout");
-        let mut r = Raw { s, buf: Vec::new() };
-        r.next(Instant::now() + DEADLINE).expect("server hello");
-        r.send(&format!(
-            "<hello xmlns=\"{NC_NS}\"><capabilities><capability>urn:ietf:params:netconf:base:1.0</capability></capabilities></hello>"
-        ));
-        r
-    }
-
-    fn send(&mut self, msg: &str) {
-        self.s.write_all(msg.as_bytes()).expect("send");
-        self.s.write_all(b"]]>]]>").expect("send");
-    }
-
-    /// The next message, or `None` at `until`.
-    fn next(&mut self, until: Instant) -> Option<String> {
-        loop {
-            if let Some(i) = self.buf.windows(6).position(|w| w == b"]]>]]>") {
-                let m = String::from_utf8_lossy(&self.buf[..i]).into_owned();
-                self.buf.drain(..i + 6);
-                return Some(m);
-            }
-            if Instant::now() > until {
-                return None;
-            }
-            let mut b = [0u8; 65536];
-            match self.s.read(&mut b) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&b[..n]),
-                Err(_) => {}
-            }
-        }
-    }
-}
 
 /// Site A and B interfaces and peers, as in `wireguard_e2e.rs`.
 fn configure(na: &mut Nc, nb: &mut Nc) {

@@ -13,6 +13,7 @@
 //!   target/release/wgnetconf-bench --smoke        # tiny sizes, for CI
 //!   target/release/wgnetconf-bench --dataplane    # only the data plane (ceilings, tunnel, wireguard-go)
 //!   target/release/wgnetconf-bench --nacm         # access control's cost (nacm.rs)
+//!   target/release/wgnetconf-bench --drift        # a drift check's cost (drift.rs)
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ use wgnetconf::client::{Client, Target};
 mod ceilings;
 #[path = "wgnetconf-bench/dataplane.rs"]
 mod dataplane;
+#[path = "wgnetconf-bench/drift.rs"]
+mod drift;
 #[path = "wgnetconf-bench/filters.rs"]
 mod filters;
 #[path = "wgnetconf-bench/nacm.rs"]
@@ -78,6 +81,9 @@ struct Args {
     /// a user under a 10-rule rule-list, interleaved (see nacm.rs).
     #[arg(long)]
     nacm: bool,
+    /// Only a drift check's cost at `base` peers (see drift.rs).
+    #[arg(long)]
+    drift: bool,
     /// Rounds of the `--nacm` run (each user's turn in every round).
     #[arg(long, default_value_t = 10)]
     rounds: usize,
@@ -343,6 +349,9 @@ async fn run(args: Args) {
     }
     if args.nacm {
         return nacm::run(&args).await;
+    }
+    if args.drift {
+        return drift::run(&args).await;
     }
     let (sizes, base, incremental, sessions, edits) = if args.smoke {
         (vec![10, 50], 50, 5, 3, 3)

@@ -34,6 +34,7 @@ pub fn operation_id(op: &Operation) -> (&'static str, &'static str) {
         Operation::Rollback(_) => ("wgnetconf-agent", "rollback"),
         Operation::Compare { .. } => ("wgnetconf-agent", "compare"),
         Operation::RotatePrivateKey { .. } => ("wgnetconf-agent", "rotate-private-key"),
+        Operation::CheckDrift { .. } => ("wgnetconf-agent", "check-drift"),
     }
 }
 

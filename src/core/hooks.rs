@@ -29,6 +29,9 @@ pub struct Extras {
     pub(crate) actor: Option<u32>,
     /// run_dir and state_dir, to reload running after a panic.
     pub(crate) dirs: (std::path::PathBuf, std::path::PathBuf),
+    /// Between periodic drift checks (`[wireguard] drift_check_secs`;
+    /// `None`: off).
+    pub(crate) drift_every: Option<Duration>,
 }
 
 impl Extras {
@@ -38,6 +41,8 @@ impl Extras {
             hub: Arc::new(Hub::new()),
             actor: None,
             dirs: (config.run_dir.clone(), config.state_dir.clone()),
+            drift_every: (config.wireguard.drift_check_secs > 0)
+                .then(|| Duration::from_secs(config.wireguard.drift_check_secs)),
         }
     }
 
@@ -103,15 +108,37 @@ pub fn changes_of_roots(schema: &Schema, roots: &[(String, &'static str)]) -> Ve
         .collect()
 }
 
-/// Starts the confirm timer and the plugins' event poll on `core`; both
-/// stop when `shutdown` flips.
+/// Starts the confirm timer, the plugins' event poll and the periodic
+/// drift check on `core`; all stop when `shutdown` flips.
 pub fn spawn_tasks(core: &Arc<Mutex<Core>>, shutdown: &watch::Receiver<bool>) {
-    let deadline = match core.lock() {
-        Ok(core) => core.ext.confirmed.watch(),
+    let (deadline, drift_every) = match core.lock() {
+        Ok(core) => (core.ext.confirmed.watch(), core.ext.drift_every),
         Err(_) => return,
     };
     tokio::spawn(confirm_timer(core.clone(), deadline, shutdown.clone()));
     tokio::spawn(event_poll(core.clone(), shutdown.clone()));
+    if let Some(every) = drift_every {
+        tokio::spawn(drift_poll(core.clone(), every, shutdown.clone()));
+    }
+}
+
+/// Every `every`, a drift check (`core/drift.rs`), on a blocking thread
+/// with the core's lock like a commit: serialised with commits, sessions
+/// wait only for the one check.
+async fn drift_poll(core: Arc<Mutex<Core>>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = crate::shutdown::requested(&mut shutdown) => return,
+        }
+        let a = core.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(mut core) = a.lock() {
+                core.check_drift_periodic();
+            }
+        })
+        .await;
+    }
 }
 
 async fn confirm_timer(
@@ -160,7 +187,7 @@ impl Core {
         self.guarded("event poll", Core::poll_events);
     }
 
-    fn poll_events(&mut self) {
+    pub(super) fn poll_events(&mut self) {
         let hub = self.ext.hub.clone();
         for p in self.pipeline.plugins_mut() {
             for tree in p.events() {

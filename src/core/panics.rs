@@ -57,6 +57,7 @@ fn name(op: &Operation) -> &'static str {
         Operation::Rollback(_) => "rollback",
         Operation::Compare { .. } => "compare",
         Operation::RotatePrivateKey { .. } => "rotate-private-key",
+        Operation::CheckDrift { .. } => "check-drift",
     }
 }
 

@@ -107,8 +107,29 @@ pub fn parse_foreign(op: &Elem, scope: &Scope) -> Option<Result<Operation, RpcEr
                 instance: i.unwrap_or(0),
             })
         }
+        (AGENT_NS, "check-drift") => check_drift(op),
         _ => return None,
     })
+}
+
+/// `<check-drift>`: `<repair>` true repairs every difference found, false
+/// or absent follows each interface's drift-policy.
+fn check_drift(op: &Elem) -> Result<Operation, RpcError> {
+    only_params(op, &["repair"])?;
+    let repair = match op.elems().find(|c| c.local == "repair") {
+        None => false,
+        Some(c) => match c.text().trim() {
+            "true" => true,
+            "false" => false,
+            t => {
+                return Err(invalid(
+                    "repair",
+                    format!("<repair> '{t}' is not a boolean"),
+                ))
+            }
+        },
+    };
+    Ok(Operation::CheckDrift { repair })
 }
 
 /// The number in child `name` of `op`, if present (`required`: else

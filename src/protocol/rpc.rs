@@ -143,6 +143,10 @@ pub enum Operation {
     RotatePrivateKey {
         instance: u16,
     },
+    /// wgnetconf-agent: compare the data plane with running now.
+    CheckDrift {
+        repair: bool,
+    },
 }
 
 #[derive(Clone, Debug)]

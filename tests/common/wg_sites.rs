@@ -17,6 +17,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 use crate::netconf::{Env, Node, BIN, NC_NS};
 
 pub const TUNNEL_NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
+pub const NOTIF_NS: &str = "urn:ietf:params:xml:ns:netconf:notification:1.0";
 /// Upper bound for anything to happen (agent start, a first handshake);
 /// never a synchronisation sleep.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -210,6 +212,55 @@ impl Figure1 {
     }
 }
 
+// ---------------------------------------------------------------------------
+// A raw session, for notifications
+// ---------------------------------------------------------------------------
+
+/// A bare NETCONF 1.0 session on an agent's Unix socket (as root).
+pub struct Raw {
+    s: UnixStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    pub fn connect(sock: &std::path::Path) -> Raw {
+        let s = UnixStream::connect(sock).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        let mut r = Raw { s, buf: Vec::new() };
+        r.next(Instant::now() + DEADLINE).expect("server hello");
+        r.send(&format!(
+            "<hello xmlns=\"{NC_NS}\"><capabilities><capability>urn:ietf:params:netconf:base:1.0</capability></capabilities></hello>"
+        ));
+        r
+    }
+
+    pub fn send(&mut self, msg: &str) {
+        self.s.write_all(msg.as_bytes()).expect("send");
+        self.s.write_all(b"]]>]]>").expect("send");
+    }
+
+    /// The next message, or `None` at `until`.
+    pub fn next(&mut self, until: Instant) -> Option<String> {
+        loop {
+            if let Some(i) = self.buf.windows(6).position(|w| w == b"]]>]]>") {
+                let m = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..i + 6);
+                return Some(m);
+            }
+            if Instant::now() > until {
+                return None;
+            }
+            let mut b = [0u8; 65536];
+            match self.s.read(&mut b) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&b[..n]),
+                Err(_) => {}
+            }
+        }
+    }
+}
+
 /// One `ping -c 1 -W 1` from namespace `ns`.
 pub fn ping_once(ns: &str, dst: &str) -> bool {
     in_ns(ns, &["ping", "-n", "-q", "-c", "1", "-W", "1", dst]).0
@@ -299,6 +350,12 @@ pub struct SiteAgent {
 
 impl SiteAgent {
     pub fn start(ns: &str, extra_env: &[(&str, &str)]) -> SiteAgent {
+        SiteAgent::start_with(ns, extra_env, "")
+    }
+
+    /// [`SiteAgent::start`] with `wireguard` (TOML lines) added to the
+    /// agent's `[wireguard]` section.
+    pub fn start_with(ns: &str, extra_env: &[(&str, &str)], wireguard: &str) -> SiteAgent {
         let env = Env::new();
         let sock = env.path("netconf.sock");
         let uapi_dir = env.path("wireguard");
@@ -307,7 +364,7 @@ impl SiteAgent {
             "state_dir = {state:?}\nrun_dir = {run:?}\n\
              [ssh]\nlisten = [\"127.0.0.1:0\"]\n\
              [unix]\nsocket = {sock:?}\n\
-             [wireguard]\nenabled = true\nbackend = \"boringtun\"\nuapi_dir = {uapi:?}\n\
+             [wireguard]\nenabled = true\nbackend = \"boringtun\"\nuapi_dir = {uapi:?}\n{wireguard}\n\
              [[users]]\nname = \"alice\"\ngroups = [\"admin\"]\nauthorized_keys = [{key:?}]\n",
             state = env.state_dir(),
             run = env.run_dir(),

@@ -271,5 +271,65 @@ done
 echo '<discard-changes/>' | rpc siteA || fail "discard-changes: $(cat /tmp/reply)"
 ping_ok hostA 10.0.2.10 || fail "no traffic after the failed commit"
 
+# --- drift (README "Drift detection and repair") --------------------------------
+AGENT_NS=urn:wgnetconf:params:xml:ns:yang:wgnetconf-agent
+check_drift() {   # site true|false -> "found repaired failed"
+  printf '<check-drift xmlns="%s"><repair>%s</repair></check-drift>' "$AGENT_NS" "$2" | rpc "$1" ||
+    fail "$1: check-drift: $(cat /tmp/reply)"
+  tr -d '\n' < /tmp/reply |
+    sed -n 's#.*<found[^>]*>\([0-9]*\)</found>.*<repaired[^>]*>\([0-9]*\)</repaired>.*<failed[^>]*>\([0-9]*\)</failed>.*#\1 \2 \3#p'
+}
+drift_of() {   # site peer-instance -> the drift items of that peer in <get>
+  get "$1"
+  grep "^<peer><instance>$2</instance>" /tmp/get | grep -o '<item>[^<]*</item>' | sed 's#</*item>##g'
+}
+step "drift: wg set changes a peer's allowed-ips behind the agent's back"
+H1=$(handshake siteA "$PB")
+[ -n "$H1" ] && [ "$H1" != 0 ] || fail "siteA: no handshake with siteB before the drift steps"
+[ "$(check_drift siteA false)" = "0 0 0" ] || fail "drift before any out-of-band change: $(cat /tmp/reply)"
+nsx siteA wg set wg1 peer "$P2" allowed-ips 10.0.9.0/24 || fail "wg set allowed-ips"
+[ "$(check_drift siteA false)" = "1 0 0" ] || fail "allowed-ips drift not found: $(cat /tmp/reply)"
+[ "$(drift_of siteA 2)" = allowed-ips ] || fail "no allowed-ips drift for peer 2 in <get>: $(grep "^<peer><instance>2<" /tmp/get)"
+grep -q "drift on wg1 peer 2: allowed-ips" /tmp/siteA.log || fail "the drift is not in the agent's log"
+[ "$(check_drift siteA true)" = "1 1 0" ] || fail "allowed-ips drift not repaired: $(cat /tmp/reply)"
+nsx siteA wg show wg1 allowed-ips | grep "^$P2" | grep -q 10.0.5.0/24 || fail "peer 2's allowed-ips not put back"
+[ -z "$(drift_of siteA 2)" ] || fail "drift still reported after the repair"
+[ "$(handshake siteA "$PB")" = "$H1" ] || fail "peer 1's handshake changed in the repair of peer 2"
+
+step "drift: wg set removes a peer"
+nsx siteA wg set wg1 peer "$P2" remove || fail "wg set remove"
+[ "$(check_drift siteA false)" = "1 0 0" ] || fail "peer removal not found: $(cat /tmp/reply)"
+[ "$(drift_of siteA 2)" = peer-missing ] || fail "no peer-missing drift for peer 2 in <get>"
+[ "$(check_drift siteA true)" = "1 1 0" ] || fail "peer removal not repaired: $(cat /tmp/reply)"
+nsx siteA wg show wg1 allowed-ips | grep "^$P2" | grep -q 10.0.5.0/24 || fail "peer 2 not put back"
+[ "$(handshake siteA "$PB")" = "$H1" ] || fail "peer 1's handshake changed when peer 2 was put back"
+ping_ok hostA 10.0.2.10 || fail "no traffic after the peer repair"
+
+step "drift: ip link del wg1, re-created whole by the repair"
+ip -n siteA link del wg1 || fail "ip link del wg1"
+[ "$(check_drift siteA false)" = "1 0 0" ] || fail "deleted interface not found: $(cat /tmp/reply)"
+get siteA
+grep -v '^<peer>' /tmp/get | grep -q '<item>interface-missing</item>' || fail "no interface-missing drift in <get>"
+[ "$(check_drift siteA true)" = "1 1 0" ] || fail "deleted interface not repaired: $(cat /tmp/reply)"
+ip -n siteA -d link show wg1 | grep -q wireguard || fail "wg1 not re-created as a kernel wireguard link"
+[ "$(nsx siteA wg show wg1 public-key)" = "$PA" ] || fail "re-created wg1 has another key"
+nsx siteA wg show wg1 peers | grep -q "^$P2" || fail "re-created wg1 lacks peer 2"
+ping_ok hostA 10.0.2.10 || fail "no traffic through the re-created wg1"
+[ "$(check_drift siteA false)" = "0 0 0" ] || fail "drift left after re-creating wg1: $(cat /tmp/reply)"
+
+step "drift: site B moves to another port, site A's peer 1 roams: not drift"
+commit siteB '<wireguard><instance>1</instance><listen-port>51830</listen-port></wireguard>' ||
+  fail "siteB: listen-port 51830: $(cat /tmp/reply)"
+ping_ok hostB 10.0.1.10 || fail "no traffic from site B's new port"
+nsx siteA wg show wg1 endpoints | grep "^$PB" | grep -q 198.51.100.1:51830 ||
+  fail "site A's peer 1 did not roam: $(nsx siteA wg show wg1 endpoints)"
+[ "$(check_drift siteA false)" = "0 0 0" ] || fail "a roamed endpoint was reported as drift: $(cat /tmp/reply)"
+
+step "drift: an interface deleted behind the agent's back can still be removed from running"
+ip -n siteA link del wg1 || fail "ip link del wg1 (again)"
+commit siteA '<wireguard xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" nc:operation="delete"><instance>1</instance></wireguard>' ||
+  fail "siteA: deleting the missing wg1 from running failed: $(cat /tmp/reply)"
+[ "$(check_drift siteA false)" = "0 0 0" ] || fail "drift after wg1 left running: $(cat /tmp/reply)"
+
 echo "== [$(cut -d' ' -f1 /proc/uptime)s] done (test took from ${T0}s)"
 echo PASS

@@ -130,6 +130,25 @@ impl fmt::Display for PluginError {
 
 impl std::error::Error for PluginError {}
 
+/// What one drift check found and did ([`Plugin::check_drift`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DriftReport {
+    /// Differences between the system and the applied configuration.
+    pub found: u32,
+    /// Of those, how many a repair put back.
+    pub repaired: u32,
+    /// Of those, how many a repair tried and failed to put back.
+    pub failed: u32,
+}
+
+impl std::ops::AddAssign for DriftReport {
+    fn add_assign(&mut self, o: DriftReport) {
+        self.found += o.found;
+        self.repaired += o.repaired;
+        self.failed += o.failed;
+    }
+}
+
 /// What a plugin sees of one commit.
 ///
 /// `new` is the validated would-be running (with default nodes added),
@@ -214,6 +233,16 @@ pub trait Plugin: Send {
     /// agent polls this every few seconds, serialised with commits.
     fn events(&mut self) -> Vec<DataTree<'static>> {
         Vec::new()
+    }
+
+    /// Compare the system with what this plugin applied (drift: changes
+    /// made behind the agent's back) and repair what its policy says to
+    /// repair — everything when `repair_all`. Called periodically and on
+    /// the `check-drift` RPC, serialised with commits. Notifications about
+    /// what was found go out through the next [`Plugin::events`], which the
+    /// agent calls right after this. A repair never changes running.
+    fn check_drift(&mut self, _repair_all: bool) -> DriftReport {
+        DriftReport::default()
     }
 
     /// Called on agent shutdown.

@@ -18,6 +18,7 @@
 //! must pass every commit (the boot config first) through the plugin.
 
 pub mod backend;
+pub mod drift;
 pub mod events;
 pub mod key_age;
 pub mod keys;
@@ -29,7 +30,7 @@ pub mod validate;
 pub use keys::{genkey, genpsk, pubkey, KeyError};
 
 use wgnetconf_plugin_api::yang5::context::Context;
-use wgnetconf_plugin_api::{Commit, Plugin, PluginError, PrepareCommit};
+use wgnetconf_plugin_api::{Commit, DriftReport, Plugin, PluginError, PrepareCommit};
 use yang5::data::DataTree;
 
 use backend::Backend;
@@ -85,6 +86,8 @@ pub struct WireguardPlugin {
     key_ages: key_age::KeyAges,
     /// The clock of key ages ([`key_age::clock`]; tests inject theirs).
     clock: fn() -> std::time::SystemTime,
+    /// Differences found by drift checks, notifications to send.
+    drift: drift::DriftTracker,
 }
 
 impl std::fmt::Debug for WireguardPlugin {
@@ -121,6 +124,7 @@ impl WireguardPlugin {
             state_dir: None,
             key_ages: key_age::KeyAges::default(),
             clock: key_age::clock,
+            drift: drift::DriftTracker::default(),
         })
     }
 
@@ -138,6 +142,7 @@ impl WireguardPlugin {
             state_dir: None,
             key_ages: key_age::KeyAges::default(),
             clock: key_age::clock,
+            drift: drift::DriftTracker::default(),
         }
     }
 
@@ -242,6 +247,68 @@ impl WireguardPlugin {
         })?;
         let inverse = self.applied.edit_all(plan.edits);
         Ok((plan.ops, inverse))
+    }
+}
+
+// --- Drift detection and repair (drift.rs) ---
+impl WireguardPlugin {
+    /// Compares every applied interface with the backend's dump and
+    /// repairs those whose policy says so (all, with `repair_all`), each
+    /// through [`plan::execute`]: all of an interface's repair or none.
+    fn check_drift_now(&mut self, repair_all: bool) -> DriftReport {
+        let mut report = DriftReport::default();
+        let Some(b) = self.backend.as_deref_mut() else {
+            return report;
+        };
+        let dump = match b.dump() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("wireguard: drift check: cannot read the data plane: {e}");
+                return report;
+            }
+        };
+        let now = std::time::SystemTime::now();
+        let mut found = Vec::new();
+        let mut repaired = Vec::new();
+        for (&i, a) in &self.applied.ifaces {
+            let d = drift::compare(a, dump.iter().find(|d| d.name == a.cfg.name));
+            if d.differences.is_empty() {
+                continue;
+            }
+            let n = d.differences.len() as u32;
+            report.found += n;
+            if repair_all || a.drift_repair {
+                match plan::execute(b, &d.repair) {
+                    Ok(()) => {
+                        tracing::info!("wireguard: {}: drift repaired", a.cfg.name);
+                        report.repaired += n;
+                        repaired.push((i, n, Ok(())));
+                    }
+                    Err(e) => {
+                        tracing::warn!("wireguard: {}: drift repair failed: {e}", a.cfg.name);
+                        report.failed += n;
+                        repaired.push((i, n, Err(e.0)));
+                    }
+                }
+            }
+            found.extend(d.differences.into_iter().map(|x| (i, x)));
+        }
+        self.drift.record(now, found, repaired);
+        report
+    }
+
+    fn drift_events(&mut self, ctx: &'static Context) -> Vec<DataTree<'static>> {
+        self.drift
+            .take_events()
+            .iter()
+            .filter_map(|e| match drift::notification(ctx, e) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!("wireguard: cannot build a drift notification: {e}");
+                    None
+                }
+            })
+            .collect()
     }
 }
 
@@ -359,7 +426,8 @@ impl Plugin for WireguardPlugin {
         state::fill(b, &self.applied, oper)?;
         self.key_ages
             .fill(oper, (self.clock)())
-            .map_err(PluginError::failed)
+            .map_err(PluginError::failed)?;
+        self.drift.fill(&self.applied, oper)
     }
 
     fn events(&mut self) -> Vec<DataTree<'static>> {
@@ -367,6 +435,7 @@ impl Plugin for WireguardPlugin {
             return Vec::new();
         };
         let mut out = self.key_ages.events(ctx, (self.clock)());
+        out.extend(self.drift_events(ctx));
         let Some(b) = self.backend.as_deref_mut() else {
             return out;
         };
@@ -391,6 +460,10 @@ impl Plugin for WireguardPlugin {
             });
         out.extend(handshakes);
         out
+    }
+
+    fn check_drift(&mut self, repair_all: bool) -> DriftReport {
+        self.check_drift_now(repair_all)
     }
 
     fn stop(&mut self) {

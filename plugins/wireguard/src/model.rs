@@ -31,6 +31,8 @@ pub struct IfaceModel {
     pub listen_port: u16,
     pub mtu: u16,
     pub addresses: Vec<String>,
+    /// `drift-policy repair` (default `report`).
+    pub drift_repair: bool,
 }
 
 /// One peer as written.
@@ -64,6 +66,7 @@ pub fn read_iface(tree: &DataTree<'static>, i: u16) -> Option<IfaceModel> {
         listen_port: 51820,
         mtu: 1420,
         addresses: Vec::new(),
+        drift_repair: false,
     };
     for child in node.children() {
         let schema = child.schema();
@@ -73,6 +76,7 @@ pub fn read_iface(tree: &DataTree<'static>, i: u16) -> Option<IfaceModel> {
             "listen-port" => m.listen_port = value(&child).parse().unwrap_or(51820),
             "mtu" => m.mtu = value(&child).parse().unwrap_or(1420),
             "address" => m.addresses.push(value(&child)),
+            "drift-policy" => m.drift_repair = value(&child) == "repair",
             // Peers come after the leaves (schema order); stop scanning.
             "peer" => break,
             _ => {}

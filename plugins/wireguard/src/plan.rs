@@ -35,6 +35,8 @@ pub struct AppliedIface {
     pub public_key: PublicKey,
     pub addresses: BTreeSet<IpNet>,
     pub routes: BTreeSet<IpNet>,
+    /// `drift-policy repair`: drift found is put back (`drift.rs`).
+    pub drift_repair: bool,
     pub peers: HashMap<u32, PeerEntry>,
     /// allowed-ip → peer instance (all configured peers, enabled or not).
     pub owner: HashMap<IpNet, u32>,
@@ -263,6 +265,7 @@ pub enum StateEdit {
         enable: bool,
         public_key: PublicKey,
         addresses: BTreeSet<IpNet>,
+        drift_repair: bool,
     },
     Peer(u16, u32, Option<PeerEntry>),
     Routes {
@@ -289,6 +292,7 @@ impl Applied {
                 enable,
                 public_key,
                 addresses,
+                drift_repair,
             } => match self.ifaces.get_mut(&i) {
                 Some(a) => StateEdit::Settings {
                     i,
@@ -296,6 +300,7 @@ impl Applied {
                     enable: std::mem::replace(&mut a.enable, enable),
                     public_key: std::mem::replace(&mut a.public_key, public_key),
                     addresses: std::mem::replace(&mut a.addresses, addresses),
+                    drift_repair: std::mem::replace(&mut a.drift_repair, drift_repair),
                 },
                 None => StateEdit::Routes {
                     i,
@@ -481,6 +486,7 @@ pub fn adopted_iface(i: u16, ad: &Adopted, new: &DataTree<'static>) -> AppliedIf
         public_key: ad.cfg.private_key.public_key(),
         addresses: ad.addresses.iter().copied().collect(),
         routes: ad.routes.iter().copied().collect(),
+        drift_repair: false,
         peers: HashMap::new(),
         owner: HashMap::new(),
     };
@@ -568,6 +574,7 @@ fn full_iface(new: &DataTree<'static>, m: &IfaceModel) -> Result<AppliedIface, P
         public_key,
         addresses,
         routes: BTreeSet::new(),
+        drift_repair: m.drift_repair,
         peers: HashMap::new(),
         owner: HashMap::new(),
     };
@@ -601,6 +608,7 @@ fn plan_iface(
             listen_port: 0,
             mtu: 0,
             addresses: vec![],
+            drift_repair: false,
         })
     };
     match (old, new_settings) {
@@ -656,6 +664,11 @@ fn plan_iface(
                 (cfg, pk, m.enable, addrs)
             } else {
                 (o.cfg.clone(), o.public_key, o.enable, o.addresses.clone())
+            };
+            let drift_repair = if settings_changed {
+                m.drift_repair
+            } else {
+                o.drift_repair
             };
             // Which peers to recompute.
             let all = t.whole || enable != o.enable;
@@ -737,6 +750,7 @@ fn plan_iface(
                     enable,
                     public_key,
                     addresses,
+                    drift_repair,
                 });
             }
             plan.edits.extend(peer_edits);

@@ -322,7 +322,7 @@ fn many_peers(n: u32) -> Vec<Peer> {
         .collect()
 }
 
-fn clone_peers(ps: &[Peer]) -> Vec<Peer> {
+pub(crate) fn clone_peers(ps: &[Peer]) -> Vec<Peer> {
     ps.iter()
         .map(|p| Peer {
             instance: p.instance,

@@ -36,7 +36,7 @@ use super::{
     Backend, BackendError, InterfaceConfig, InterfaceDump, InterfaceState, PeerConfig, PeerState,
     Result,
 };
-use crate::keys::{PublicKey, SecretKey};
+use crate::keys::PublicKey;
 use device::Device;
 use uapi::{lock, SharedDevice};
 
@@ -44,8 +44,8 @@ struct Iface {
     /// Held for its drop, which comes first: the socket goes before the
     /// device.
     _uapi: Option<uapi::Listener>,
+    /// Holds the key too: `wg set` on the UAPI socket changes it there.
     dev: SharedDevice,
-    private_key: SecretKey,
     /// Latest handshake reported per peer, see [`steady_handshakes`].
     handshakes: BTreeMap<PublicKey, SystemTime>,
 }
@@ -176,6 +176,12 @@ impl BoringtunBackend {
                 "{name}: an interface of that name already exists"
             )));
         }
+        // A device whose tun link was deleted behind our back (`ip link
+        // del`; a drift repair re-creates it): its threads and UAPI socket
+        // go before the new ones start.
+        if self.devices.remove(name).is_some() {
+            tracing::info!("{name}: dropped the device whose tun link was deleted");
+        }
         let dev = Device::start(name, &cfg.private_key, cfg.listen_port, self.offload)
             .map_err(|e| BackendError(format!("{name}: {e}")))?;
         let dev = Arc::new(Mutex::new(dev));
@@ -190,7 +196,6 @@ impl BoringtunBackend {
             Iface {
                 _uapi: uapi,
                 dev,
-                private_key: cfg.private_key.clone(),
                 handshakes: BTreeMap::new(),
             },
         );
@@ -266,9 +271,9 @@ impl Backend for BoringtunBackend {
     fn set_interface(&mut self, old: &InterfaceConfig, new: &InterfaceConfig) -> Result<()> {
         let name = new.name.clone();
         let iface = self.dev(&name)?;
-        let new_key = iface.private_key != new.private_key;
         {
             let mut dev = lock(&iface.dev);
+            let new_key = dev.private_key() != new.private_key;
             if dev.listen_port() != new.listen_port {
                 // First, so that a port in use changes nothing.
                 dev.set_listen_port(new.listen_port).map_err(|e| {
@@ -278,9 +283,6 @@ impl Backend for BoringtunBackend {
             if new_key {
                 dev.set_private_key(&new.private_key);
             }
-        }
-        if new_key {
-            iface.private_key = new.private_key.clone();
         }
         let mtu = (old.mtu != new.mtu).then_some(new.mtu);
         let up = (old.up != new.up).then_some(new.up);
@@ -324,20 +326,26 @@ impl Backend for BoringtunBackend {
         self.rtnl.add_routes(iface, dests)
     }
 
+    /// Devices whose tun link is gone (`ip link del`) are left out: the
+    /// interface no longer exists for the system.
     fn dump(&mut self) -> Result<Vec<InterfaceDump>> {
         let names: Vec<String> = self.devices.keys().cloned().collect();
         let mut out = Vec::new();
         for name in names {
+            let Some(link) = self.rtnl.link(&name)? else {
+                continue;
+            };
             let iface = self.dev(&name)?;
             let peers = iface.peers();
-            let public_key = Some(iface.private_key.public_key());
-            let listen_port = lock(&iface.dev).listen_port();
-            let link = self.rtnl.link(&name)?;
+            let (public_key, listen_port) = {
+                let dev = lock(&iface.dev);
+                (Some(dev.private_key().public_key()), dev.listen_port())
+            };
             out.push(InterfaceDump {
                 public_key,
                 listen_port,
-                mtu: link.as_ref().map(|l| l.mtu as u16).unwrap_or(0),
-                up: link.as_ref().map(|l| l.admin_up).unwrap_or(false),
+                mtu: link.mtu as u16,
+                up: link.admin_up,
                 addresses: self.rtnl.addresses(&name)?,
                 routes: self.rtnl.routes(&name)?,
                 peers: peers.into_iter().map(|(c, _)| c).collect(),
@@ -352,8 +360,10 @@ impl Backend for BoringtunBackend {
             return Ok(None);
         };
         let peers = iface.peers();
-        let public_key = Some(iface.private_key.public_key());
-        let listen_port = lock(&iface.dev).listen_port();
+        let (public_key, listen_port) = {
+            let dev = lock(&iface.dev);
+            (Some(dev.private_key().public_key()), dev.listen_port())
+        };
         let link = self.rtnl.link(name)?;
         Ok(Some(InterfaceState {
             name: name.to_string(),

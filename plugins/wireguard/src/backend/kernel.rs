@@ -158,7 +158,8 @@ pub struct KernelBackend {
     family: u16,
     genl: NlSocket,
     rtnl: Rtnl,
-    /// Interfaces this backend created (dump covers these).
+    /// Interfaces this backend created or adopted (dump covers those that
+    /// still exist).
     ifaces: BTreeSet<String>,
 }
 
@@ -318,7 +319,11 @@ impl Backend for KernelBackend {
     }
 
     fn remove_interface(&mut self, name: &str) -> Result<()> {
-        self.rtnl.delete_link(name)?;
+        // Already deleted behind our back (`ip link del`, drift): removing
+        // it from the configuration must still work.
+        if self.rtnl.link(name)?.is_some() {
+            self.rtnl.delete_link(name)?;
+        }
         self.ifaces.remove(name);
         Ok(())
     }
@@ -399,6 +404,10 @@ impl Backend for KernelBackend {
         let names: Vec<String> = self.ifaces.iter().cloned().collect();
         let mut out = Vec::new();
         for name in names {
+            // Deleted behind our back (`ip link del`): not there any more.
+            let Some(link) = self.rtnl.link(&name)? else {
+                continue;
+            };
             let replies = self.wg(
                 WireguardMessage {
                     cmd: WireguardCmd::GetDevice,
@@ -413,12 +422,11 @@ impl Backend for KernelBackend {
                 })
             });
             let (port, peers) = parse_device(&replies, SystemTime::now());
-            let link = self.rtnl.link(&name)?;
             out.push(InterfaceDump {
                 public_key,
                 listen_port: port,
-                mtu: link.as_ref().map(|l| l.mtu as u16).unwrap_or(0),
-                up: link.as_ref().map(|l| l.admin_up).unwrap_or(false),
+                mtu: link.mtu as u16,
+                up: link.admin_up,
                 addresses: self.rtnl.addresses(&name)?,
                 routes: self.rtnl.routes(&name)?,
                 peers: peers.into_iter().map(|(c, _)| c).collect(),

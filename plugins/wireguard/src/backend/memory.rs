@@ -54,6 +54,11 @@ impl MemoryLog {
             l.fail_at = Some(l.count + n);
         }
     }
+    /// Another backend over the same state: what it does happens "behind
+    /// the plugin's back" (drift tests).
+    pub fn out_of_band(&self) -> MemoryBackend {
+        MemoryBackend { log: self.clone() }
+    }
     /// The state after the last mutating call.
     pub fn dump(&self) -> Vec<InterfaceDump> {
         self.inner

@@ -495,6 +495,16 @@ fn tx_loop(shared: &Shared, stop: &Stop) {
                     }
                     Some(libc::EAGAIN) => break,
                     Some(libc::EINTR) => continue,
+                    // The tun link was deleted (`ip link del`): nothing
+                    // will come any more; wait for the device to be
+                    // dropped (a drift repair re-creates it).
+                    Some(libc::EBADFD) => {
+                        tracing::warn!("tun read: {e}: the interface was deleted");
+                        while !stop.is_set() {
+                            wait(&[], stop, None);
+                        }
+                        return;
+                    }
                     _ => {
                         tracing::warn!("tun read: {e}");
                         if wait(&[], stop, Some(Duration::from_millis(100))) {
