@@ -14,7 +14,7 @@ use netconf::*;
 const NCM_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring";
 const YL_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-yang-library";
 const DS_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-datastores";
-const TUNNEL_FILE: &str = "yang/wgnetconf-tunnel@2026-11-25.yang";
+const TUNNEL_FILE: &str = "yang/wgnetconf-tunnel@2026-12-05.yang";
 
 fn netconf_state(c: &mut Client) -> Node {
     let d = c
@@ -339,7 +339,7 @@ fn get_schema_returns_module_text_that_pyang_parses() {
     // With version and format (identity with and without prefix).
     let r = get_schema(
         &mut c,
-        "<identifier>wgnetconf-tunnel</identifier><version>2026-11-25</version><format>yang</format>",
+        "<identifier>wgnetconf-tunnel</identifier><version>2026-12-05</version><format>yang</format>",
     );
     assert_eq!(schema_text(&r), file);
     let r = c.rpc(&format!(
@@ -456,7 +456,7 @@ fn yang_library_lists_every_loaded_module_with_its_revision() {
     }
     for (name, rev) in [
         ("wgnetconf-test", "2026-11-25"),
-        ("wgnetconf-tunnel", "2026-11-25"),
+        ("wgnetconf-tunnel", "2026-12-05"),
         ("ietf-netconf", "2011-06-01"),
         ("ietf-netconf-monitoring", "2010-10-04"),
         ("ietf-netconf-with-defaults", "2011-06-01"),

@@ -36,7 +36,7 @@ def test_get_schema_text_parses_with_pyang(agent, tmp_path):
         )
         assert res.returncode == 0, res.stdout + res.stderr
         # A versioned request, and an unknown module.
-        assert m.get_schema("wgnetconf-tunnel", version="2026-11-25").data == text
+        assert m.get_schema("wgnetconf-tunnel", version="2026-12-05").data == text
         try:
             m.get_schema("no-such-module")
             raise AssertionError("get-schema of an unknown module succeeded")
