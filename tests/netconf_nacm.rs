@@ -373,7 +373,10 @@ fn changes_and_refusals_are_in_the_audit_trail() {
         &format!("<tunnel xmlns=\"{TUN}\"><wireguard><instance>2</instance><description>x</description></wireguard></tunnel>"),
     )
     .expect_error("application", "access-denied");
-    let log = agent.stderr_text();
+    let log = agent.wait_stderr(|log| {
+        log.lines()
+            .any(|l| l.contains("audit") && l.contains("refused") && l.contains("user=oper"))
+    });
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("audit")).collect();
     let changed = lines
         .iter()

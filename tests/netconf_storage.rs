@@ -244,19 +244,9 @@ fn boot_after(damage: impl Fn(&Path)) -> (Agent, Env, Option<String>, String) {
     (agent, env, error, source)
 }
 
-/// Whether the agent's log gets `needle` (its stderr is read by another
-/// thread: the line may arrive after the reply that shows its effect).
+/// Whether the agent's log gets `needle`.
 fn logged(agent: &Agent, needle: &str) -> bool {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        if agent.stderr_text().contains(needle) {
-            return true;
-        }
-        if std::time::Instant::now() > deadline {
-            return false;
-        }
-        std::thread::yield_now();
-    }
+    agent.wait_stderr(|log| log.contains(needle)).contains(needle)
 }
 
 fn rejected_files(dir: &Path) -> usize {

@@ -12,7 +12,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use quick_xml::events::Event;
@@ -168,7 +168,9 @@ impl Default for Env {
 pub struct Agent {
     child: Option<Child>,
     pub addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
+    /// The agent's stderr so far, read by a thread of its own; the condvar
+    /// is notified at each line (`wait_stderr`).
+    stderr: Arc<(Mutex<String>, Condvar)>,
 }
 
 impl Drop for Agent {
@@ -204,14 +206,15 @@ impl Agent {
             .expect("spawn wgnetconf");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
-        let collected = Arc::new(Mutex::new(String::new()));
+        let collected = Arc::new((Mutex::new(String::new()), Condvar::new()));
         let sink = collected.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(mut s) = sink.lock() {
+                if let Ok(mut s) = sink.0.lock() {
                     s.push_str(&line);
                     s.push('\n');
                 }
+                sink.1.notify_all();
             }
         });
         let mut agent = Agent {
@@ -242,7 +245,28 @@ impl Agent {
     }
 
     pub fn stderr_text(&self) -> String {
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+        self.stderr.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The agent's stderr once `done` holds for it, or as it is when `WAIT`
+    /// runs out: a line is read by another thread, so it may arrive after
+    /// the reply that shows its effect.
+    pub fn wait_stderr(&self, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        let (text, cv) = &*self.stderr;
+        let Ok(mut s) = text.lock() else {
+            return String::new();
+        };
+        loop {
+            let now = Instant::now();
+            if done(&s) || now >= deadline {
+                return s.clone();
+            }
+            s = match cv.wait_timeout(s, deadline - now) {
+                Ok((s, _)) => s,
+                Err(_) => return String::new(),
+            };
+        }
     }
 
     pub fn pid(&self) -> i32 {
