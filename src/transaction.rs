@@ -70,7 +70,7 @@ pub enum Committed {
 /// Module names touched by a diff (its top-level nodes' modules).
 fn touched_modules(diff: &DataDiff<'static>) -> HashSet<String> {
     let mut out = HashSet::new();
-    for (_, n) in diff.iter() {
+    for (_, n) in wgnetconf_plugin_api::diff::changes(diff) {
         out.insert(n.owner_module().name().to_string());
     }
     out
