@@ -145,6 +145,17 @@ pub fn is_key(node: Node) -> bool {
     !s.is_null() && unsafe { (*s).flags as u32 } & ffi::LYS_KEY != 0
 }
 
+/// The schema name of `node` (its element name in XML).
+pub fn name(node: Node) -> String {
+    let s = schema_of(node);
+    if s.is_null() {
+        return String::new();
+    }
+    // SAFETY: a compiled schema node of the agent's context; its name is
+    // a NUL-terminated string of the context.
+    unsafe { CStr::from_ptr((*s).name).to_string_lossy().into_owned() }
+}
+
 /// The XML namespace of `node`'s module.
 pub fn namespace(node: Node) -> String {
     let s = schema_of(node);

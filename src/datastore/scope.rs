@@ -776,6 +776,63 @@ impl Scope {
     }
 }
 
+/// [`roots_of`] as XML (explicit nodes only), without copying anything
+/// when there is one root, a commit's usual case (at 10,000 new peers the
+/// copy was ~13 MiB and half the time): the root's ancestors are written
+/// as elements with their keys, the root's subtree printed where it is.
+/// The text differs from printing [`roots_of`] only in namespace
+/// declarations libyang reads the same.
+pub fn print_roots(
+    ctx: &'static Context,
+    tree: &DataTree<'static>,
+    roots: &[Root],
+) -> Result<String, RpcError> {
+    let mut real = roots.iter().filter(|r| !r.anchor);
+    let (Some(root), None) = (real.next(), real.next()) else {
+        return super::print_config(&roots_of(ctx, tree, roots)?);
+    };
+    let Some(node) = raw::find(raw::first_of(tree), &root.path) else {
+        return Ok(String::new());
+    };
+    use yang5::data::DataPrinterFlags as Print;
+    let mut chain = Vec::new();
+    let mut up = raw::parent(node);
+    while !up.is_null() {
+        chain.push(up);
+        up = raw::parent(up);
+    }
+    chain.reverse();
+    let mut out = String::new();
+    let mut ns = String::new();
+    for &a in &chain {
+        let a_ns = raw::namespace(a);
+        out.push('<');
+        out.push_str(&raw::name(a));
+        if a_ns != ns {
+            let quoted = a_ns
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('"', "&quot;");
+            out.push_str(&format!(" xmlns=\"{quoted}\""));
+            ns = a_ns;
+        }
+        out.push('>');
+        let mut k = raw::first_child(a);
+        while !k.is_null() && raw::is_key(k) {
+            out.push_str(&super::print_node_xml(k, Print::SHRINK)?);
+            k = raw::next(k);
+        }
+    }
+    out.push_str(&super::print_node_xml(
+        node,
+        Print::SHRINK | Print::WD_EXPLICIT,
+    )?);
+    for &a in chain.iter().rev() {
+        out.push_str(&format!("</{}>", raw::name(a)));
+    }
+    Ok(out)
+}
+
 /// The roots' subtrees as running holds them, with their ancestors (keys
 /// only), flags kept so default nodes stay implicit: what a journal record
 /// merges, and the new side of a commit's history entry.
