@@ -460,6 +460,10 @@ mod tests {
         fn modules(&self) -> &[&'static str] {
             &["wgnetconf-tunnel"]
         }
+        fn validate(&mut self, _: &Commit<'_>) -> Result<(), Vec<PluginError>> {
+            self.0.lock().expect("log").push("validate");
+            Ok(())
+        }
         fn prepare(&mut self, c: &mut PrepareCommit<'_>) -> Result<(), PluginError> {
             if c.new.find_path(self.1).is_err() {
                 c.set(self.1, "chosen");
@@ -553,7 +557,7 @@ mod tests {
         assert!(pipeline.commit(&schema, &mut running, change).is_err());
         assert_eq!(
             *log.lock().expect("log"),
-            ["apply", "chosen in diff", "abort"]
+            ["validate", "apply", "chosen in diff", "abort"]
         );
         assert_eq!(print_config(running.tree()).expect("print"), before);
         assert_eq!(running.generation(), 0);
@@ -569,7 +573,7 @@ mod tests {
         assert!(pipeline.commit(&schema, &mut running, whole).is_err());
         assert_eq!(
             *log.lock().expect("log"),
-            ["apply", "chosen in diff", "abort"]
+            ["validate", "apply", "chosen in diff", "abort"]
         );
         assert_eq!(print_config(running.tree()).expect("print"), before);
         assert_eq!(running.generation(), 0);
@@ -588,7 +592,10 @@ mod tests {
         }
         // Chosen inside the interface the commit creates: added to the
         // diff where it stands, without a new diff.
-        assert_eq!(*log.lock().expect("log"), ["apply", "chosen in diff"]);
+        assert_eq!(
+            *log.lock().expect("log"),
+            ["validate", "apply", "chosen in diff"]
+        );
         let printed = print_config(running.tree()).expect("print");
         assert!(
             printed.contains("<description>chosen</description>"),
@@ -596,6 +603,54 @@ mod tests {
         );
         assert!(printed.contains("<instance>1</instance>"), "{printed}");
         assert_eq!(running.generation(), 1);
+    }
+
+    /// A scope the plugins accepted (a candidate's, when its last edit was
+    /// accepted) is committed without their validating it again; one
+    /// changed since is validated again.
+    #[test]
+    fn an_accepted_scope_is_not_validated_again_at_commit() {
+        let schema = schema();
+        let disk = PowerLossDisk::default();
+        let (mut running, mut pipeline, log) = setup(&schema, &disk);
+        let Change::Scoped(mut sc) = scoped(&schema, &mut running) else {
+            unreachable!()
+        };
+        pipeline
+            .validate_scoped(&schema, &mut running, &mut sc)
+            .expect("accepted");
+        assert!(sc.plugins_accepted());
+        pipeline
+            .commit(&schema, &mut running, Change::Scoped(sc))
+            .expect("committed");
+        assert_eq!(
+            *log.lock().expect("log"),
+            ["validate", "apply", "chosen in diff"]
+        );
+
+        log.lock().expect("log").clear();
+        let edit = parse_config(
+            &schema,
+            &format!(
+                "<tunnel xmlns=\"{NS}\"><wireguard><instance>3</instance>\
+              <listen-port>51003</listen-port></wireguard></tunnel>"
+            ),
+        )
+        .expect("edit");
+        let mut sc = Scope::of(&schema, running.tree(), &[(&edit, &[], EditOp::Merge)])
+            .expect("scope")
+            .expect("scoped");
+        running.check_scope(&schema, &mut sc).expect("valid");
+        pipeline
+            .validate_scoped(&schema, &mut running, &mut sc)
+            .expect("accepted");
+        // Changed after the plugins saw it: their acceptance is void.
+        sc.validate(&schema).expect("valid");
+        assert!(!sc.plugins_accepted());
+        pipeline
+            .commit(&schema, &mut running, Change::Scoped(sc))
+            .expect("committed");
+        assert_eq!(*log.lock().expect("log"), ["validate", "validate", "apply"]);
     }
 
     #[test]
@@ -608,7 +663,10 @@ mod tests {
         if let Err(e) = pipeline.commit(&schema, &mut running, change) {
             panic!("commit refused: {e:?}");
         }
-        assert_eq!(*log.lock().expect("log"), ["apply", "chosen in diff"]);
+        assert_eq!(
+            *log.lock().expect("log"),
+            ["validate", "apply", "chosen in diff"]
+        );
         let one = running
             .tree()
             .find_path(OTHER)
