@@ -562,16 +562,17 @@ fn full_iface(new: &DataTree<'static>, m: &IfaceModel) -> Result<AppliedIface, P
     let addresses = parse_nets(&m.addresses, &model::iface_path(i), "address")?
         .into_iter()
         .collect();
+    let models = model::read_all_peers(new, i);
     let mut a = AppliedIface {
         cfg,
         enable: m.enable,
         public_key,
         addresses,
         routes: BTreeSet::new(),
-        peers: HashMap::new(),
-        owner: HashMap::new(),
+        peers: HashMap::with_capacity(models.len()),
+        owner: HashMap::with_capacity(models.len()),
     };
-    for pm in model::read_all_peers(new, i) {
+    for pm in models {
         let e = peer_entry(i, &pm, m.enable)?;
         if let Some(p) = &e.programmed {
             a.routes.extend(p.allowed_ips.iter().copied());
