@@ -18,7 +18,7 @@
 /// WireGuard interface's ~2 MiB of packet buffers (`calloc`, so zeroed by
 /// hand on the heap) is resident from its creation, whether a packet
 /// ever uses it or not (measured: a bench run's 20 short-lived
-/// interfaces raised the peak RSS by ~8 MiB).
+/// interfaces raised the peak RSS by ~10 MiB).
 pub fn one_arena() {
     // SAFETY: mallopt only tunes the allocator; called before any thread.
     unsafe {
