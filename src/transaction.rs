@@ -70,7 +70,7 @@ pub enum Committed {
 /// Module names touched by a diff (its top-level nodes' modules).
 fn touched_modules(diff: &DataDiff<'static>) -> HashSet<String> {
     let mut out = HashSet::new();
-    for (_, n) in diff.iter() {
+    for (_, n) in wgnetconf_plugin_api::diff::changes(diff) {
         out.insert(n.owner_module().name().to_string());
     }
     out
@@ -294,7 +294,7 @@ impl Pipeline {
             let staged = running.stage(schema.ctx, scope).map_err(|e| vec![e])?;
             self.plugin_validate(schema, &involved, staged.old(), staged.running(), &diff)
         };
-        scope.keep_diff(diff);
+        scope.keep_diff(diff, errors.is_empty());
         if errors.is_empty() {
             Ok(())
         } else {
@@ -321,13 +321,18 @@ impl Pipeline {
             staged.persist().map_err(|e| vec![e])?;
             return Ok(Committed::Roots(changes));
         }
+        // A candidate's scope cached when its last edit was accepted was
+        // accepted by the plugins then, on this running: not again.
+        let accepted = scope.plugins_accepted();
         let mut diff = scope.take_diff(schema).map_err(|e| vec![e])?;
         // Each `?` below drops the staged change: running is as it was.
         let staged = running.stage(ctx, scope).map_err(|e| vec![e])?;
         let (old, new) = (staged.old(), staged.running());
-        let errors = self.plugin_validate(schema, &involved, old, new, &diff);
-        if !errors.is_empty() {
-            return Err(errors);
+        if !accepted {
+            let errors = self.plugin_validate(schema, &involved, old, new, &diff);
+            if !errors.is_empty() {
+                return Err(errors);
+            }
         }
         let sets = self.prepare(schema, &involved, old, new, &diff)?;
         let mut staged = if sets.is_empty() {
@@ -337,13 +342,9 @@ impl Pipeline {
             // the change out of running (the scope is built on running as
             // it is).
             drop(staged);
-            for (path, value) in &sets {
-                scope
-                    .set_leaf(schema, running.tree(), path, value)
-                    .map_err(|e| vec![e])?;
-            }
-            scope.validate(schema).map_err(|e| vec![e])?;
-            diff = scope.take_diff(schema).map_err(|e| vec![e])?;
+            scope
+                .set_leaves(schema, running.tree(), &sets, &mut diff)
+                .map_err(|e| vec![e])?;
             running.stage(ctx, scope).map_err(|e| vec![e])?
         };
         let applied = self.apply(schema, &involved, staged.old(), staged.running(), &diff)?;
@@ -447,8 +448,10 @@ mod tests {
     const NS: &str = "urn:wgnetconf:params:xml:ns:yang:wgnetconf-tunnel";
     const DESCRIPTION: &str = "/wgnetconf-tunnel:tunnel/wireguard[instance='2']/description";
 
-    /// Records its phases; chooses interface 2's description in prepare.
-    struct Recorder(Arc<Mutex<Vec<&'static str>>>);
+    /// Records its phases; chooses a description in prepare (interface
+    /// 2's unless told another path) and records whether the diff apply
+    /// gets holds it.
+    struct Recorder(Arc<Mutex<Vec<&'static str>>>, &'static str);
 
     impl Plugin for Recorder {
         fn name(&self) -> &str {
@@ -457,14 +460,26 @@ mod tests {
         fn modules(&self) -> &[&'static str] {
             &["wgnetconf-tunnel"]
         }
+        fn validate(&mut self, _: &Commit<'_>) -> Result<(), Vec<PluginError>> {
+            self.0.lock().expect("log").push("validate");
+            Ok(())
+        }
         fn prepare(&mut self, c: &mut PrepareCommit<'_>) -> Result<(), PluginError> {
-            if c.new.find_path(DESCRIPTION).is_err() {
-                c.set(DESCRIPTION, "chosen");
+            if c.new.find_path(self.1).is_err() {
+                c.set(self.1, "chosen");
             }
             Ok(())
         }
-        fn apply(&mut self, _: &Commit<'_>) -> Result<(), PluginError> {
-            self.0.lock().expect("log").push("apply");
+        fn apply(&mut self, c: &Commit<'_>) -> Result<(), PluginError> {
+            let mut log = self.0.lock().expect("log");
+            log.push("apply");
+            let chosen = c.diff.iter().any(|(_, n)| {
+                n.traverse()
+                    .any(|d| d.path() == self.1 && d.value_canonical().as_deref() == Some("chosen"))
+            });
+            if chosen {
+                log.push("chosen in diff");
+            }
             Ok(())
         }
         fn abort(&mut self, _: &Commit<'_>) {
@@ -489,6 +504,15 @@ mod tests {
         schema: &Schema,
         disk: &PowerLossDisk,
     ) -> (Running, Pipeline, Arc<Mutex<Vec<&'static str>>>) {
+        setup_choosing(schema, disk, DESCRIPTION)
+    }
+
+    /// [`setup`] with the recorder choosing the leaf at `chosen`.
+    fn setup_choosing(
+        schema: &Schema,
+        disk: &PowerLossDisk,
+        chosen: &'static str,
+    ) -> (Running, Pipeline, Arc<Mutex<Vec<&'static str>>>) {
         let journal = Journal::with_disk(
             schema.ctx,
             Path::new("/run/test/running.xml").to_path_buf(),
@@ -502,7 +526,7 @@ mod tests {
             journal,
         );
         let log = Arc::new(Mutex::new(Vec::new()));
-        let pipeline = Pipeline::new(vec![Box::new(Recorder(log.clone()))]);
+        let pipeline = Pipeline::new(vec![Box::new(Recorder(log.clone(), chosen))]);
         (running, pipeline, log)
     }
 
@@ -531,7 +555,10 @@ mod tests {
         disk.die_after(0);
         let change = scoped(&schema, &mut running);
         assert!(pipeline.commit(&schema, &mut running, change).is_err());
-        assert_eq!(*log.lock().expect("log"), ["apply", "abort"]);
+        assert_eq!(
+            *log.lock().expect("log"),
+            ["validate", "apply", "chosen in diff", "abort"]
+        );
         assert_eq!(print_config(running.tree()).expect("print"), before);
         assert_eq!(running.generation(), 0);
 
@@ -544,7 +571,10 @@ mod tests {
             prevalidated: false,
         };
         assert!(pipeline.commit(&schema, &mut running, whole).is_err());
-        assert_eq!(*log.lock().expect("log"), ["apply", "abort"]);
+        assert_eq!(
+            *log.lock().expect("log"),
+            ["validate", "apply", "chosen in diff", "abort"]
+        );
         assert_eq!(print_config(running.tree()).expect("print"), before);
         assert_eq!(running.generation(), 0);
     }
@@ -560,7 +590,12 @@ mod tests {
             Ok(Committed::Roots(_)) => panic!("a plugin took part: a diff"),
             Err(e) => panic!("commit refused: {e:?}"),
         }
-        assert_eq!(*log.lock().expect("log"), ["apply"]);
+        // Chosen inside the interface the commit creates: added to the
+        // diff where it stands, without a new diff.
+        assert_eq!(
+            *log.lock().expect("log"),
+            ["validate", "apply", "chosen in diff"]
+        );
         let printed = print_config(running.tree()).expect("print");
         assert!(
             printed.contains("<description>chosen</description>"),
@@ -568,5 +603,78 @@ mod tests {
         );
         assert!(printed.contains("<instance>1</instance>"), "{printed}");
         assert_eq!(running.generation(), 1);
+    }
+
+    /// A scope the plugins accepted (a candidate's, when its last edit was
+    /// accepted) is committed without their validating it again; one
+    /// changed since is validated again.
+    #[test]
+    fn an_accepted_scope_is_not_validated_again_at_commit() {
+        let schema = schema();
+        let disk = PowerLossDisk::default();
+        let (mut running, mut pipeline, log) = setup(&schema, &disk);
+        let Change::Scoped(mut sc) = scoped(&schema, &mut running) else {
+            unreachable!()
+        };
+        pipeline
+            .validate_scoped(&schema, &mut running, &mut sc)
+            .expect("accepted");
+        assert!(sc.plugins_accepted());
+        pipeline
+            .commit(&schema, &mut running, Change::Scoped(sc))
+            .expect("committed");
+        assert_eq!(
+            *log.lock().expect("log"),
+            ["validate", "apply", "chosen in diff"]
+        );
+
+        log.lock().expect("log").clear();
+        let edit = parse_config(
+            &schema,
+            &format!(
+                "<tunnel xmlns=\"{NS}\"><wireguard><instance>3</instance>\
+              <listen-port>51003</listen-port></wireguard></tunnel>"
+            ),
+        )
+        .expect("edit");
+        let mut sc = Scope::of(&schema, running.tree(), &[(&edit, &[], EditOp::Merge)])
+            .expect("scope")
+            .expect("scoped");
+        running.check_scope(&schema, &mut sc).expect("valid");
+        pipeline
+            .validate_scoped(&schema, &mut running, &mut sc)
+            .expect("accepted");
+        // Changed after the plugins saw it: their acceptance is void.
+        sc.validate(&schema).expect("valid");
+        assert!(!sc.plugins_accepted());
+        pipeline
+            .commit(&schema, &mut running, Change::Scoped(sc))
+            .expect("committed");
+        assert_eq!(*log.lock().expect("log"), ["validate", "validate", "apply"]);
+    }
+
+    #[test]
+    fn a_value_chosen_outside_the_created_subtrees_is_diffed_again() {
+        const OTHER: &str = "/wgnetconf-tunnel:tunnel/wireguard[instance='1']/description";
+        let schema = schema();
+        let disk = PowerLossDisk::default();
+        let (mut running, mut pipeline, log) = setup_choosing(&schema, &disk, OTHER);
+        let change = scoped(&schema, &mut running);
+        if let Err(e) = pipeline.commit(&schema, &mut running, change) {
+            panic!("commit refused: {e:?}");
+        }
+        assert_eq!(
+            *log.lock().expect("log"),
+            ["validate", "apply", "chosen in diff"]
+        );
+        let one = running
+            .tree()
+            .find_path(OTHER)
+            .expect("interface 1's description");
+        assert_eq!(one.value_canonical().as_deref(), Some("chosen"));
+        assert!(running
+            .tree()
+            .find_path("/wgnetconf-tunnel:tunnel/wireguard[instance='2']")
+            .is_ok());
     }
 }

@@ -246,7 +246,9 @@ fn boot_after(damage: impl Fn(&Path)) -> (Agent, Env, Option<String>, String) {
 
 /// Whether the agent's log gets `needle`.
 fn logged(agent: &Agent, needle: &str) -> bool {
-    agent.wait_stderr(|log| log.contains(needle)).contains(needle)
+    agent
+        .wait_stderr(|log| log.contains(needle))
+        .contains(needle)
 }
 
 fn rejected_files(dir: &Path) -> usize {

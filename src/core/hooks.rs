@@ -71,7 +71,7 @@ impl Extras {
 /// already computed the diff: no second pass over the datastore).
 pub fn changes_of(schema: &Schema, diff: &yang5::data::DataDiff<'static>) -> Vec<Edit> {
     let mut out = Vec::new();
-    for (op, node) in diff.iter() {
+    for (op, node) in wgnetconf_plugin_api::diff::changes(diff) {
         if out.len() == MAX_EDITS {
             return Vec::new();
         }

@@ -203,6 +203,21 @@ pub unsafe fn is_key(node: Node) -> bool {
     !s.is_null() && unsafe { (*s).flags as u32 } & ffi::LYS_KEY != 0
 }
 
+/// The schema name of `node` (its element name in XML).
+///
+/// # Safety
+/// `node` is a live node (see the module documentation).
+pub unsafe fn name(node: Node) -> String {
+    // SAFETY: `node` is live (this function's contract).
+    let s = unsafe { schema_of(node) };
+    if s.is_null() {
+        return String::new();
+    }
+    // SAFETY: a compiled schema node of the agent's context; its name is
+    // a NUL-terminated string of the context.
+    unsafe { CStr::from_ptr((*s).name).to_string_lossy().into_owned() }
+}
+
 /// The XML namespace of `node`'s module.
 ///
 /// # Safety

@@ -10,7 +10,8 @@
 //! 1. [`Phase::Validate`]: checks libyang cannot express (a key that decodes to
 //!    32 bytes, prefixes without host bits, ...). Nothing may change yet.
 //! 2. [`Phase::Prepare`]: the plugin may propose server-chosen values for the
-//!    new tree (a generated private key). The agent re-validates the tree after it.
+//!    new tree (a generated private key). The agent validates them (and the diff
+//!    the later phases get includes them).
 //! 3. [`Phase::Apply`]: program the system. If this fails, the plugin itself
 //!    must leave the system as it was before the call.
 //! 4. [`Phase::Abort`]: only for plugins whose apply already succeeded when a
@@ -20,6 +21,7 @@
 
 use std::fmt;
 
+pub mod diff;
 pub mod persist;
 pub mod time;
 
@@ -168,7 +170,8 @@ pub struct Commit<'a> {
 /// What a plugin may change during [`Phase::Prepare`]: it reads the commit
 /// like in the other phases and proposes server-chosen values with
 /// [`PrepareCommit::set`]; the agent writes them into the new configuration,
-/// validates it again and recomputes the diff (only when something was set).
+/// validates it again and brings the diff up to date (only when something was
+/// set).
 pub struct PrepareCommit<'a> {
     pub context: &'static Context,
     pub old: &'a DataTree<'static>,

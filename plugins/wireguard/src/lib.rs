@@ -220,6 +220,15 @@ impl WireguardPlugin {
         Ok(adopted)
     }
 
+    /// The undo of the previous commit: once another commit (or edit) is
+    /// validated or prepared, that one is over and cannot be aborted any
+    /// more. Dropped early because after a bulk commit it holds a copy of
+    /// every peer and route, which the next big commit would otherwise
+    /// allocate on top of.
+    fn forget_last_commit(&mut self) {
+        self.last = None;
+    }
+
     /// Plan and execute; returns the ops run and the inverse state edits.
     fn apply_touched(
         &mut self,
@@ -337,6 +346,7 @@ impl Plugin for WireguardPlugin {
     }
 
     fn validate(&mut self, commit: &Commit<'_>) -> Result<(), Vec<PluginError>> {
+        self.forget_last_commit();
         let touched = model::touched(commit.diff, commit.old, commit.new);
         let errs = validate::validate(&self.applied, commit.new, &touched);
         if errs.is_empty() {
@@ -347,6 +357,7 @@ impl Plugin for WireguardPlugin {
     }
 
     fn prepare(&mut self, commit: &mut PrepareCommit<'_>) -> Result<(), PluginError> {
+        self.forget_last_commit();
         let touched = model::touched(commit.diff, commit.old, commit.new);
         for (&i, t) in &touched {
             if !(t.whole || t.settings || !self.applied.ifaces.contains_key(&i)) {
@@ -376,7 +387,7 @@ impl Plugin for WireguardPlugin {
         {
             panic!("wireguard: panic-in-apply (WGNETCONF_FAULT, test only)");
         }
-        self.last = None;
+        self.forget_last_commit();
         let mut touched = model::touched(commit.diff, commit.old, commit.new);
         let adopted = self.adopt(commit.new, &mut touched)?;
         match self.apply_touched(commit.new, &touched, &adopted) {

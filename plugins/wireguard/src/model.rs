@@ -169,7 +169,7 @@ pub fn touched(
     new: &DataTree<'static>,
 ) -> Touched {
     let mut out = Touched::new();
-    for (_op, node) in diff.iter() {
+    for (_op, node) in wgnetconf_plugin_api::diff::changes(diff) {
         let mut wg: Option<(u16, bool)> = None; // (instance, node is the entry)
         let mut peer: Option<u32> = None;
         let mut whole_tunnel = false;

@@ -568,6 +568,7 @@ fn full_iface(new: &DataTree<'static>, m: &IfaceModel) -> Result<AppliedIface, P
     let addresses = parse_nets(&m.addresses, &model::iface_path(i), "address")?
         .into_iter()
         .collect();
+    let models = model::read_all_peers(new, i);
     let mut a = AppliedIface {
         cfg,
         enable: m.enable,
@@ -575,10 +576,10 @@ fn full_iface(new: &DataTree<'static>, m: &IfaceModel) -> Result<AppliedIface, P
         addresses,
         routes: BTreeSet::new(),
         drift_repair: m.drift_repair,
-        peers: HashMap::new(),
-        owner: HashMap::new(),
+        peers: HashMap::with_capacity(models.len()),
+        owner: HashMap::with_capacity(models.len()),
     };
-    for pm in model::read_all_peers(new, i) {
+    for pm in models {
         let e = peer_entry(i, &pm, m.enable)?;
         if let Some(p) = &e.programmed {
             a.routes.extend(p.allowed_ips.iter().copied());

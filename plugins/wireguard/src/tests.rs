@@ -29,7 +29,7 @@ pub(crate) fn context() -> &'static Context {
         ctx.set_searchdir(IETF_DIR).expect("ietf dir");
         ctx.load_module("ietf-netconf", None, &["*"])
             .expect("ietf-netconf");
-        ctx.load_module("wgnetconf-tunnel", Some("2026-11-25"), &[])
+        ctx.load_module("wgnetconf-tunnel", Some("2026-12-05"), &[])
             .expect("wgnetconf-tunnel");
         Box::leak(Box::new(ctx))
     })
@@ -642,4 +642,44 @@ fn one_peer_commit_with_10000_peers_is_proportional() {
     assert!(took2.as_millis() < 50, "took {took2:?}");
     // Generous for debug builds on a loaded machine; release is far below.
     assert!(took.as_millis() < 50, "took {took:?}");
+}
+
+/// The plugins' walk over a diff (`wgnetconf_plugin_api::diff::changes`),
+/// which skips created and deleted subtrees, finds exactly the changes
+/// libyang's full walk does, in the same order: created and deleted peers,
+/// a changed leaf, a created leaf-list value, a created interface.
+#[test]
+fn the_diff_walk_finds_every_change_the_full_walk_finds() {
+    let a = peer(1, &["10.0.1.0/24"], "");
+    let b = peer(2, &["10.0.2.0/24"], "");
+    let c = peer(3, &["10.0.3.0/24"], "");
+    let old = parse(&config(&format!("{IFACE},\"mtu\":1400"), &[a, b])).expect("old");
+    let b2 = peer(
+        2,
+        &["10.0.2.0/24", "10.0.22.0/24"],
+        ",\"persistent-keepalive\":25",
+    );
+    let two = format!(
+        "{{\"instance\":2,\"listen-port\":51999,\"private-key\":\"{}\",\"peer\":[{{\"instance\":9,\"public-key\":\"{}\"}}]}}",
+        genkey(),
+        pubkey(&genkey()).expect("pubkey")
+    );
+    // config() gives interface 1 only; interface 2 joins its list.
+    let one = config(&format!("{IFACE},\"mtu\":1380"), &[b2, c]);
+    let new_json = format!(
+        "{}}},{two}]}}}}",
+        one.strip_suffix("}]}}").expect("config's end")
+    );
+    let new = parse(&new_json).expect("new");
+    let diff = old.diff(&new, DataDiffFlags::DEFAULTS).expect("diff");
+    let full: Vec<(String, String)> = diff
+        .iter()
+        .map(|(op, n)| (format!("{op:?}"), n.path()))
+        .collect();
+    let walked: Vec<(String, String)> = wgnetconf_plugin_api::diff::changes(&diff)
+        .into_iter()
+        .map(|(op, n)| (format!("{op:?}"), n.path()))
+        .collect();
+    assert!(full.len() >= 6, "{full:?}");
+    assert_eq!(walked, full);
 }

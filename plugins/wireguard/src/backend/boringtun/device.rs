@@ -331,6 +331,9 @@ impl Device {
     pub fn set_peers(&self, peers: &[PeerConfig]) {
         let mut guard = self.shared.cfg.write().unwrap_or_else(|e| e.into_inner());
         let cfg = &mut *guard;
+        // At most this many new: the maps grow once, not by doubling.
+        cfg.peers.reserve(peers.len());
+        cfg.by_index.reserve(peers.len());
         for p in peers {
             let peer = match cfg.peers.get(&p.public_key) {
                 Some(old) => {
