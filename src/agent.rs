@@ -131,7 +131,7 @@ pub fn build_core(config: &Config, users: &UserDb) -> Result<Core, String> {
     let mut pipeline = Pipeline::new(plugins(config, &schema)?);
     pipeline.start(&schema)?;
     let mut core = Core {
-        schema,
+        schema: Arc::new(schema),
         ds,
         pipeline,
         ext: crate::core::hooks::Extras::new(config),
@@ -210,12 +210,11 @@ pub fn serve_main(config_path: Option<PathBuf>) -> i32 {
         },
         None => Config::default(),
     };
-    // Operations run on blocking threads but one at a time (the core is
-    // behind one lock): a few threads suffice, and each one more would
-    // add its stack and buffers to the resident memory (20 sessions
-    // waiting for the core cost ~25 MiB with the default of 512).
+    // Operations run on blocking threads, one at a time (the core is
+    // behind one lock), reads beside them in fewer slots than threads
+    // (`session::READ_SLOTS`).
     let rt = match tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(4)
+        .max_blocking_threads(crate::session::BLOCKING_THREADS)
         .enable_all()
         .build()
     {
@@ -278,6 +277,7 @@ async fn serve(
         shutdown: shutdown_rx,
         hub: core.ext.hub.clone(),
         core: Arc::new(Mutex::new(core)),
+        read_slots: tokio::sync::Semaphore::new(crate::session::READ_SLOTS),
         sessions,
         capabilities,
     });

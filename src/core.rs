@@ -12,6 +12,7 @@ use crate::protocol::rpc::{Datastore, EditOp, Filter, Operation, Source, TestOpt
 use crate::retrieval::{self, Content};
 use crate::schema::Schema;
 use crate::transaction::{Change, Pipeline};
+use read::ReadTree;
 
 pub mod access;
 mod audit;
@@ -22,10 +23,12 @@ mod history;
 pub mod hooks;
 mod nmda;
 mod panics;
+pub mod read;
 mod scoped;
 
 pub struct Core {
-    pub schema: Schema,
+    /// Shared with reads running outside the lock; immutable after start.
+    pub schema: std::sync::Arc<Schema>,
     pub ds: Datastores,
     pub pipeline: Pipeline,
     /// Confirmed commit, events (`core/hooks.rs`).
@@ -55,9 +58,12 @@ pub enum Outcome {
     /// The whole content of `<rpc-reply>` (an rpc's output in its own
     /// namespace, e.g. get-schema's `<data>`).
     Reply(String),
+    /// A read to finish outside the core lock (`core/read.rs`): running it
+    /// gives `Data` or `Reply`.
+    Read(Box<read::Read>),
 }
 
-type OpResult = Result<Outcome, Vec<RpcError>>;
+pub type OpResult = Result<Outcome, Vec<RpcError>>;
 
 fn one(e: RpcError) -> Vec<RpcError> {
     vec![e]
@@ -190,27 +196,6 @@ impl Core {
         }
     }
 
-    /// `<data>` of a configuration: filtered, in the basic mode (explicit).
-    fn filtered(&self, tree: &DataTree<'static>, filter: Option<Filter>) -> OpResult {
-        self.filtered_with(tree, filter, None, Content::Config)
-    }
-
-    /// `<data>` of `tree`: subtree or XPath filter, with-defaults mode.
-    fn filtered_with(
-        &self,
-        tree: &DataTree<'static>,
-        filter: Option<Filter>,
-        wd: Option<WithDefaults>,
-        content: Content,
-    ) -> OpResult {
-        // Unreadable nodes go before the filter runs (RFC 8341 §3.2.4).
-        let pruned = self.readable(tree).map_err(one)?;
-        let tree = pruned.as_ref().unwrap_or(tree);
-        retrieval::render(&self.schema, tree, filter.as_ref(), wd, content)
-            .map(Outcome::Data)
-            .map_err(one)
-    }
-
     /// Running with the plugins' state data and the server's own
     /// (monitoring, YANG library): what `<get>` reads.
     pub fn operational_tree(&mut self) -> Result<DataTree<'static>, RpcError> {
@@ -235,31 +220,21 @@ impl Core {
         Ok(oper)
     }
 
+    /// The operational tree is gathered under the lock (the plugins' state
+    /// is read there); filter and print run outside it (`core/read.rs`).
     fn get(&mut self, filter: Option<Filter>, wd: Option<WithDefaults>) -> OpResult {
         let oper = self.operational_tree().map_err(one)?;
-        self.filtered_with(&oper, filter, wd, Content::All)
+        self.read(ReadTree::Own(oper), filter, wd, Content::All, None)
     }
 
     fn get_config(
-        &self,
+        &mut self,
         source: Datastore,
         filter: Option<Filter>,
         wd: Option<WithDefaults>,
     ) -> OpResult {
-        if source == Datastore::Candidate && self.ds.candidate_modified() {
-            if let Some(tree) = self.ds.pending_snapshot(&self.schema).map_err(one)? {
-                return self.filtered_with(&tree, filter, wd, Content::Config);
-            }
-        }
-        // A deleted (or never saved) startup reads as empty, as clients
-        // such as Ansible's netconf_get expect; at boot it means "nothing
-        // to apply" alike.
-        if source == Datastore::Startup && self.ds.tree(source).is_none() {
-            let empty = DataTree::new(self.schema.ctx);
-            return self.filtered_with(&empty, filter, wd, Content::Config);
-        }
-        let tree = self.existing(source).map_err(one)?;
-        self.filtered_with(tree, filter, wd, Content::Config)
+        let tree = self.read_tree(source).map_err(one)?;
+        self.read(tree, filter, wd, Content::Config, None)
     }
 
     fn existing(&self, ds: Datastore) -> Result<&DataTree<'static>, RpcError> {

@@ -5,7 +5,7 @@
 pub mod registry;
 mod shared;
 
-pub use shared::{Limits, Shared};
+pub use shared::{Limits, Shared, BLOCKING_THREADS, READ_SLOTS};
 
 use std::sync::Arc;
 
@@ -79,6 +79,26 @@ async fn send<W: AsyncWrite + Unpin>(w: &mut FrameWriter<W>, msg: &str) -> Resul
     w.write_message(msg.as_bytes())
         .await
         .map_err(|e| format!("write: {e}"))
+}
+
+/// Runs a read the core prepared, outside the core lock, on one of the
+/// blocking threads reads may take (`Shared::read_slots`): the rest stay
+/// free for the operations that need the core, so big reads never keep a
+/// commit waiting for a thread.
+async fn finish_read(agent: &Arc<Shared>, read: crate::core::read::Read) -> crate::core::OpResult {
+    let failed = |e: String| {
+        Err(vec![RpcError::operation_failed(format!(
+            "internal error: {e}"
+        ))])
+    };
+    let _slot = match agent.read_slots.acquire().await {
+        Ok(s) => s,
+        Err(e) => return failed(e.to_string()),
+    };
+    // A panic in the read (a bug) is this rpc's error: it held no lock.
+    tokio::task::spawn_blocking(move || read.run())
+        .await
+        .unwrap_or_else(|e| failed(e.to_string()))
 }
 
 /// The session proper; returns why it ended.
@@ -249,11 +269,21 @@ where
                 "internal error: {e}"
             ))])
         });
+        let outcome = match outcome {
+            Ok(Outcome::Read(read)) => finish_read(agent, *read).await,
+            other => other,
+        };
         let (text, close) = match outcome {
             Ok(Outcome::Ok) => (reply::ok(&attrs), false),
             Ok(Outcome::Data(xml)) => (reply::data(&attrs, &xml), false),
             Ok(Outcome::Reply(content)) => (reply::raw(&attrs, &content), false),
             Ok(Outcome::Close) => (reply::ok(&attrs), true),
+            // `finish_read` turned every read into its data.
+            Ok(Outcome::Read(_)) => {
+                let e = RpcError::operation_failed("internal error: a read was not run");
+                monitor.rpc_error_sent(id);
+                (reply::errors(&attrs, &[e]), false)
+            }
             Ok(Outcome::Kill(victim)) => {
                 // Recorded first: the victim's session-end event reads it.
                 agent.hub.killed(victim, id);

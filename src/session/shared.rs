@@ -29,6 +29,11 @@ pub struct Shared {
     /// An `Arc` of its own: the core's background tasks (`core/hooks.rs`)
     /// hold it without knowing about sessions.
     pub core: Arc<Mutex<Core>>,
+    /// Reads run outside the core lock on blocking threads
+    /// (`core/read.rs`); they take one of these slots first, fewer than
+    /// the runtime's blocking threads, so operations on the core always
+    /// find a thread.
+    pub read_slots: tokio::sync::Semaphore,
     pub sessions: Registry,
     /// The NETCONF event stream (RFC 5277).
     pub hub: Arc<Hub>,
@@ -54,6 +59,17 @@ impl Limits {
         }
     }
 }
+
+/// Blocking threads of the agent's runtime; the core's operations run on
+/// them one at a time (behind one lock), reads beside them (`READ_SLOTS`).
+/// Each thread more adds its stack and buffers to the resident memory (20
+/// sessions waiting for the core cost ~25 MiB with tokio's default of 512).
+pub const BLOCKING_THREADS: usize = 4;
+
+/// Reads that may run at once outside the core lock: two, leaving two
+/// blocking threads for the core (the operation holding it and one
+/// waiting), also while big reads run.
+pub const READ_SLOTS: usize = 2;
 
 impl Shared {
     /// The limits now (a new session or login takes them at its start).
