@@ -102,6 +102,9 @@ pub struct NetconfConfig {
     pub max_attributes_per_message: usize,
     /// Length in bytes of an XPath filter's `select`.
     pub max_xpath_bytes: usize,
+    /// A session whose peer takes no byte of a reply (or notification)
+    /// for this many seconds is closed, its locks released.
+    pub write_timeout_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -190,6 +193,7 @@ impl Default for NetconfConfig {
             max_attributes_per_element: 64,
             max_attributes_per_message: 1_000_000,
             max_xpath_bytes: 4096,
+            write_timeout_secs: 60,
         }
     }
 }

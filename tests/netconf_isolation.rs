@@ -5,11 +5,14 @@
 //!   read: while one `<get-config>` is held at the debug-only fault point
 //!   `hold-in-read` (`src/core/fault.rs`), another session commits and
 //!   reads, and the held read then answers with what it read.
+//! - A peer that sends a big `<get-config>` and stops reading is closed
+//!   after `write_timeout_secs`, its lock released; others are served
+//!   meanwhile.
 
 #[path = "common/netconf.rs"]
 mod netconf;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use netconf::*;
@@ -77,4 +80,85 @@ fn a_held_read_delays_no_commit_and_answers_its_generation() {
     );
     a.close();
     b.close();
+}
+
+const STRINGS_NS: &str = "urn:wgnetconf:test-strings";
+const NCM_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring";
+
+/// `<store>` of the strings model with entries `(name, port, value)`.
+fn store(entries: &[(String, u16, String)]) -> String {
+    let inner: String = entries
+        .iter()
+        .map(|(n, p, v)| {
+            format!("<entry><name>{n}</name><port>{p}</port><value>{v}</value></entry>")
+        })
+        .collect();
+    format!("<store xmlns=\"{STRINGS_NS}\">{inner}</store>")
+}
+
+/// The ids of the sessions ietf-netconf-monitoring lists.
+fn session_ids(c: &mut Client) -> Vec<String> {
+    c.rpc(&format!(
+        "<get><filter type=\"subtree\"><netconf-state xmlns=\"{NCM_NS}\"><sessions/></netconf-state></filter></get>"
+    ))
+    .data()
+    .values("netconf-state/sessions/session/session-id")
+}
+
+/// Session A locks the candidate, asks for 8 MiB of running and reads
+/// nothing: more than SSH's window and the socket buffers hold, so the
+/// agent's write stalls. B commits and reads meanwhile; after the write
+/// timeout (1 s here) A's session is gone from /netconf-state/sessions and
+/// B can take the candidate's lock.
+#[test]
+fn a_peer_that_stops_reading_is_closed_and_its_lock_released() {
+    let mut env = Env::with_netconf("write_timeout_secs = 1");
+    env.yang_dirs = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/yang-strings")];
+    let agent = env.start();
+    let mut b = agent.session(&env);
+    let mib = "v".repeat(1 << 20);
+    for i in 0..8u16 {
+        b.edit(
+            "running",
+            &store(&[(format!("big{i}"), 100 + i, mib.clone())]),
+        )
+        .assert_ok();
+    }
+    let mut a = agent.session(&env);
+    a.lock("candidate").assert_ok();
+    let a_id = a.session_id.to_string();
+    assert!(session_ids(&mut b).contains(&a_id));
+    a.send(&format!(
+        "<rpc xmlns=\"{NC_NS}\" message-id=\"a1\">\
+         <get-config><source><running/></source></get-config></rpc>"
+    ));
+
+    // B is served while A's reply waits for a reader.
+    b.edit("running", &store(&[("small".into(), 1, "x".into())]))
+        .assert_ok();
+    let read = b.get_config_filtered(
+        "running",
+        &format!("<store xmlns=\"{STRINGS_NS}\"><entry><name>small</name></entry></store>"),
+    );
+    assert_eq!(read.get("store/entry/port").as_deref(), Some("1"));
+
+    // A's session ends, and its lock with it.
+    let start = Instant::now();
+    while session_ids(&mut b).contains(&a_id) {
+        assert!(
+            start.elapsed() < WAIT,
+            "session {a_id} still listed; agent stderr:\n{}",
+            agent.stderr_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    b.lock("candidate").assert_ok();
+    b.unlock("candidate").assert_ok();
+    assert!(
+        agent.stderr_text().contains("read nothing for 1 s"),
+        "{}",
+        agent.stderr_text()
+    );
+    b.close();
+    drop(a);
 }

@@ -2,6 +2,7 @@
 //! framing switch, then rpcs until close-session, kill-session, the peer
 //! hanging up, broken framing or agent shutdown.
 
+mod deadline;
 pub mod registry;
 mod shared;
 
@@ -45,9 +46,10 @@ where
     };
     info!(session = id, user = %peer.user, source = %peer.source, "session start");
     agent.hub.session_start(id, &peer.user, &peer.source);
+    let limits = agent.limits();
     let (r, w) = tokio::io::split(stream);
-    let mut reader = FrameReader::new(r, agent.limits().max_message_bytes);
-    let mut writer = FrameWriter::new(w);
+    let mut reader = FrameReader::new(r, limits.max_message_bytes);
+    let mut writer = FrameWriter::new(deadline::WriteDeadline::new(w, limits.write_timeout));
     let mut shutdown = agent.shutdown.clone();
     let end = tokio::select! {
         r = serve(&agent, id, &mut reader, &mut writer) => r,

@@ -46,6 +46,9 @@ pub struct Shared {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub hello_timeout: Duration,
+    /// A peer taking no byte of what the session writes for this long
+    /// ends the session (`deadline.rs`).
+    pub write_timeout: Duration,
     pub max_message_bytes: usize,
     pub auth_timeout: Duration,
 }
@@ -54,6 +57,7 @@ impl Limits {
     pub fn of(config: &Config) -> Limits {
         Limits {
             hello_timeout: Duration::from_secs(config.netconf.hello_timeout_secs),
+            write_timeout: Duration::from_secs(config.netconf.write_timeout_secs.max(1)),
             max_message_bytes: config.netconf.max_message_bytes,
             auth_timeout: Duration::from_secs(config.ssh.auth_timeout_secs.max(1)),
         }
