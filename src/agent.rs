@@ -270,6 +270,8 @@ async fn serve(
     core.monitor.set_capabilities(capabilities.clone());
     let sessions = Registry::with_monitor(core.monitor.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let input_budget =
+        crate::protocol::framing::InputBudget::new(config.netconf.max_buffered_bytes);
     let agent = Arc::new(Shared {
         limits: std::sync::RwLock::new(Limits::of(&config)),
         config,
@@ -278,6 +280,7 @@ async fn serve(
         hub: core.ext.hub.clone(),
         core: Arc::new(Mutex::new(core)),
         read_slots: tokio::sync::Semaphore::new(crate::session::READ_SLOTS),
+        input_budget,
         sessions,
         capabilities,
     });

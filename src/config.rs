@@ -91,6 +91,10 @@ pub struct NetconfConfig {
     pub hello_timeout_secs: u64,
     /// Largest message (rpc) accepted, in bytes.
     pub max_message_bytes: usize,
+    /// Bytes of incoming messages not yet whole, all sessions together; a
+    /// session whose message would pass it gets resource-denied and is
+    /// closed.
+    pub max_buffered_bytes: usize,
     /// NETCONF sessions at once, over every transport; one more is refused
     /// (SSH: the `netconf` subsystem request fails; Unix socket: closed).
     pub max_sessions: usize,
@@ -188,6 +192,7 @@ impl Default for NetconfConfig {
         NetconfConfig {
             hello_timeout_secs: 60,
             max_message_bytes: 64 * 1024 * 1024,
+            max_buffered_bytes: 256 * 1024 * 1024,
             max_sessions: 64,
             max_depth: 128,
             max_attributes_per_element: 64,

@@ -8,6 +8,9 @@
 //! - A peer that sends a big `<get-config>` and stops reading is closed
 //!   after `write_timeout_secs`, its lock released; others are served
 //!   meanwhile.
+//! - Incoming messages of all sessions share `max_buffered_bytes`: the
+//!   session whose message crosses it gets `resource-denied` and is
+//!   closed; the others are served.
 
 #[path = "common/netconf.rs"]
 mod netconf;
@@ -161,4 +164,74 @@ fn a_peer_that_stops_reading_is_closed_and_its_lock_released() {
     );
     b.close();
     drop(a);
+}
+
+/// Two sessions each send 2 MiB of a message without finishing it, under
+/// a 3 MiB cap on what all sessions' messages may hold: the one whose
+/// bytes cross it (whichever arrives second) gets resource-denied
+/// (error-type rpc, RFC 6241 Appendix A) and is closed; a third session
+/// is served, and the other finishes its message and gets its reply.
+#[test]
+fn messages_over_the_shared_cap_are_refused_and_others_served() {
+    let env = Env::with_netconf("max_buffered_bytes = 3145728");
+    let agent = env.start();
+    let mut c = agent.session(&env);
+    c.edit("running", &system("<hostname>gamma</hostname>"))
+        .assert_ok();
+    let open = |agent: &Agent| {
+        let mut s = agent.ssh2(&env);
+        s.hello(&[BASE_1_0]);
+        s
+    };
+    let head = format!(
+        "<rpc xmlns=\"{NC_NS}\" message-id=\"big\">\
+         <get-config><source><running/></source></get-config>{}",
+        " ".repeat(2 << 20)
+    );
+    let mut sessions = [open(&agent), open(&agent)];
+    let ids: Vec<String> = sessions.iter().map(|s| s.session_id.to_string()).collect();
+    for s in sessions.iter_mut() {
+        // The loser's channel may close under its write.
+        let _ = s.try_send_raw(head.as_bytes());
+    }
+    // One of them is closed (gone from the sessions list).
+    let start = Instant::now();
+    let loser = loop {
+        let listed = session_ids(&mut c);
+        if let Some(i) = ids.iter().position(|id| !listed.contains(id)) {
+            break i;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "both sessions still listed; agent stderr:\n{}",
+            agent.stderr_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let [first, second] = sessions;
+    let (mut lost, mut kept) = if loser == 0 {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let got = lost.expect_closed();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let e = Reply::new(got[0].clone()).expect_error("rpc", "resource-denied");
+    let message = e.message.unwrap_or_default();
+    assert!(message.contains("3145728"), "{message}");
+    // The third session is served; the other finishes and is answered.
+    assert_eq!(
+        c.get_config("running").get("system/hostname").as_deref(),
+        Some("gamma")
+    );
+    kept.send_raw(format!("</rpc>{}", String::from_utf8_lossy(EOM)).as_bytes());
+    let reply = Reply::new(kept.recv());
+    assert_eq!(
+        reply.data().get("system/hostname").as_deref(),
+        Some("gamma"),
+        "{}",
+        reply.text
+    );
+    kept.close();
+    c.close();
 }

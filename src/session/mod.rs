@@ -48,7 +48,8 @@ where
     agent.hub.session_start(id, &peer.user, &peer.source);
     let limits = agent.limits();
     let (r, w) = tokio::io::split(stream);
-    let mut reader = FrameReader::new(r, limits.max_message_bytes);
+    let mut reader =
+        FrameReader::new(r, limits.max_message_bytes).with_budget(agent.input_budget.clone());
     let mut writer = FrameWriter::new(deadline::WriteDeadline::new(w, limits.write_timeout));
     let mut shutdown = agent.shutdown.clone();
     let end = tokio::select! {
@@ -182,6 +183,25 @@ where
                 monitor.rpc_error_sent(id);
                 let _ = send(writer, &reply::errors("", &[e])).await;
                 return "message too large".into();
+            }
+            Err(FramingError::OverBudget(n)) => {
+                // RFC 6241 Appendix A: resource-denied, "insufficient
+                // resources"; type rpc, as the message layer refused it.
+                // The rest of the message cannot be skipped: closed.
+                let e = RpcError::rpc(
+                    "resource-denied",
+                    format!(
+                        "the messages being received by all sessions would exceed {n} bytes; closing"
+                    ),
+                );
+                monitor.rpc_error_sent(id);
+                let _ = send(writer, &reply::errors("", &[e])).await;
+                warn!(
+                    session = id,
+                    max_buffered_bytes = n,
+                    "incoming messages over the cap; closing"
+                );
+                return "incoming messages over the cap".into();
             }
             Err(e) => return format!("framing: {e}"),
         };

@@ -34,6 +34,9 @@ pub struct Shared {
     /// the runtime's blocking threads, so operations on the core always
     /// find a thread.
     pub read_slots: tokio::sync::Semaphore,
+    /// Bytes of incoming messages all sessions' readers hold, against
+    /// `max_buffered_bytes` (a reload sets a new cap).
+    pub input_budget: Arc<crate::protocol::framing::InputBudget>,
     pub sessions: Registry,
     /// The NETCONF event stream (RFC 5277).
     pub hub: Arc<Hub>,
