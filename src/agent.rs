@@ -143,6 +143,7 @@ pub fn build_core(config: &Config, users: &UserDb) -> Result<Core, String> {
             config.history.entries,
         ),
         commit_comment: None,
+        body: Default::default(),
     };
     match (source, core.ds.boot_status().1) {
         (BootSource::Running, None) => info!("restarting with the saved running configuration"),
@@ -267,6 +268,7 @@ async fn serve(
             .await
             .map_err(|e| e.to_string())??;
     let capabilities = crate::monitoring::capabilities(&core.schema);
+    let schema = core.schema.clone();
     core.monitor.set_capabilities(capabilities.clone());
     let sessions = Registry::with_monitor(core.monitor.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -279,6 +281,7 @@ async fn serve(
         shutdown: shutdown_rx,
         hub: core.ext.hub.clone(),
         core: Arc::new(Mutex::new(core)),
+        schema,
         read_slots: tokio::sync::Semaphore::new(crate::session::READ_SLOTS),
         input_budget,
         sessions,

@@ -5,7 +5,7 @@
 use tracing::info;
 use yang5::data::DataTree;
 
-use crate::datastore::{self, parse_config, Datastores};
+use crate::datastore::{self, Datastores};
 use crate::protocol::error::RpcError;
 use crate::protocol::ext::WithDefaults;
 use crate::protocol::rpc::{Datastore, EditOp, Filter, Operation, Source, TestOption};
@@ -16,6 +16,7 @@ use read::ReadTree;
 
 pub mod access;
 mod audit;
+pub mod body;
 mod confirmed;
 mod deferred;
 mod fault;
@@ -44,6 +45,8 @@ pub struct Core {
     pub history: crate::datastore::history::History,
     /// The `<comment>` of the commit in progress, for its history entry.
     pub(crate) commit_comment: Option<String>,
+    /// The current operation's body, parsed before the lock (`core/body.rs`).
+    pub(crate) body: body::Parsed,
 }
 
 /// What an operation produced.
@@ -276,7 +279,7 @@ impl Core {
         if test_option != TestOption::TestOnly {
             self.ds.check_writable(target, session).map_err(one)?;
         }
-        let (edit_tree, valueless) = datastore::parse_edit(&self.schema, config).map_err(one)?;
+        let (edit_tree, valueless) = self.parsed_edit(config).map_err(one)?;
         retrieval::check_default_tags(&edit_tree).map_err(one)?;
         if default_op != EditOp::Replace && !self.view().unrestricted {
             // A candidate that is running plus pending edits is checked
@@ -332,11 +335,11 @@ impl Core {
         Ok(Outcome::Ok)
     }
 
-    fn source_tree(&self, source: Source) -> Result<DataTree<'static>, RpcError> {
+    fn source_tree(&mut self, source: Source) -> Result<DataTree<'static>, RpcError> {
         match source {
             Source::Datastore(ds) => datastore::duplicate(self.existing(ds)?),
             Source::Config(xml) => {
-                let tree = parse_config(&self.schema, &xml)?;
+                let tree = self.parsed_config(&xml)?;
                 retrieval::check_default_tags(&tree)?;
                 // An inline config is a whole configuration: no operations.
                 for n in tree.traverse() {

@@ -5,6 +5,9 @@
 //!   read: while one `<get-config>` is held at the debug-only fault point
 //!   `hold-in-read` (`src/core/fault.rs`), another session commits and
 //!   reads, and the held read then answers with what it read.
+//! - A request body is parsed before the core lock: while one session's
+//!   edit is held in its parse (`hold-in-parse`), another commits and
+//!   reads; released, the edit applies.
 //! - A peer that sends a big `<get-config>` and stops reading is closed
 //!   after `write_timeout_secs`, its lock released; others are served
 //!   meanwhile.
@@ -81,6 +84,44 @@ fn a_held_read_delays_no_commit_and_answers_its_generation() {
         a.get_config("running").get("system/hostname").as_deref(),
         Some("beta")
     );
+    a.close();
+    b.close();
+}
+
+/// Session A's edit-config is held while its `<config>` is parsed (before
+/// the core lock); B's commit and read are answered meanwhile; released,
+/// A's edit is applied on top of B's commit.
+#[test]
+fn an_edit_held_in_its_parse_delays_no_commit() {
+    let mut env = Env::new();
+    let hold = env.path("hold");
+    env.agent_env = vec![
+        ("WGNETCONF_FAULT".into(), "hold-in-parse".into()),
+        ("WGNETCONF_FAULT_HOLD".into(), hold.display().to_string()),
+    ];
+    let agent = env.start();
+    let mut a = agent.session(&env);
+    let mut b = agent.session(&env);
+    a.send(&format!(
+        "<rpc xmlns=\"{NC_NS}\" message-id=\"a1\">{}</rpc>",
+        edit_config("running", "", &system("<hostname>delta</hostname>"))
+    ));
+    wait_for_file(&env.path("hold.held"), &agent);
+
+    // The first edit-config was A's: B's passes the point.
+    b.edit("running", &system("<mtu>1400</mtu>")).assert_ok();
+    assert_eq!(
+        b.get_config("running").get("system/mtu").as_deref(),
+        Some("1400")
+    );
+
+    std::fs::write(env.path("hold.release"), "").expect("release the parse");
+    let reply = Reply::new(a.recv());
+    assert_eq!(reply.root.attr("message-id"), Some("a1"), "{}", reply.text);
+    reply.assert_ok();
+    let now = a.get_config("running");
+    assert_eq!(now.get("system/hostname").as_deref(), Some("delta"));
+    assert_eq!(now.get("system/mtu").as_deref(), Some("1400"));
     a.close();
     b.close();
 }

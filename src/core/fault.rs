@@ -6,9 +6,11 @@
 //! `hang-in-edit` blocks that edit forever instead, holding the core lock:
 //! a wedged core, which must stop the systemd watchdog pings.
 //! `hold-in-read` holds the first read to reach it (outside the core lock,
-//! `core/read.rs`) until the test lets it go: the point creates
+//! `core/read.rs`), `hold-in-parse` the first edit-config's parse (before
+//! the lock, `core/body.rs`), until the test lets it go: the point creates
 //! `$WGNETCONF_FAULT_HOLD.held`, then waits for
-//! `$WGNETCONF_FAULT_HOLD.release` to exist; later reads pass.
+//! `$WGNETCONF_FAULT_HOLD.release` to exist; later calls pass (one hold
+//! per agent: name one `hold-` point at a time).
 
 /// Panics (or, for a `hang-` point, blocks forever; for a `hold-` point,
 /// holds the first caller) if `WGNETCONF_FAULT` names `name` (debug builds).

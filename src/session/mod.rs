@@ -279,11 +279,15 @@ where
             continue;
         }
         let a = agent.clone();
-        let outcome = tokio::task::spawn_blocking(move || match a.core.lock() {
-            Ok(mut core) => core.handle(id, request.operation),
-            Err(_) => Err(vec![RpcError::operation_failed(
-                "internal error: core lock poisoned",
-            )]),
+        let outcome = tokio::task::spawn_blocking(move || {
+            // The body first, without the lock: it needs only the schema.
+            let body = crate::core::body::parse(&a.schema, &request.operation);
+            match a.core.lock() {
+                Ok(mut core) => core.handle_parsed(id, request.operation, body),
+                Err(_) => Err(vec![RpcError::operation_failed(
+                    "internal error: core lock poisoned",
+                )]),
+            }
         })
         .await
         .unwrap_or_else(|e| {

@@ -29,6 +29,9 @@ pub struct Shared {
     /// An `Arc` of its own: the core's background tasks (`core/hooks.rs`)
     /// hold it without knowing about sessions.
     pub core: Arc<Mutex<Core>>,
+    /// The core's schema (immutable after start): request bodies are
+    /// parsed with it before the core lock is taken (`core/body.rs`).
+    pub schema: Arc<crate::schema::Schema>,
     /// Reads run outside the core lock on blocking threads
     /// (`core/read.rs`); they take one of these slots first, fewer than
     /// the runtime's blocking threads, so operations on the core always
