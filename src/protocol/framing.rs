@@ -11,6 +11,8 @@ const EOM: &[u8] = b"]]>]]>";
 const MAX_CHUNK: u64 = 4_294_967_295;
 /// Largest chunk we write; keeps memory per write bounded for huge replies.
 const WRITE_CHUNK: usize = 1 << 20;
+/// A read buffer above this size is dropped once emptied (`shed`).
+const SHED_CAPACITY: usize = 1 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
@@ -93,6 +95,8 @@ pub struct FrameReader<R> {
     held: usize,
     /// Length of the chunked message being assembled.
     assembling: usize,
+    /// The buffer went past [`SHED_CAPACITY`] at some point.
+    grew: bool,
 }
 
 impl<R> Drop for FrameReader<R> {
@@ -115,6 +119,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             budget: None,
             held: 0,
             assembling: 0,
+            grew: false,
         }
     }
 
@@ -177,8 +182,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         if n == 0 {
             self.eof = true;
         }
+        self.grew |= self.buf.capacity() > SHED_CAPACITY;
         self.account()?;
         Ok(n > 0)
+    }
+
+    /// After a message is taken: a buffer grown for a big message goes
+    /// back to the allocator once nothing of the next one is in it, so an
+    /// idle session does not keep its largest message's size.
+    fn shed(&mut self) {
+        if self.pos == self.buf.len() && self.buf.capacity() > SHED_CAPACITY {
+            self.buf = Vec::new();
+            self.pos = 0;
+        }
+    }
+
+    /// Whether this reader's buffer ever outgrew its usual size (the
+    /// session then asks for the freed heap to be returned at its end).
+    pub fn grew(&self) -> bool {
+        self.grew
     }
 
     fn avail(&self) -> &[u8] {
@@ -208,6 +230,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 }
                 let msg = avail[..end].to_vec();
                 self.pos += end + EOM.len();
+                self.shed();
                 self.account()?;
                 return Ok(Some(msg));
             }
@@ -266,6 +289,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     return Err(FramingError::Broken("end-of-chunks with no chunk"));
                 }
                 self.assembling = 0;
+                self.shed();
                 self.account()?;
                 return Ok(Some(msg));
             }
@@ -352,6 +376,19 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader keeps no big buffer once a big message is taken.
+    #[tokio::test]
+    async fn a_big_message_leaves_no_big_buffer() {
+        let msg = [&vec![b'z'; 3 << 20][..], EOM].concat();
+        let mut r = FrameReader::new(&msg[..], 4 << 20);
+        assert_eq!(
+            r.next_message().await.expect("read").map(|m| m.len()),
+            Some(3 << 20)
+        );
+        assert!(r.grew());
+        assert!(r.buf.capacity() <= SHED_CAPACITY, "{}", r.buf.capacity());
+    }
 
     /// Readers share one cap: one that would take the total past it fails;
     /// what a reader held comes back when it is dropped or its message is

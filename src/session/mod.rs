@@ -58,6 +58,11 @@ where
         _ = crate::shutdown::requested(&mut shutdown) => "agent shutdown".to_string(),
     };
     writer.shutdown().await;
+    // A session that took big messages freed their buffers just now.
+    if reader.grew() {
+        crate::memory::release_free_memory_soon();
+    }
+    drop(reader);
     // RFC 6022 dropped-sessions: ended other than by close-session,
     // kill-session or a bad hello (counted as in-bad-hellos).
     if end != "close-session" && end != "killed" && !end.starts_with("bad hello") {
