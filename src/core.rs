@@ -1,6 +1,9 @@
 //! The agent's core: schema, datastores and commit pipeline, and the
 //! NETCONF operations on them (RFC 6241 §7, §8). One `Core` exists, behind a
-//! lock, so operations — commits above all — are serialised.
+//! lock, so operations — commits above all — are serialised. What needs no
+//! core runs outside that lock: request bodies are parsed before it
+//! (`core/body.rs`), reads are pruned, filtered and printed after it
+//! (`core/read.rs`).
 
 use tracing::info;
 use yang5::data::DataTree;
