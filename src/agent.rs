@@ -212,8 +212,8 @@ pub fn serve_main(config_path: Option<PathBuf>) -> i32 {
         None => Config::default(),
     };
     // Operations run on blocking threads, one at a time (the core is
-    // behind one lock), reads beside them in fewer slots than threads
-    // (`session::READ_SLOTS`).
+    // behind one lock), body parses and reads beside them in fewer slots
+    // than threads (`session::BLOCKING_THREADS`).
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .max_blocking_threads(crate::session::BLOCKING_THREADS)
         .enable_all()
@@ -283,6 +283,7 @@ async fn serve(
         core: Arc::new(Mutex::new(core)),
         schema,
         read_slots: tokio::sync::Semaphore::new(crate::session::READ_SLOTS),
+        body_slots: Arc::new(tokio::sync::Semaphore::new(crate::session::BODY_SLOTS)),
         input_budget,
         sessions,
         capabilities,

@@ -24,6 +24,22 @@ pub struct Parsed {
     config: Option<Result<DataTree<'static>, RpcError>>,
 }
 
+/// Whether `op` has a body [`parse`] parses.
+pub fn has_body(op: &Operation) -> bool {
+    matches!(
+        op,
+        Operation::EditConfig { .. }
+            | Operation::EditData(_)
+            | Operation::CopyConfig {
+                source: Source::Config(_),
+                ..
+            }
+            | Operation::Validate {
+                source: Source::Config(_)
+            }
+    )
+}
+
 /// Parses `op`'s body (no lock needed).
 pub fn parse(schema: &Schema, op: &Operation) -> Parsed {
     let mut out = Parsed::default();

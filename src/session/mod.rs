@@ -6,7 +6,7 @@ mod deadline;
 pub mod registry;
 mod shared;
 
-pub use shared::{Limits, Shared, BLOCKING_THREADS, READ_SLOTS};
+pub use shared::{Limits, Shared, BLOCKING_THREADS, BODY_SLOTS, READ_SLOTS};
 
 use std::sync::Arc;
 
@@ -284,9 +284,15 @@ where
             continue;
         }
         let a = agent.clone();
+        let slot = if crate::core::body::has_body(&request.operation) {
+            agent.body_slots.clone().acquire_owned().await.ok()
+        } else {
+            None
+        };
         let outcome = tokio::task::spawn_blocking(move || {
             // The body first, without the lock: it needs only the schema.
             let body = crate::core::body::parse(&a.schema, &request.operation);
+            drop(slot);
             match a.core.lock() {
                 Ok(mut core) => core.handle_parsed(id, request.operation, body),
                 Err(_) => Err(vec![RpcError::operation_failed(

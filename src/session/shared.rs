@@ -37,6 +37,9 @@ pub struct Shared {
     /// the runtime's blocking threads, so operations on the core always
     /// find a thread.
     pub read_slots: tokio::sync::Semaphore,
+    /// Request bodies parse outside the core lock (`core/body.rs`) in one
+    /// of these slots.
+    pub body_slots: Arc<tokio::sync::Semaphore>,
     /// Bytes of incoming messages all sessions' readers hold, against
     /// `max_buffered_bytes` (a reload sets a new cap).
     pub input_budget: Arc<crate::protocol::framing::InputBudget>,
@@ -70,16 +73,23 @@ impl Limits {
     }
 }
 
-/// Blocking threads of the agent's runtime; the core's operations run on
-/// them one at a time (behind one lock), reads beside them (`READ_SLOTS`).
-/// Each thread more adds its stack and buffers to the resident memory (20
-/// sessions waiting for the core cost ~25 MiB with tokio's default of 512).
-pub const BLOCKING_THREADS: usize = 4;
+/// Blocking threads of the agent's runtime. The core's operations run on
+/// them one at a time (behind one lock); request bodies are parsed
+/// (`BODY_SLOTS`) and reads finished (`READ_SLOTS`) beside them, each in
+/// fewer slots than threads, so two threads always remain for the core
+/// (the operation holding it and one waiting) and the rest (password
+/// checks). Each thread more adds its stack and buffers to the resident
+/// memory (20 sessions waiting for the core cost ~25 MiB with tokio's
+/// default of 512).
+pub const BLOCKING_THREADS: usize = 6;
 
-/// Reads that may run at once outside the core lock: two, leaving two
-/// blocking threads for the core (the operation holding it and one
-/// waiting), also while big reads run.
+/// Reads that may run at once outside the core lock.
 pub const READ_SLOTS: usize = 2;
+
+/// Request bodies that may be parsed at once before the core lock: also
+/// bounds the memory of parsing (a 64 MiB edit takes several times that
+/// while libyang parses it), as the lock did when parsing ran under it.
+pub const BODY_SLOTS: usize = 2;
 
 impl Shared {
     /// The limits now (a new session or login takes them at its start).
