@@ -138,6 +138,22 @@ pub fn canonical(node: Node) -> Option<String> {
     }
 }
 
+/// Makes libyang compute and keep every canonical value of `tree` (leaves,
+/// leaf-lists, metadata). Some types (binary, IP addresses and prefixes,
+/// unions of them) compute their canonical string on first use and store
+/// it in the node: a write inside libyang's `const` getters, which printing
+/// and XPath evaluation call. A tree read by several threads at once
+/// (running's snapshot) gets them all while it still has one owner, so its
+/// readers only read.
+pub fn cache_canonical(tree: &DataTree<'static>) {
+    for n in tree.traverse() {
+        let _ = canonical(n.as_raw());
+        for m in n.meta() {
+            let _ = m.value();
+        }
+    }
+}
+
 /// Whether `node` is a list key leaf.
 pub fn is_key(node: Node) -> bool {
     let s = schema_of(node);

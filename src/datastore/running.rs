@@ -71,12 +71,18 @@ impl Running {
 
     /// The tree as of this generation, to read without the core lock: one
     /// copy per generation, shared by every read until the next change.
-    /// Nothing changes a snapshot (readers only print, filter and copy it).
+    /// Nothing changes a snapshot (readers only print, filter and copy it;
+    /// the canonical values libyang would cache while they do are cached
+    /// here, before any reader has it).
     pub fn snapshot(&mut self) -> Result<Arc<DataTree<'static>>, RpcError> {
         if let Some(s) = &self.snapshot {
             return Ok(s.clone());
         }
-        let copy = Arc::new(super::duplicate(&self.tree)?);
+        let copy = super::duplicate(&self.tree)?;
+        // Readers share it: nothing of it may change after this, not even
+        // a canonical value libyang would cache on first use.
+        super::raw::cache_canonical(&copy);
+        let copy = Arc::new(copy);
         self.snapshot = Some(copy.clone());
         Ok(copy)
     }
@@ -306,6 +312,46 @@ mod tests {
         let next = r.snapshot().expect("snapshot");
         assert!(!Arc::ptr_eq(&first, &next));
         assert!(print_config(&next).expect("print").contains(KEY));
+    }
+
+    /// Canonical values libyang computes on first use (the endpoint's
+    /// inet:ip-address, not yet cached after parsing) are all in the
+    /// snapshot before a reader sees it: concurrent readers printing it
+    /// never write into it.
+    #[test]
+    fn a_snapshot_has_every_canonical_value_cached() {
+        let schema = schema();
+        let disk = PowerLossDisk::default();
+        let mut r = running(
+            &schema,
+            &format!(
+                "<wireguard><instance>1</instance><peer><instance>1</instance>\
+                 <public-key>{KEY}</public-key><allowed-ip>10.0.0.1/24</allowed-ip>\
+                 <allowed-ip>FD00:0:0::1/64</allowed-ip>\
+                 <endpoint>FD00:0:0::7</endpoint></peer></wireguard>"
+            ),
+            &disk,
+        );
+        let snap = r.snapshot().expect("snapshot");
+        let mut terms = 0;
+        for n in snap.traverse() {
+            if super::super::raw::nodetype(n.as_raw())
+                & (libyang5_sys::LYS_LEAF | libyang5_sys::LYS_LEAFLIST)
+                == 0
+            {
+                continue;
+            }
+            terms += 1;
+            // SAFETY: a terminal node of a live tree.
+            let cached = unsafe {
+                !(*(n.as_raw() as *mut libyang5_sys::lyd_node_term))
+                    .value
+                    ._canonical
+                    .is_null()
+            };
+            assert!(cached, "{} has no cached canonical value", n.path());
+        }
+        assert!(terms >= 5, "{terms}");
     }
 
     #[test]
