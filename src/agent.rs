@@ -132,7 +132,7 @@ pub fn build_core(config: &Config, users: &UserDb) -> Result<Core, String> {
     let mut pipeline = Pipeline::new(plugins(config, &schema)?);
     pipeline.start(&schema)?;
     let mut core = Core {
-        schema,
+        schema: Arc::new(schema),
         ds,
         pipeline,
         ext: crate::core::hooks::Extras::new(config),
@@ -144,6 +144,7 @@ pub fn build_core(config: &Config, users: &UserDb) -> Result<Core, String> {
             config.history.entries,
         ),
         commit_comment: None,
+        body: Default::default(),
     };
     match (source, core.ds.boot_status().1) {
         (BootSource::Running, None) => info!("restarting with the saved running configuration"),
@@ -211,12 +212,11 @@ pub fn serve_main(config_path: Option<PathBuf>) -> i32 {
         },
         None => Config::default(),
     };
-    // Operations run on blocking threads but one at a time (the core is
-    // behind one lock): a few threads suffice, and each one more would
-    // add its stack and buffers to the resident memory (20 sessions
-    // waiting for the core cost ~25 MiB with the default of 512).
+    // Operations run on blocking threads, one at a time (the core is
+    // behind one lock), body parses and reads beside them in fewer slots
+    // than threads (`session::BLOCKING_THREADS`).
     let rt = match tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(4)
+        .max_blocking_threads(crate::session::BLOCKING_THREADS)
         .enable_all()
         .build()
     {
@@ -269,9 +269,12 @@ async fn serve(
             .await
             .map_err(|e| e.to_string())??;
     let capabilities = crate::monitoring::capabilities(&core.schema);
+    let schema = core.schema.clone();
     core.monitor.set_capabilities(capabilities.clone());
     let sessions = Registry::with_monitor(core.monitor.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let input_budget =
+        crate::protocol::framing::InputBudget::new(config.netconf.max_buffered_bytes);
     let agent = Arc::new(Shared {
         limits: std::sync::RwLock::new(Limits::of(&config)),
         config,
@@ -279,6 +282,10 @@ async fn serve(
         shutdown: shutdown_rx,
         hub: core.ext.hub.clone(),
         core: Arc::new(Mutex::new(core)),
+        schema,
+        read_slots: tokio::sync::Semaphore::new(crate::session::READ_SLOTS),
+        body_slots: Arc::new(tokio::sync::Semaphore::new(crate::session::BODY_SLOTS)),
+        input_budget,
         sessions,
         capabilities,
     });

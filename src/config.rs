@@ -91,6 +91,10 @@ pub struct NetconfConfig {
     pub hello_timeout_secs: u64,
     /// Largest message (rpc) accepted, in bytes.
     pub max_message_bytes: usize,
+    /// Bytes of incoming messages not yet whole, all sessions together; a
+    /// session whose message would pass it gets resource-denied and is
+    /// closed.
+    pub max_buffered_bytes: usize,
     /// NETCONF sessions at once, over every transport; one more is refused
     /// (SSH: the `netconf` subsystem request fails; Unix socket: closed).
     pub max_sessions: usize,
@@ -102,6 +106,9 @@ pub struct NetconfConfig {
     pub max_attributes_per_message: usize,
     /// Length in bytes of an XPath filter's `select`.
     pub max_xpath_bytes: usize,
+    /// A session whose peer takes no byte of a reply (or notification)
+    /// for this many seconds is closed, its locks released.
+    pub write_timeout_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -188,11 +195,13 @@ impl Default for NetconfConfig {
         NetconfConfig {
             hello_timeout_secs: 60,
             max_message_bytes: 64 * 1024 * 1024,
+            max_buffered_bytes: 256 * 1024 * 1024,
             max_sessions: 64,
             max_depth: 128,
             max_attributes_per_element: 64,
             max_attributes_per_message: 1_000_000,
             max_xpath_bytes: 4096,
+            write_timeout_secs: 60,
         }
     }
 }

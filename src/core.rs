@@ -1,20 +1,25 @@
 //! The agent's core: schema, datastores and commit pipeline, and the
 //! NETCONF operations on them (RFC 6241 §7, §8). One `Core` exists, behind a
-//! lock, so operations — commits above all — are serialised.
+//! lock, so operations — commits above all — are serialised. What needs no
+//! core runs outside that lock: request bodies are parsed before it
+//! (`core/body.rs`), reads are pruned, filtered and printed after it
+//! (`core/read.rs`).
 
 use tracing::info;
 use yang5::data::DataTree;
 
-use crate::datastore::{self, parse_config, Datastores};
+use crate::datastore::{self, Datastores};
 use crate::protocol::error::RpcError;
 use crate::protocol::ext::WithDefaults;
 use crate::protocol::rpc::{Datastore, EditOp, Filter, Operation, Source, TestOption};
 use crate::retrieval::{self, Content};
 use crate::schema::Schema;
 use crate::transaction::{Change, Pipeline};
+use read::ReadTree;
 
 pub mod access;
 mod audit;
+pub mod body;
 mod confirmed;
 mod deferred;
 mod drift;
@@ -23,10 +28,12 @@ mod history;
 pub mod hooks;
 mod nmda;
 mod panics;
+pub mod read;
 mod scoped;
 
 pub struct Core {
-    pub schema: Schema,
+    /// Shared with reads running outside the lock; immutable after start.
+    pub schema: std::sync::Arc<Schema>,
     pub ds: Datastores,
     pub pipeline: Pipeline,
     /// Confirmed commit, events (`core/hooks.rs`).
@@ -42,6 +49,8 @@ pub struct Core {
     pub history: crate::datastore::history::History,
     /// The `<comment>` of the commit in progress, for its history entry.
     pub(crate) commit_comment: Option<String>,
+    /// The current operation's body, parsed before the lock (`core/body.rs`).
+    pub(crate) body: body::Parsed,
 }
 
 /// What an operation produced.
@@ -56,9 +65,12 @@ pub enum Outcome {
     /// The whole content of `<rpc-reply>` (an rpc's output in its own
     /// namespace, e.g. get-schema's `<data>`).
     Reply(String),
+    /// A read to finish outside the core lock (`core/read.rs`): running it
+    /// gives `Data` or `Reply`.
+    Read(Box<read::Read>),
 }
 
-type OpResult = Result<Outcome, Vec<RpcError>>;
+pub type OpResult = Result<Outcome, Vec<RpcError>>;
 
 fn one(e: RpcError) -> Vec<RpcError> {
     vec![e]
@@ -192,27 +204,6 @@ impl Core {
         }
     }
 
-    /// `<data>` of a configuration: filtered, in the basic mode (explicit).
-    fn filtered(&self, tree: &DataTree<'static>, filter: Option<Filter>) -> OpResult {
-        self.filtered_with(tree, filter, None, Content::Config)
-    }
-
-    /// `<data>` of `tree`: subtree or XPath filter, with-defaults mode.
-    fn filtered_with(
-        &self,
-        tree: &DataTree<'static>,
-        filter: Option<Filter>,
-        wd: Option<WithDefaults>,
-        content: Content,
-    ) -> OpResult {
-        // Unreadable nodes go before the filter runs (RFC 8341 §3.2.4).
-        let pruned = self.readable(tree).map_err(one)?;
-        let tree = pruned.as_ref().unwrap_or(tree);
-        retrieval::render(&self.schema, tree, filter.as_ref(), wd, content)
-            .map(Outcome::Data)
-            .map_err(one)
-    }
-
     /// Running with the plugins' state data and the server's own
     /// (monitoring, YANG library): what `<get>` reads.
     pub fn operational_tree(&mut self) -> Result<DataTree<'static>, RpcError> {
@@ -237,31 +228,21 @@ impl Core {
         Ok(oper)
     }
 
+    /// The operational tree is gathered under the lock (the plugins' state
+    /// is read there); filter and print run outside it (`core/read.rs`).
     fn get(&mut self, filter: Option<Filter>, wd: Option<WithDefaults>) -> OpResult {
         let oper = self.operational_tree().map_err(one)?;
-        self.filtered_with(&oper, filter, wd, Content::All)
+        self.read(ReadTree::Own(oper), filter, wd, Content::All, None)
     }
 
     fn get_config(
-        &self,
+        &mut self,
         source: Datastore,
         filter: Option<Filter>,
         wd: Option<WithDefaults>,
     ) -> OpResult {
-        if source == Datastore::Candidate && self.ds.candidate_modified() {
-            if let Some(tree) = self.ds.pending_snapshot(&self.schema).map_err(one)? {
-                return self.filtered_with(&tree, filter, wd, Content::Config);
-            }
-        }
-        // A deleted (or never saved) startup reads as empty, as clients
-        // such as Ansible's netconf_get expect; at boot it means "nothing
-        // to apply" alike.
-        if source == Datastore::Startup && self.ds.tree(source).is_none() {
-            let empty = DataTree::new(self.schema.ctx);
-            return self.filtered_with(&empty, filter, wd, Content::Config);
-        }
-        let tree = self.existing(source).map_err(one)?;
-        self.filtered_with(tree, filter, wd, Content::Config)
+        let tree = self.read_tree(source).map_err(one)?;
+        self.read(tree, filter, wd, Content::Config, None)
     }
 
     fn existing(&self, ds: Datastore) -> Result<&DataTree<'static>, RpcError> {
@@ -303,7 +284,7 @@ impl Core {
         if test_option != TestOption::TestOnly {
             self.ds.check_writable(target, session).map_err(one)?;
         }
-        let (edit_tree, valueless) = datastore::parse_edit(&self.schema, config).map_err(one)?;
+        let (edit_tree, valueless) = self.parsed_edit(config).map_err(one)?;
         retrieval::check_default_tags(&edit_tree).map_err(one)?;
         if default_op != EditOp::Replace && !self.view().unrestricted {
             // A candidate that is running plus pending edits is checked
@@ -359,11 +340,11 @@ impl Core {
         Ok(Outcome::Ok)
     }
 
-    fn source_tree(&self, source: Source) -> Result<DataTree<'static>, RpcError> {
+    fn source_tree(&mut self, source: Source) -> Result<DataTree<'static>, RpcError> {
         match source {
             Source::Datastore(ds) => datastore::duplicate(self.existing(ds)?),
             Source::Config(xml) => {
-                let tree = parse_config(&self.schema, &xml)?;
+                let tree = self.parsed_config(&xml)?;
                 retrieval::check_default_tags(&tree)?;
                 // An inline config is a whole configuration: no operations.
                 for n in tree.traverse() {

@@ -114,6 +114,7 @@ pub async fn apply(
     .map_err(|e| e.to_string())??;
     let old = agent.users.replace(db);
     agent.set_limits(Limits::of(&new));
+    agent.input_budget.set_cap(new.netconf.max_buffered_bytes);
     let current = agent.users.current();
     let closed = agent
         .sessions

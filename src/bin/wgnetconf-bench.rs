@@ -31,6 +31,8 @@ mod dataplane;
 mod drift;
 #[path = "wgnetconf-bench/filters.rs"]
 mod filters;
+#[path = "wgnetconf-bench/isolation.rs"]
+mod isolation;
 #[path = "wgnetconf-bench/nacm.rs"]
 mod nacm;
 
@@ -374,36 +376,6 @@ async fn run(args: Args) {
     );
     println!("| measure | result |\n|---|---|");
 
-    // Password logins at once, first, so the peak is theirs: argon2id
-    // checks run one at a time (19 MiB each), so the peak must not grow
-    // with their number. (The agent's auth_timeout_secs is raised above
-    // so that the last of them, waiting its turn, is not cut in a debug
-    // build, where each check takes most of a second.)
-    let (_, peak_before) = agent.rss();
-    let t = Instant::now();
-    let logins: Vec<_> = (0..LOGINS)
-        .map(|_| {
-            let pt = agent.password_target();
-            tokio::spawn(async move { Client::connect(&pt).await })
-        })
-        .collect();
-    let mut clients = Vec::new();
-    for l in logins {
-        clients.push(l.await.expect("login task").expect("password login"));
-    }
-    let took = t.elapsed();
-    let (_, peak_after) = agent.rss();
-    for c in clients {
-        c.close().await;
-    }
-    rep.row(
-        format!("{LOGINS} password logins at once (argon2id), one source"),
-        format!(
-            "all in {:.0} ms; peak RSS {peak_before:.1} -> {peak_after:.1} MiB",
-            ms(took)
-        ),
-    );
-
     // a. session setup.
     let mut setup = Stats::default();
     for _ in 0..20 {
@@ -474,6 +446,14 @@ async fn run(args: Args) {
     let peers: String = (0..base).map(|i| peer_xml(ifn, i)).collect();
     rpc(&mut c, &edit("candidate", &iface_xml(ifn, 51820, &peers))).await;
     rpc(&mut c, "<commit/>").await;
+
+    // Password logins at once with the datastore populated; the peak is
+    // theirs (isolation.rs resets the high-water mark first): argon2id
+    // checks run one at a time (19 MiB each), so it must not grow with
+    // their number. (The agent's auth_timeout_secs is raised above so
+    // that the last of them, waiting its turn, is not cut in a debug
+    // build, where each check takes most of a second.)
+    isolation::logins(&agent, &mut rep, base).await;
 
     // c. incremental one-peer merges with commit.
     let mut inc = Stats::default();
@@ -558,6 +538,15 @@ async fn run(args: Args) {
         format!("median {:.2} ms, p99 {:.2} ms", rej.median(), rej.p99()),
     );
     c.close().await;
+
+    // What one client's load costs the others (isolation.rs).
+    if args.smoke {
+        isolation::burst(&agent, &mut rep, 2, 1, Duration::from_secs(1)).await;
+        isolation::latencies(&agent, &mut rep, base, 3).await;
+    } else {
+        isolation::burst(&agent, &mut rep, 10, 8, Duration::from_secs(5)).await;
+        isolation::latencies(&agent, &mut rep, base, 20).await;
+    }
 
     // f. parallel sessions, each on its own interface.
     for locking in [false, true] {

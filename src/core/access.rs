@@ -9,6 +9,7 @@ use crate::datastore::{self, ValuelessDelete};
 use crate::nacm::{Actor, View};
 use crate::protocol::error::RpcError;
 use crate::protocol::rpc::{EditOp, Operation};
+use crate::schema::Schema;
 
 /// The YANG module and name of a protocol operation, for rules.
 pub fn operation_id(op: &Operation) -> (&'static str, &'static str) {
@@ -36,6 +37,21 @@ pub fn operation_id(op: &Operation) -> (&'static str, &'static str) {
         Operation::RotatePrivateKey { .. } => ("wgnetconf-agent", "rotate-private-key"),
         Operation::CheckDrift { .. } => ("wgnetconf-agent", "check-drift"),
     }
+}
+
+/// `tree` as `view` may read it: a pruned copy, or `None` when all of it
+/// is readable (`tree` itself is only read).
+pub(super) fn readable(
+    schema: &Schema,
+    view: &View<'_>,
+    tree: &DataTree<'static>,
+) -> Result<Option<DataTree<'static>>, RpcError> {
+    if view.unrestricted {
+        return Ok(None);
+    }
+    let mut copy = datastore::duplicate(tree)?;
+    view.prune(schema, &mut copy);
+    Ok(Some(copy))
 }
 
 impl Core {
@@ -102,13 +118,7 @@ impl Core {
         &self,
         tree: &DataTree<'static>,
     ) -> Result<Option<DataTree<'static>>, RpcError> {
-        let view = self.view();
-        if view.unrestricted {
-            return Ok(None);
-        }
-        let mut copy = datastore::duplicate(tree)?;
-        view.prune(&self.schema, &mut copy);
-        Ok(Some(copy))
+        readable(&self.schema, &self.view(), tree)
     }
 
     /// Whether the current user may read all of `tree` (a copy-config

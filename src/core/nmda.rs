@@ -5,15 +5,18 @@
 
 use yang5::data::DataTree;
 
-use super::{one, Core, OpResult, Outcome};
-use crate::datastore::{self, filter};
-use crate::protocol::ext_rpc::{EditData, GetData, NmdaDatastore, NMDA_NS};
+use super::read::{NmdaShape, ReadTree};
+use super::{one, Core, OpResult};
+use crate::datastore::filter;
+use crate::protocol::ext_rpc::{EditData, GetData, NmdaDatastore};
 use crate::protocol::rpc::{Datastore, TestOption};
+use crate::retrieval::Content;
+use crate::schema::Schema;
 
 /// The top-most config-false nodes of `tree`, with their ancestors and list
 /// keys (RFC 8526 config-filter false).
-fn state_only(
-    core: &Core,
+pub(super) fn state_only(
+    schema: &Schema,
     tree: &DataTree<'static>,
 ) -> Result<DataTree<'static>, crate::protocol::error::RpcError> {
     let mut paths = Vec::new();
@@ -27,12 +30,12 @@ fn state_only(
             paths.push(crate::datastore::raw::node_path(&n));
         }
     }
-    filter::select(&core.schema, tree, &paths)
+    filter::select(schema, tree, &paths)
 }
 
 /// Drops nodes deeper than `depth` (top-level nodes are depth 1); list keys
 /// stay with their list entry.
-fn prune(tree: &mut DataTree<'static>, depth: u16) {
+pub(super) fn prune(tree: &mut DataTree<'static>, depth: u16) {
     let mut cut = Vec::new();
     for n in tree.traverse() {
         let d = n.ancestors().count() + 1;
@@ -46,39 +49,27 @@ fn prune(tree: &mut DataTree<'static>, depth: u16) {
 }
 
 impl Core {
+    /// Taken under the lock, shaped, filtered and printed outside it
+    /// (`core/read.rs`).
     pub(super) fn get_data(&mut self, p: GetData) -> OpResult {
-        let mut tree = match p.datastore {
+        let tree = match p.datastore {
             NmdaDatastore::Running | NmdaDatastore::Intended => {
-                datastore::duplicate(self.ds.running()).map_err(one)?
+                self.read_tree(Datastore::Running).map_err(one)?
             }
-            NmdaDatastore::Candidate => {
-                let t = self.existing(Datastore::Candidate).map_err(one)?;
-                datastore::duplicate(t).map_err(one)?
-            }
-            NmdaDatastore::Startup => match self.ds.tree(Datastore::Startup) {
-                Some(t) => datastore::duplicate(t).map_err(one)?,
-                None => DataTree::new(self.schema.ctx),
-            },
+            NmdaDatastore::Candidate => self.read_tree(Datastore::Candidate).map_err(one)?,
+            NmdaDatastore::Startup => self.read_tree(Datastore::Startup).map_err(one)?,
             NmdaDatastore::Operational if p.config_filter == Some(true) => {
-                datastore::duplicate(self.ds.running()).map_err(one)?
+                self.read_tree(Datastore::Running).map_err(one)?
             }
             // The plugins' state plus the server's own: monitoring and the
             // YANG library (RFC 8525 lives in <operational>).
-            NmdaDatastore::Operational => self.operational_tree().map_err(one)?,
+            NmdaDatastore::Operational => ReadTree::Own(self.operational_tree().map_err(one)?),
         };
-        if p.config_filter == Some(false) {
-            tree = state_only(self, &tree).map_err(one)?;
-        }
-        if let Some(d) = p.max_depth {
-            prune(&mut tree, d);
-        }
-        let xml = match self.filtered(&tree, p.filter)? {
-            Outcome::Data(x) => x,
-            _ => String::new(),
+        let shape = NmdaShape {
+            state_only: p.config_filter == Some(false),
+            max_depth: p.max_depth,
         };
-        Ok(Outcome::Reply(format!(
-            "<data xmlns=\"{NMDA_NS}\">{xml}</data>"
-        )))
+        self.read(tree, p.filter, None, Content::Config, Some(shape))
     }
 
     pub(super) fn edit_data(&mut self, session: u32, p: EditData) -> OpResult {

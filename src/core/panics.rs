@@ -84,6 +84,18 @@ impl Core {
 
     /// Runs one rpc (`Core::dispatch`); a panic becomes operation-failed.
     pub fn handle(&mut self, session: u32, op: Operation) -> OpResult {
+        self.handle_parsed(session, op, Default::default())
+    }
+
+    /// [`Core::handle`] with the rpc's body parsed before the lock
+    /// (`core/body.rs`).
+    pub fn handle_parsed(
+        &mut self,
+        session: u32,
+        op: Operation,
+        body: super::body::Parsed,
+    ) -> OpResult {
+        self.body = body;
         let what = name(&op);
         let audited = super::audit::changes_config(&op);
         let result = self
@@ -93,6 +105,8 @@ impl Core {
                     "internal error in {what}; nothing was changed (see the agent's log)"
                 ))])
             });
+        // Unused (the rpc failed before it), it goes now.
+        self.body = Default::default();
         if let (true, Err(errors)) = (audited, &result) {
             super::audit::refused(&self.who(session), what, errors);
         }

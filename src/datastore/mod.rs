@@ -516,6 +516,12 @@ impl Datastores {
         self.running.tree()
     }
 
+    /// Running as of now, shared with reads outside the core lock
+    /// ([`running::Running::snapshot`]).
+    pub fn running_snapshot(&mut self) -> Result<std::sync::Arc<DataTree<'static>>, RpcError> {
+        self.running.snapshot()
+    }
+
     /// Changes whenever running does.
     pub fn generation(&self) -> u64 {
         self.running.generation()

@@ -192,6 +192,23 @@ pub unsafe fn canonical(node: Node) -> Option<String> {
     }
 }
 
+/// Makes libyang compute and keep every canonical value of `tree` (leaves,
+/// leaf-lists, metadata). Some types (binary, IP addresses and prefixes,
+/// unions of them) compute their canonical string on first use and store
+/// it in the node: a write inside libyang's `const` getters, which printing
+/// and XPath evaluation call. A tree read by several threads at once
+/// (running's snapshot) gets them all while it still has one owner, so its
+/// readers only read.
+pub fn cache_canonical(tree: &DataTree<'static>) {
+    for n in tree.traverse() {
+        // SAFETY: a node of `tree`, borrowed for the call.
+        let _ = unsafe { canonical(n.as_raw()) };
+        for m in n.meta() {
+            let _ = m.value();
+        }
+    }
+}
+
 /// Whether `node` is a list key leaf.
 ///
 /// # Safety

@@ -7,12 +7,20 @@
 //! - The journal (`journal.rs`) holds what the tree holds once a change is
 //!   in: a change that cannot be written is taken out again.
 //!
+//! - The snapshot ([`Running::snapshot`]) is a copy of the tree as of one
+//!   generation, shared with reads served outside the core lock; it is
+//!   dropped when the generation moves on, so a reader never sees a tree
+//!   a commit is changing (libyang trees allow one writer or several
+//!   readers, never both).
+//!
 //! The rest of the agent reads running's tree (`Datastores::running`,
 //! [`Running::tree`]). It changes only here: a whole new tree ([`Running::replace`]), a scope
 //! swapped in place ([`Running::stage`], then [`Staged::persist`]), a
 //! boot-time edit ([`Running::edit_at_boot`]) or a reload from the run
 //! directory after a panic ([`Running::reload_from`]). The plugins' phases
 //! around a change are `transaction.rs`'s.
+
+use std::sync::Arc;
 
 use tracing::error;
 use yang5::context::Context;
@@ -34,6 +42,9 @@ pub struct Running {
     generation: u64,
     unique: UniqueIndex,
     journal: Journal,
+    /// A copy of `tree` at `generation`, made on the first read that asks
+    /// for it; `None` until then and after every change.
+    snapshot: Option<Arc<DataTree<'static>>>,
 }
 
 impl Running {
@@ -45,6 +56,7 @@ impl Running {
             generation: 0,
             unique: UniqueIndex::default(),
             journal,
+            snapshot: None,
         }
     }
 
@@ -57,9 +69,30 @@ impl Running {
         self.generation
     }
 
-    /// The tree changed (in place or replaced): the generation moves on.
+    /// The tree as of this generation, to read without the core lock: one
+    /// copy per generation, shared by every read until the next change.
+    /// Nothing changes a snapshot (readers only print, filter and copy it;
+    /// the canonical values libyang would cache while they do are cached
+    /// here, before any reader has it).
+    pub fn snapshot(&mut self) -> Result<Arc<DataTree<'static>>, RpcError> {
+        if let Some(s) = &self.snapshot {
+            return Ok(s.clone());
+        }
+        let copy = super::duplicate(&self.tree)?;
+        // Readers share it: nothing of it may change after this, not even
+        // a canonical value libyang would cache on first use.
+        super::raw::cache_canonical(&copy);
+        let copy = Arc::new(copy);
+        self.snapshot = Some(copy.clone());
+        Ok(copy)
+    }
+
+    /// The tree changed (in place or replaced): the generation moves on,
+    /// and the snapshot of the old one is no longer running's (readers
+    /// holding it finish with it).
     fn changed(&mut self) {
         self.generation += 1;
+        self.snapshot = None;
     }
 
     /// libyang's validation of a scope, with the running entries its
@@ -254,6 +287,70 @@ mod tests {
         drop(staged);
         assert!(print_config(r.tree()).expect("print").contains(KEY));
         assert_eq!(r.generation(), 1);
+    }
+
+    #[test]
+    fn one_snapshot_per_generation_and_none_of_a_change() {
+        let schema = schema();
+        let disk = PowerLossDisk::default();
+        let mut r = running(
+            &schema,
+            "<wireguard><instance>1</instance></wireguard>",
+            &disk,
+        );
+        let first = r.snapshot().expect("snapshot");
+        let again = r.snapshot().expect("snapshot");
+        assert!(Arc::ptr_eq(&first, &again), "repeated reads share one copy");
+        let edit = tunnel(&schema, &peer(1, 7));
+        let mut sc = scope_of(&schema, r.tree(), &edit);
+        r.stage(schema.ctx, &mut sc)
+            .expect("stage")
+            .persist()
+            .expect("written");
+        // The old snapshot is as it was; the next read gets the change.
+        assert!(!print_config(&first).expect("print").contains(KEY));
+        let next = r.snapshot().expect("snapshot");
+        assert!(!Arc::ptr_eq(&first, &next));
+        assert!(print_config(&next).expect("print").contains(KEY));
+    }
+
+    /// Canonical values libyang computes on first use (the endpoint's
+    /// inet:ip-address, not yet cached after parsing) are all in the
+    /// snapshot before a reader sees it: concurrent readers printing it
+    /// never write into it.
+    #[test]
+    fn a_snapshot_has_every_canonical_value_cached() {
+        let schema = schema();
+        let disk = PowerLossDisk::default();
+        let mut r = running(
+            &schema,
+            &format!(
+                "<wireguard><instance>1</instance><peer><instance>1</instance>\
+                 <public-key>{KEY}</public-key><allowed-ip>10.0.0.1/24</allowed-ip>\
+                 <allowed-ip>FD00:0:0::1/64</allowed-ip>\
+                 <endpoint>FD00:0:0::7</endpoint></peer></wireguard>"
+            ),
+            &disk,
+        );
+        let snap = r.snapshot().expect("snapshot");
+        let mut terms = 0;
+        for n in snap.traverse() {
+            // SAFETY: a node of the snapshot, borrowed for the loop.
+            let kind = unsafe { super::super::raw::nodetype(n.as_raw()) };
+            if kind & (libyang5_sys::LYS_LEAF | libyang5_sys::LYS_LEAFLIST) == 0 {
+                continue;
+            }
+            terms += 1;
+            // SAFETY: a terminal node of a live tree.
+            let cached = unsafe {
+                !(*(n.as_raw() as *mut libyang5_sys::lyd_node_term))
+                    .value
+                    ._canonical
+                    .is_null()
+            };
+            assert!(cached, "{} has no cached canonical value", n.path());
+        }
+        assert!(terms >= 5, "{terms}");
     }
 
     #[test]

@@ -134,7 +134,10 @@ impl Nacm {
         }
     }
 
-    fn policy(&self) -> Arc<Policy> {
+    /// The policy in force now: a read served outside the core lock takes
+    /// it with its snapshot and judges by it ([`Nacm::view_under`]), not
+    /// by a policy a later commit put in.
+    pub fn policy(&self) -> Arc<Policy> {
         self.policy
             .read()
             .map(|p| p.clone())
@@ -143,7 +146,11 @@ impl Nacm {
 
     /// The rules that apply to `actor`, in evaluation order.
     pub fn view(&self, actor: &Actor) -> View<'_> {
-        let policy = self.policy();
+        self.view_under(actor, self.policy())
+    }
+
+    /// [`Nacm::view`] under a policy taken earlier ([`Nacm::policy`]).
+    pub fn view_under(&self, actor: &Actor, policy: Arc<Policy>) -> View<'_> {
         if actor.recovery || !policy.enabled {
             return View {
                 nacm: self,

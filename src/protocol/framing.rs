@@ -1,6 +1,9 @@
 //! RFC 6242 message framing: end-of-message (`]]>]]>`, base:1.0) until both
 //! hellos name base:1.1, then chunked framing (§4.2).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 const EOM: &[u8] = b"]]>]]>";
@@ -8,6 +11,8 @@ const EOM: &[u8] = b"]]>]]>";
 const MAX_CHUNK: u64 = 4_294_967_295;
 /// Largest chunk we write; keeps memory per write bounded for huge replies.
 const WRITE_CHUNK: usize = 1 << 20;
+/// A read buffer above this size is dropped once emptied (`shed`).
+const SHED_CAPACITY: usize = 1 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
@@ -23,8 +28,55 @@ pub enum FramingError {
     Broken(&'static str),
     #[error("message larger than {0} bytes")]
     TooLarge(usize),
+    #[error("messages being received by all sessions would exceed {0} bytes")]
+    OverBudget(usize),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The bytes every session's reader holds of messages not yet whole,
+/// against one cap: `max_message_bytes` bounds one message, this bounds
+/// them all (64 sessions could otherwise hold 64 × 64 MiB).
+pub struct InputBudget {
+    cap: AtomicUsize,
+    used: AtomicUsize,
+}
+
+impl InputBudget {
+    pub fn new(cap: usize) -> Arc<InputBudget> {
+        Arc::new(InputBudget {
+            cap: AtomicUsize::new(cap),
+            used: AtomicUsize::new(0),
+        })
+    }
+
+    /// A new cap (a reload): what is held stays; growth is checked
+    /// against it.
+    pub fn set_cap(&self, cap: usize) {
+        self.cap.store(cap, Ordering::Relaxed);
+    }
+
+    pub fn cap(&self) -> usize {
+        self.cap.load(Ordering::Relaxed)
+    }
+
+    /// Bytes held now, by all readers.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn grow(&self, n: usize) -> bool {
+        let cap = self.cap();
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|t| *t <= cap)
+            })
+            .is_ok()
+    }
+
+    fn shrink(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
 }
 
 /// Reads whole messages from a byte stream.
@@ -36,6 +88,23 @@ pub struct FrameReader<R> {
     eof: bool,
     pub framing: Framing,
     pub max_message: usize,
+    /// Shared with the other sessions' readers, if any.
+    budget: Option<Arc<InputBudget>>,
+    /// What this reader counts in `budget`: unconsumed bytes plus a
+    /// chunked message's assembled part.
+    held: usize,
+    /// Length of the chunked message being assembled.
+    assembling: usize,
+    /// The buffer went past [`SHED_CAPACITY`] at some point.
+    grew: bool,
+}
+
+impl<R> Drop for FrameReader<R> {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.shrink(self.held);
+        }
+    }
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -47,7 +116,44 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             eof: false,
             framing: Framing::EndOfMessage,
             max_message,
+            budget: None,
+            held: 0,
+            assembling: 0,
+            grew: false,
         }
+    }
+
+    /// Counts what this reader buffers in `budget`; a read that would take
+    /// it past the cap fails with [`FramingError::OverBudget`].
+    pub fn with_budget(mut self, budget: Arc<InputBudget>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Brings this reader's share of the budget to what it holds now.
+    fn account(&mut self) -> Result<(), FramingError> {
+        let Some(b) = &self.budget else {
+            return Ok(());
+        };
+        let want = self.buf.len() - self.pos + self.assembling;
+        if want > self.held {
+            if !b.grow(want - self.held) {
+                // The session ends over this: what it holds goes back now,
+                // not after its error reply is written, so others fit.
+                let cap = b.cap();
+                b.shrink(self.held);
+                self.held = 0;
+                self.buf = Vec::new();
+                self.pos = 0;
+                self.assembling = 0;
+                self.eof = true;
+                return Err(FramingError::OverBudget(cap));
+            }
+        } else {
+            b.shrink(self.held - want);
+        }
+        self.held = want;
+        Ok(())
     }
 
     /// Reads more bytes; false on end of stream.
@@ -76,7 +182,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         if n == 0 {
             self.eof = true;
         }
+        self.grew |= self.buf.capacity() > SHED_CAPACITY;
+        self.account()?;
         Ok(n > 0)
+    }
+
+    /// After a message is taken: a buffer grown for a big message goes
+    /// back to the allocator once nothing of the next one is in it, so an
+    /// idle session does not keep its largest message's size.
+    fn shed(&mut self) {
+        if self.pos == self.buf.len() && self.buf.capacity() > SHED_CAPACITY {
+            self.buf = Vec::new();
+            self.pos = 0;
+        }
+    }
+
+    /// Whether this reader's buffer ever outgrew its usual size (the
+    /// session then asks for the freed heap to be returned at its end).
+    pub fn grew(&self) -> bool {
+        self.grew
     }
 
     fn avail(&self) -> &[u8] {
@@ -106,6 +230,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 }
                 let msg = avail[..end].to_vec();
                 self.pos += end + EOM.len();
+                self.shed();
+                self.account()?;
                 return Ok(Some(msg));
             }
             searched = avail.len();
@@ -133,6 +259,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     async fn next_chunked(&mut self) -> Result<Option<Vec<u8>>, FramingError> {
         let mut msg = Vec::new();
+        self.assembling = 0;
         let mut first = true;
         loop {
             // Each chunk header is LF '#' then digits or '#', then LF.
@@ -161,6 +288,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 if first {
                     return Err(FramingError::Broken("end-of-chunks with no chunk"));
                 }
+                self.assembling = 0;
+                self.shed();
+                self.account()?;
                 return Ok(Some(msg));
             }
             // chunk-size = [1-9][0-9]* up to 10 digits.
@@ -196,6 +326,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
             msg.extend_from_slice(&self.avail()[..size]);
             self.pos += size;
+            self.assembling = msg.len();
             first = false;
         }
     }
@@ -245,6 +376,51 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader keeps no big buffer once a big message is taken.
+    #[tokio::test]
+    async fn a_big_message_leaves_no_big_buffer() {
+        let msg = [&vec![b'z'; 3 << 20][..], EOM].concat();
+        let mut r = FrameReader::new(&msg[..], 4 << 20);
+        assert_eq!(
+            r.next_message().await.expect("read").map(|m| m.len()),
+            Some(3 << 20)
+        );
+        assert!(r.grew());
+        assert!(r.buf.capacity() <= SHED_CAPACITY, "{}", r.buf.capacity());
+    }
+
+    /// Readers share one cap: one that would take the total past it fails;
+    /// what a reader held comes back when it is dropped or its message is
+    /// taken.
+    #[tokio::test]
+    async fn readers_share_one_budget() {
+        let budget = InputBudget::new(150);
+        let (mut feed, pipe) = tokio::io::duplex(1024);
+        feed.write_all(&[b'x'; 80]).await.expect("feed");
+        let mut held = FrameReader::new(pipe, 1000).with_budget(budget.clone());
+        // Reads the 80 bytes, then waits for more: polled once, dropped.
+        let _ = tokio::time::timeout(std::time::Duration::ZERO, held.next_message()).await;
+        assert_eq!(budget.used(), 80);
+        let msg = [&[b'y'; 100][..], EOM].concat();
+        let mut over = FrameReader::new(&msg[..], 1000).with_budget(budget.clone());
+        assert!(matches!(
+            over.next_message().await,
+            Err(FramingError::OverBudget(150))
+        ));
+        // Released at once, before the reader is dropped.
+        assert_eq!(budget.used(), 80);
+        drop(over);
+        drop(held);
+        assert_eq!(budget.used(), 0);
+        let mut ok = FrameReader::new(&msg[..], 1000).with_budget(budget.clone());
+        assert_eq!(
+            ok.next_message().await.expect("read"),
+            Some(vec![b'y'; 100])
+        );
+        assert_eq!(budget.used(), 0);
+        drop(feed);
+    }
 
     async fn read_all(input: &[u8], framing: Framing) -> Vec<Result<Option<Vec<u8>>, String>> {
         let mut r = FrameReader::new(input, 1000);

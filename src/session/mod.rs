@@ -2,10 +2,11 @@
 //! framing switch, then rpcs until close-session, kill-session, the peer
 //! hanging up, broken framing or agent shutdown.
 
+mod deadline;
 pub mod registry;
 mod shared;
 
-pub use shared::{Limits, Shared};
+pub use shared::{Limits, Shared, BLOCKING_THREADS, BODY_SLOTS, READ_SLOTS};
 
 use std::sync::Arc;
 
@@ -45,9 +46,11 @@ where
     };
     info!(session = id, user = %peer.user, source = %peer.source, "session start");
     agent.hub.session_start(id, &peer.user, &peer.source);
+    let limits = agent.limits();
     let (r, w) = tokio::io::split(stream);
-    let mut reader = FrameReader::new(r, agent.limits().max_message_bytes);
-    let mut writer = FrameWriter::new(w);
+    let mut reader =
+        FrameReader::new(r, limits.max_message_bytes).with_budget(agent.input_budget.clone());
+    let mut writer = FrameWriter::new(deadline::WriteDeadline::new(w, limits.write_timeout));
     let mut shutdown = agent.shutdown.clone();
     let end = tokio::select! {
         r = serve(&agent, id, &mut reader, &mut writer) => r,
@@ -55,6 +58,11 @@ where
         _ = crate::shutdown::requested(&mut shutdown) => "agent shutdown".to_string(),
     };
     writer.shutdown().await;
+    // A session that took big messages freed their buffers just now.
+    if reader.grew() {
+        crate::memory::release_free_memory_soon();
+    }
+    drop(reader);
     // RFC 6022 dropped-sessions: ended other than by close-session,
     // kill-session or a bad hello (counted as in-bad-hellos).
     if end != "close-session" && end != "killed" && !end.starts_with("bad hello") {
@@ -79,6 +87,26 @@ async fn send<W: AsyncWrite + Unpin>(w: &mut FrameWriter<W>, msg: &str) -> Resul
     w.write_message(msg.as_bytes())
         .await
         .map_err(|e| format!("write: {e}"))
+}
+
+/// Runs a read the core prepared, outside the core lock, on one of the
+/// blocking threads reads may take (`Shared::read_slots`): the rest stay
+/// free for the operations that need the core, so big reads never keep a
+/// commit waiting for a thread.
+async fn finish_read(agent: &Arc<Shared>, read: crate::core::read::Read) -> crate::core::OpResult {
+    let failed = |e: String| {
+        Err(vec![RpcError::operation_failed(format!(
+            "internal error: {e}"
+        ))])
+    };
+    let _slot = match agent.read_slots.acquire().await {
+        Ok(s) => s,
+        Err(e) => return failed(e.to_string()),
+    };
+    // A panic in the read (a bug) is this rpc's error: it held no lock.
+    tokio::task::spawn_blocking(move || read.run())
+        .await
+        .unwrap_or_else(|e| failed(e.to_string()))
 }
 
 /// The session proper; returns why it ended.
@@ -161,6 +189,25 @@ where
                 let _ = send(writer, &reply::errors("", &[e])).await;
                 return "message too large".into();
             }
+            Err(FramingError::OverBudget(n)) => {
+                // RFC 6241 Appendix A: resource-denied, "insufficient
+                // resources"; type rpc, as the message layer refused it.
+                // The rest of the message cannot be skipped: closed.
+                let e = RpcError::rpc(
+                    "resource-denied",
+                    format!(
+                        "the messages being received by all sessions would exceed {n} bytes; closing"
+                    ),
+                );
+                monitor.rpc_error_sent(id);
+                let _ = send(writer, &reply::errors("", &[e])).await;
+                warn!(
+                    session = id,
+                    max_buffered_bytes = n,
+                    "incoming messages over the cap; closing"
+                );
+                return "incoming messages over the cap".into();
+            }
             Err(e) => return format!("framing: {e}"),
         };
         let big = msg.len() > BIG_MESSAGE;
@@ -237,11 +284,21 @@ where
             continue;
         }
         let a = agent.clone();
-        let outcome = tokio::task::spawn_blocking(move || match a.core.lock() {
-            Ok(mut core) => core.handle(id, request.operation),
-            Err(_) => Err(vec![RpcError::operation_failed(
-                "internal error: core lock poisoned",
-            )]),
+        let slot = if crate::core::body::has_body(&request.operation) {
+            agent.body_slots.clone().acquire_owned().await.ok()
+        } else {
+            None
+        };
+        let outcome = tokio::task::spawn_blocking(move || {
+            // The body first, without the lock: it needs only the schema.
+            let body = crate::core::body::parse(&a.schema, &request.operation);
+            drop(slot);
+            match a.core.lock() {
+                Ok(mut core) => core.handle_parsed(id, request.operation, body),
+                Err(_) => Err(vec![RpcError::operation_failed(
+                    "internal error: core lock poisoned",
+                )]),
+            }
         })
         .await
         .unwrap_or_else(|e| {
@@ -249,11 +306,21 @@ where
                 "internal error: {e}"
             ))])
         });
+        let outcome = match outcome {
+            Ok(Outcome::Read(read)) => finish_read(agent, *read).await,
+            other => other,
+        };
         let (text, close) = match outcome {
             Ok(Outcome::Ok) => (reply::ok(&attrs), false),
             Ok(Outcome::Data(xml)) => (reply::data(&attrs, &xml), false),
             Ok(Outcome::Reply(content)) => (reply::raw(&attrs, &content), false),
             Ok(Outcome::Close) => (reply::ok(&attrs), true),
+            // `finish_read` turned every read into its data.
+            Ok(Outcome::Read(_)) => {
+                let e = RpcError::operation_failed("internal error: a read was not run");
+                monitor.rpc_error_sent(id);
+                (reply::errors(&attrs, &[e]), false)
+            }
             Ok(Outcome::Kill(victim)) => {
                 // Recorded first: the victim's session-end event reads it.
                 agent.hub.killed(victim, id);
