@@ -216,18 +216,33 @@ async fn connection(tcp: TcpStream, addr: SocketAddr, ctx: Shared, ticket: Ticke
     tokio::pin!(running);
     let mut shutdown = ctx.agent.shutdown.clone();
 
+    // How a connection that ended unauthenticated counts against its source.
+    let unauthenticated_end = || {
+        if attempted.load(Ordering::Relaxed) {
+            BadEnd::AuthFailed
+        } else {
+            BadEnd::NoAttempt
+        }
+    };
     let authenticated = tokio::select! {
         r = &mut running => {
             log_end(addr, r);
-            let end = if attempted.load(Ordering::Relaxed) {
-                BadEnd::AuthFailed
-            } else {
-                BadEnd::NoAttempt
-            };
-            ctx.gate.penalise(&addr, end);
+            ctx.gate.penalise(&addr, unauthenticated_end());
             return;
         }
-        r = authed_rx => r.is_ok(),
+        r = authed_rx => match r {
+            Ok(()) => true,
+            // The handler went without authenticating anyone: the
+            // connection ended, and this branch can win the race against
+            // `running`'s end (the penalty was then lost, one time in two).
+            Err(_) => {
+                if let Ok(r) = tokio::time::timeout(Duration::from_secs(1), &mut running).await {
+                    log_end(addr, r);
+                }
+                ctx.gate.penalise(&addr, unauthenticated_end());
+                return;
+            }
+        },
         () = tokio::time::sleep_until(deadline) => {
             tracing::info!(peer = %addr, "SSH authentication timed out");
             ctx.gate.penalise(&addr, BadEnd::Timeout);
