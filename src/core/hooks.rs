@@ -116,25 +116,41 @@ pub fn spawn_tasks(core: &Arc<Mutex<Core>>, shutdown: &watch::Receiver<bool>) {
         Err(_) => return,
     };
     tokio::spawn(confirm_timer(core.clone(), deadline, shutdown.clone()));
-    tokio::spawn(event_poll(core.clone(), shutdown.clone()));
-    if let Some(every) = drift_every {
-        tokio::spawn(drift_poll(core.clone(), every, shutdown.clone()));
+    // Plugins' events (notifications) every few seconds.
+    tokio::spawn(every(
+        core.clone(),
+        EVENT_POLL,
+        shutdown.clone(),
+        Core::poll_plugin_events,
+    ));
+    if let Some(period) = drift_every {
+        // Drift checks (`core/drift.rs`).
+        tokio::spawn(every(
+            core.clone(),
+            period,
+            shutdown.clone(),
+            Core::check_drift_periodic,
+        ));
     }
 }
 
-/// Every `every`, a drift check (`core/drift.rs`), on a blocking thread
-/// with the core's lock like a commit: serialised with commits, sessions
-/// wait only for the one check.
-async fn drift_poll(core: Arc<Mutex<Core>>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+/// Every `period`, `work` on a blocking thread with the core's lock, like
+/// a commit: serialised with commits, sessions wait only for that one run.
+async fn every(
+    core: Arc<Mutex<Core>>,
+    period: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    work: fn(&mut Core),
+) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(period) => {}
             _ = crate::shutdown::requested(&mut shutdown) => return,
         }
         let a = core.clone();
         let _ = tokio::task::spawn_blocking(move || {
             if let Ok(mut core) = a.lock() {
-                core.check_drift_periodic();
+                work(&mut core);
             }
         })
         .await;
@@ -162,22 +178,6 @@ async fn confirm_timer(
             }
             _ = crate::shutdown::requested(&mut shutdown) => return,
         }
-    }
-}
-
-async fn event_poll(core: Arc<Mutex<Core>>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(EVENT_POLL) => {}
-            _ = crate::shutdown::requested(&mut shutdown) => return,
-        }
-        let a = core.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Ok(mut core) = a.lock() {
-                core.poll_plugin_events();
-            }
-        })
-        .await;
     }
 }
 
