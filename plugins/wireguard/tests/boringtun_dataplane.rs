@@ -380,6 +380,27 @@ fn tunnel_between_two_namespaces(offload: bool) {
         "tunnel broken after undo"
     );
 
+    // A device whose data threads died (a crash) is gone from dump(), as a
+    // drift check must see it, and creating it again (a drift repair)
+    // replaces it: the tunnel carries traffic again.
+    a.run(|be| be.crash_for_test("wg1")).expect("crash");
+    let dumped = a.run(|be| be.dump()).expect("dump after the crash");
+    assert!(
+        dumped.is_empty(),
+        "a crashed device still dumped: {dumped:?}"
+    );
+    setup(
+        &a,
+        cfg(&ka),
+        "10.0.0.1/24",
+        peer(pb, "192.0.2.2:51820", "10.0.2.0/24"),
+    )
+    .expect("re-create A after the crash");
+    assert!(
+        ping(&na, "10.0.1.1", "10.0.2.1", Duration::from_secs(15)),
+        "tunnel broken after the crashed device was re-created"
+    );
+
     // Removing the interface removes the tun device, also while traffic
     // keeps the interface's threads busy: four UDP senders in A that never
     // pause. (The interface's tx thread, at nice -10, still drains the tun

@@ -137,6 +137,15 @@ impl BoringtunBackend {
 
     /// Interfaces created from now on serve `<dir>/<name>.sock` (`None`:
     /// no socket).
+    /// Test support: the data threads of interface `name` end, as in a
+    /// crash of the device (see [`Device::alive`](device::Device::alive)).
+    #[doc(hidden)]
+    pub fn crash_for_test(&mut self, name: &str) -> Result<()> {
+        let iface = self.dev(name)?;
+        lock(&iface.dev).stop_threads();
+        Ok(())
+    }
+
     pub fn set_uapi_dir(&mut self, dir: Option<PathBuf>) {
         self.uapi_dir = dir;
     }
@@ -171,6 +180,15 @@ impl BoringtunBackend {
 
     fn create(&mut self, cfg: &InterfaceConfig) -> Result<()> {
         let name = &cfg.name;
+        // A device whose threads died keeps its tun link until it goes.
+        if self
+            .devices
+            .get(name)
+            .is_some_and(|i| !lock(&i.dev).alive())
+        {
+            tracing::info!("{name}: dropping the device whose threads ended");
+            self.destroy(name)?;
+        }
         if link_index(name).is_some() {
             return Err(BackendError(format!(
                 "{name}: an interface of that name already exists"
@@ -326,8 +344,9 @@ impl Backend for BoringtunBackend {
         self.rtnl.add_routes(iface, dests)
     }
 
-    /// Devices whose tun link is gone (`ip link del`) are left out: the
-    /// interface no longer exists for the system.
+    /// Devices whose tun link is gone (`ip link del`) or whose threads
+    /// ended (crashed) are left out: the interface no longer exists, or
+    /// carries nothing, for the system.
     fn dump(&mut self) -> Result<Vec<InterfaceDump>> {
         let names: Vec<String> = self.devices.keys().cloned().collect();
         let mut out = Vec::new();
@@ -336,6 +355,9 @@ impl Backend for BoringtunBackend {
                 continue;
             };
             let iface = self.dev(&name)?;
+            if !lock(&iface.dev).alive() {
+                continue;
+            }
             let peers = iface.peers();
             let (public_key, listen_port) = {
                 let dev = lock(&iface.dev);

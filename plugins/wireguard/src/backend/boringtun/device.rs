@@ -288,6 +288,26 @@ impl Device {
         self.shared.udp().port
     }
 
+    /// Whether every data thread still runs. A thread that ended without
+    /// being asked to (a panic, an error it could not get past) leaves the
+    /// interface carrying nothing: `dump()` then reports it gone, so a
+    /// drift check finds it and a repair starts it again.
+    pub fn alive(&self) -> bool {
+        self.threads.iter().all(|t| !t.is_finished())
+            && self.rx.as_ref().is_some_and(|(_, h)| !h.is_finished())
+    }
+
+    /// Test support: ends the data threads as a crash would (the tun
+    /// device and UDP socket stay open).
+    #[doc(hidden)]
+    pub fn stop_threads(&mut self) {
+        self.stop.signal();
+        self.stop_rx();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
     /// The interface's private key (for the `wg` UAPI socket's `get`).
     pub fn private_key(&self) -> SecretKey {
         SecretKey(self.shared.cfg().keys.secret.to_bytes())
