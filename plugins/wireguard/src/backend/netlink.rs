@@ -7,6 +7,7 @@
 
 use std::fmt::Debug;
 use std::net::IpAddr;
+use std::ops::ControlFlow;
 
 use ipnet::IpNet;
 use netlink_packet_core::{
@@ -43,68 +44,66 @@ impl NlSocket {
         Ok(NlSocket { socket, seq: 1 })
     }
 
+    /// Appends `inner` to `buf` as the next request (its own sequence
+    /// number), on the 4-byte boundary the next message starts at.
+    fn push_request<I>(&mut self, inner: I, flags: u16, buf: &mut Vec<u8>)
+    where
+        I: NetlinkSerializable + Debug,
+    {
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | flags;
+        self.seq = self.seq.wrapping_add(1);
+        header.sequence_number = self.seq;
+        let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(inner));
+        msg.finalize();
+        let at = buf.len();
+        buf.resize(at + msg.buffer_len(), 0);
+        msg.serialize(&mut buf[at..]);
+        buf.resize(buf.len().next_multiple_of(4), 0);
+    }
+
     /// Send one request and collect the replies until the ACK (or DONE for
     /// a dump). An error reply becomes an `io::Error` text.
     pub fn request<I>(&mut self, inner: I, flags: u16) -> std::io::Result<Vec<I>>
     where
         I: NetlinkSerializable + NetlinkDeserializable + Debug,
     {
-        let mut header = NetlinkHeader::default();
         // A non-dump request asks for an ACK too: a GET without it is
         // answered by the object alone, and the loop below would wait for an
         // ACK that never comes.
-        let ack = if flags & NLM_F_DUMP == NLM_F_DUMP {
-            0
-        } else {
-            NLM_F_ACK
-        };
-        header.flags = NLM_F_REQUEST | ack | flags;
-        self.seq = self.seq.wrapping_add(1);
-        header.sequence_number = self.seq;
-        let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(inner));
-        msg.finalize();
-        let mut buf = vec![0u8; msg.buffer_len()];
-        msg.serialize(&mut buf);
+        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let ack = if dump { 0 } else { NLM_F_ACK };
+        let mut buf = Vec::new();
+        self.push_request(inner, ack | flags, &mut buf);
         self.socket.send(&buf, 0)?;
 
-        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let seq = self.seq;
         let mut out = Vec::new();
         loop {
             let (data, _) = self.socket.recv_from_full()?;
-            let mut offset = 0;
-            while offset < data.len() {
-                let bytes = &data[offset..];
-                let reply = NetlinkMessage::<I>::deserialize(bytes).map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
-                })?;
-                let len = reply.header.length as usize;
-                if len == 0 {
-                    break;
-                }
-                offset += (len + 3) & !3;
-                if reply.header.sequence_number != self.seq {
-                    continue;
+            let end = for_each_message::<I, std::io::Result<()>>(&data, |reply| {
+                if reply.header.sequence_number != seq {
+                    return ControlFlow::Continue(());
                 }
                 match reply.payload {
-                    NetlinkPayload::Error(e) => {
-                        if e.code.is_none() {
-                            if !dump {
-                                return Ok(out);
-                            }
-                        } else {
-                            return Err(e.to_io());
-                        }
+                    NetlinkPayload::Error(e) if e.code.is_some() => {
+                        ControlFlow::Break(Err(e.to_io()))
                     }
-                    NetlinkPayload::Done(_) => return Ok(out),
-                    NetlinkPayload::InnerMessage(m) => out.push(m),
-                    _ => {}
+                    NetlinkPayload::Error(_) if !dump => ControlFlow::Break(Ok(())),
+                    NetlinkPayload::Done(_) => ControlFlow::Break(Ok(())),
+                    NetlinkPayload::InnerMessage(m) => {
+                        out.push(m);
+                        ControlFlow::Continue(())
+                    }
+                    _ => ControlFlow::Continue(()),
                 }
+            })?;
+            if let ControlFlow::Break(r) = end {
+                return r.map(|()| out);
             }
         }
     }
-}
 
-impl NlSocket {
     /// Sends `msgs` as requests with ACK in one `send` (the kernel runs
     /// them in order and acknowledges each) and returns each one's outcome,
     /// in order. An error of one does not stop the later ones.
@@ -120,33 +119,15 @@ impl NlSocket {
         let first = self.seq.wrapping_add(1);
         let mut buf = Vec::new();
         for inner in msgs {
-            let mut header = NetlinkHeader::default();
-            header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-            self.seq = self.seq.wrapping_add(1);
-            header.sequence_number = self.seq;
-            let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(inner));
-            msg.finalize();
-            let at = buf.len();
-            buf.resize(at + msg.buffer_len(), 0);
-            msg.serialize(&mut buf[at..]);
-            // Messages start on 4-byte boundaries.
-            buf.resize(buf.len().next_multiple_of(4), 0);
+            self.push_request(inner, NLM_F_ACK | flags, &mut buf);
         }
         self.socket.send(&buf, 0)?;
         let mut out: Vec<Option<std::io::Result<()>>> = (0..n).map(|_| None).collect();
         let mut remaining = n;
         while remaining > 0 {
             let (data, _) = self.socket.recv_from_full()?;
-            let mut offset = 0;
-            while offset < data.len() {
-                let reply = NetlinkMessage::<I>::deserialize(&data[offset..]).map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
-                })?;
-                let len = reply.header.length as usize;
-                if len == 0 {
-                    break;
-                }
-                offset += (len + 3) & !3;
+            // Every message is looked at: the closure never breaks.
+            let _ = for_each_message::<I, ()>(&data, |reply| {
                 let i = reply.header.sequence_number.wrapping_sub(first) as usize;
                 if let (Some(slot @ None), NetlinkPayload::Error(e)) =
                     (out.get_mut(i), reply.payload)
@@ -157,10 +138,36 @@ impl NlSocket {
                     });
                     remaining -= 1;
                 }
-            }
+                ControlFlow::Continue(())
+            })?;
         }
         Ok(out.into_iter().map(|o| o.unwrap_or(Ok(()))).collect())
     }
+}
+
+/// Hands the netlink messages of one received datagram to `f`, in order,
+/// until `f` breaks (its value is returned) or the datagram ends.
+fn for_each_message<I, R>(
+    data: &[u8],
+    mut f: impl FnMut(NetlinkMessage<I>) -> ControlFlow<R>,
+) -> std::io::Result<ControlFlow<R>>
+where
+    I: NetlinkDeserializable + Debug,
+{
+    let mut offset = 0;
+    while offset < data.len() {
+        let reply = NetlinkMessage::<I>::deserialize(&data[offset..])
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+        let len = reply.header.length as usize;
+        if len == 0 {
+            break;
+        }
+        offset += (len + 3) & !3;
+        if let ControlFlow::Break(r) = f(reply) {
+            return Ok(ControlFlow::Break(r));
+        }
+    }
+    Ok(ControlFlow::Continue(()))
 }
 
 /// Route requests sent per `send` by [`Rtnl::add_routes`].
