@@ -23,6 +23,19 @@ use std::time::Instant;
 
 use netconf::*;
 
+/// An environment whose agent holds the first call of fault point `point`
+/// (`src/core/fault.rs`): it writes `hold.held` and waits for
+/// `hold.release` in the environment's directory.
+fn holding_at(point: &str) -> Env {
+    let mut env = Env::new();
+    let hold = env.path("hold");
+    env.agent_env = vec![
+        ("WGNETCONF_FAULT".into(), point.into()),
+        ("WGNETCONF_FAULT_HOLD".into(), hold.display().to_string()),
+    ];
+    env
+}
+
 /// Waits (with a deadline) until `path` exists.
 fn wait_for_file(path: &Path, agent: &Agent) {
     let start = Instant::now();
@@ -43,12 +56,7 @@ fn wait_for_file(path: &Path, agent: &Agent) {
 /// it was when A asked, not B's commit.
 #[test]
 fn a_held_read_delays_no_commit_and_answers_its_generation() {
-    let mut env = Env::new();
-    let hold = env.path("hold");
-    env.agent_env = vec![
-        ("WGNETCONF_FAULT".into(), "hold-in-read".into()),
-        ("WGNETCONF_FAULT_HOLD".into(), hold.display().to_string()),
-    ];
+    let env = holding_at("hold-in-read");
     let agent = env.start();
     let mut a = agent.session(&env);
     let mut b = agent.session(&env);
@@ -93,12 +101,7 @@ fn a_held_read_delays_no_commit_and_answers_its_generation() {
 /// A's edit is applied on top of B's commit.
 #[test]
 fn an_edit_held_in_its_parse_delays_no_commit() {
-    let mut env = Env::new();
-    let hold = env.path("hold");
-    env.agent_env = vec![
-        ("WGNETCONF_FAULT".into(), "hold-in-parse".into()),
-        ("WGNETCONF_FAULT_HOLD".into(), hold.display().to_string()),
-    ];
+    let env = holding_at("hold-in-parse");
     let agent = env.start();
     let mut a = agent.session(&env);
     let mut b = agent.session(&env);
