@@ -180,25 +180,22 @@ impl BoringtunBackend {
 
     fn create(&mut self, cfg: &InterfaceConfig) -> Result<()> {
         let name = &cfg.name;
-        // A device whose threads died keeps its tun link until it goes.
-        if self
+        // A device of that name that stopped working behind our back (its
+        // tun link deleted with `ip link del`, or its threads ended in a
+        // crash; a drift repair re-creates it) goes first: its threads, UAPI
+        // socket and any tun link left.
+        let stopped = self
             .devices
             .get(name)
-            .is_some_and(|i| !lock(&i.dev).alive())
-        {
-            tracing::info!("{name}: dropping the device whose threads ended");
+            .is_some_and(|i| !lock(&i.dev).alive() || link_index(name).is_none());
+        if stopped {
+            tracing::info!("{name}: dropping the device that stopped working");
             self.destroy(name)?;
         }
         if link_index(name).is_some() {
             return Err(BackendError(format!(
                 "{name}: an interface of that name already exists"
             )));
-        }
-        // A device whose tun link was deleted behind our back (`ip link
-        // del`; a drift repair re-creates it): its threads and UAPI socket
-        // go before the new ones start.
-        if self.devices.remove(name).is_some() {
-            tracing::info!("{name}: dropped the device whose tun link was deleted");
         }
         let dev = Device::start(name, &cfg.private_key, cfg.listen_port, self.offload)
             .map_err(|e| BackendError(format!("{name}: {e}")))?;
