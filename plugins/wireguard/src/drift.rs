@@ -23,9 +23,9 @@ use yang5::data::{Data, DataTree};
 
 use crate::backend::{InterfaceConfig, InterfaceDump, PeerConfig};
 use crate::keys::{PublicKey, SecretKey};
-use crate::model;
 use crate::plan::{Applied, AppliedIface, Op};
 use crate::state::date_and_time;
+use crate::{events, model};
 
 /// What differs (YANG typedef `drift-item`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -463,49 +463,35 @@ impl DriftTracker {
 
 /// The notification tree of one event.
 pub fn notification(ctx: &'static Context, e: &Event) -> Result<DataTree<'static>, yang5::Error> {
-    let mut tree = DataTree::new(ctx);
     match e {
-        Event::Detected { iface, difference } => {
-            let base = format!("/{}:drift-detected", model::MODULE);
-            tree.new_path(
-                &format!("{base}/wireguard"),
-                Some(&iface.to_string()),
-                false,
-            )?;
-            if let Some(p) = difference.peer {
-                tree.new_path(&format!("{base}/peer"), Some(&p.to_string()), false)?;
-            }
-            tree.new_path(
-                &format!("{base}/item"),
-                Some(difference.item.as_str()),
-                false,
-            )?;
-            tree.new_path(&format!("{base}/detail"), Some(&difference.detail), false)?;
-        }
+        Event::Detected { iface, difference } => events::tree(
+            ctx,
+            "drift-detected",
+            &[
+                ("wireguard", Some(iface.to_string())),
+                ("peer", difference.peer.map(|p| p.to_string())),
+                ("item", Some(difference.item.as_str().to_string())),
+                ("detail", Some(difference.detail.clone())),
+            ],
+        ),
         Event::Repaired {
             iface,
             differences,
             result,
         } => {
-            let base = format!("/{}:drift-repaired", model::MODULE);
-            tree.new_path(
-                &format!("{base}/wireguard"),
-                Some(&iface.to_string()),
-                false,
-            )?;
             let outcome = if result.is_ok() { "repaired" } else { "failed" };
-            tree.new_path(&format!("{base}/result"), Some(outcome), false)?;
-            tree.new_path(
-                &format!("{base}/differences"),
-                Some(&differences.to_string()),
-                false,
-            )?;
-            if let Err(m) = result {
-                tree.new_path(&format!("{base}/error-message"), Some(m), false)?;
-            }
+            events::tree(
+                ctx,
+                "drift-repaired",
+                &[
+                    ("wireguard", Some(iface.to_string())),
+                    ("result", Some(outcome.to_string())),
+                    ("differences", Some(differences.to_string())),
+                    ("error-message", result.as_ref().err().cloned()),
+                ],
+            )
         }
     }
-    Ok(tree)
 }
 
 #[cfg(test)]

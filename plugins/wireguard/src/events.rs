@@ -61,37 +61,41 @@ impl HandshakeTracker {
     }
 }
 
+/// A notification `name` of the tunnel module with its `leaves`
+/// (name, value; a `None` value leaves the leaf out): the one way the
+/// plugin's notifications (handshakes, key age, drift) are built.
+pub fn tree(
+    ctx: &'static Context,
+    name: &str,
+    leaves: &[(&str, Option<String>)],
+) -> Result<DataTree<'static>, yang5::Error> {
+    let mut tree = DataTree::new(ctx);
+    for (leaf, value) in leaves {
+        if let Some(v) = value {
+            let path = format!("/{}:{name}/{leaf}", model::MODULE);
+            tree.new_path(&path, Some(v), false)?;
+        }
+    }
+    Ok(tree)
+}
+
 /// The notification tree of one transition.
 pub fn notification(
     ctx: &'static Context,
     t: &Transition,
 ) -> Result<DataTree<'static>, yang5::Error> {
-    let base = format!("/{}:peer-handshake", model::MODULE);
-    let mut tree = DataTree::new(ctx);
-    tree.new_path(
-        &format!("{base}/wireguard"),
-        Some(&t.iface.to_string()),
-        false,
-    )?;
-    tree.new_path(&format!("{base}/peer"), Some(&t.peer.to_string()), false)?;
-    tree.new_path(
-        &format!("{base}/public-key"),
-        Some(&t.public_key.to_base64()),
-        false,
-    )?;
-    tree.new_path(
-        &format!("{base}/state"),
-        Some(if t.up { "up" } else { "down" }),
-        false,
-    )?;
-    if let Some(l) = t.latest {
-        tree.new_path(
-            &format!("{base}/latest-handshake"),
-            Some(&date_and_time(l)),
-            false,
-        )?;
-    }
-    Ok(tree)
+    let state = if t.up { "up" } else { "down" };
+    tree(
+        ctx,
+        "peer-handshake",
+        &[
+            ("wireguard", Some(t.iface.to_string())),
+            ("peer", Some(t.peer.to_string())),
+            ("public-key", Some(t.public_key.to_base64())),
+            ("state", Some(state.to_string())),
+            ("latest-handshake", t.latest.map(date_and_time)),
+        ],
+    )
 }
 
 #[cfg(test)]

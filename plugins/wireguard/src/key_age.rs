@@ -19,8 +19,8 @@ use wgnetconf_plugin_api::yang5::context::Context;
 use yang5::data::{Data, DataTree};
 
 use crate::keys::PublicKey;
-use crate::model;
 use crate::plan::Applied;
+use crate::{events, model};
 
 /// The file under `state_dir`.
 pub const FILE: &str = "wireguard-key-ages";
@@ -290,16 +290,15 @@ pub fn notification(
     ctx: &'static Context,
     c: &Crossing,
 ) -> Result<DataTree<'static>, yang5::Error> {
-    let base = format!("/{}:private-key-age-exceeded", model::MODULE);
-    let mut tree = DataTree::new(ctx);
-    for (leaf, value) in [
-        ("wireguard", c.iface.to_string()),
-        ("private-key-age", c.age.to_string()),
-        ("max-private-key-age", c.max.to_string()),
-    ] {
-        tree.new_path(&format!("{base}/{leaf}"), Some(&value), false)?;
-    }
-    Ok(tree)
+    events::tree(
+        ctx,
+        "private-key-age-exceeded",
+        &[
+            ("wireguard", Some(c.iface.to_string())),
+            ("private-key-age", Some(c.age.to_string())),
+            ("max-private-key-age", Some(c.max.to_string())),
+        ],
+    )
 }
 
 #[cfg(test)]
