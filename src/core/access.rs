@@ -5,11 +5,10 @@
 use yang5::data::{DataDiffFlags, DataTree};
 
 use super::{one, Core};
-use crate::datastore::{self, ValuelessDelete};
+use crate::datastore::ValuelessDelete;
 use crate::nacm::{Actor, View};
 use crate::protocol::error::RpcError;
 use crate::protocol::rpc::{EditOp, Operation};
-use crate::schema::Schema;
 
 /// The YANG module and name of a protocol operation, for rules.
 pub fn operation_id(op: &Operation) -> (&'static str, &'static str) {
@@ -37,21 +36,6 @@ pub fn operation_id(op: &Operation) -> (&'static str, &'static str) {
         Operation::RotatePrivateKey { .. } => ("wgnetconf-agent", "rotate-private-key"),
         Operation::CheckDrift { .. } => ("wgnetconf-agent", "check-drift"),
     }
-}
-
-/// `tree` as `view` may read it: a pruned copy, or `None` when all of it
-/// is readable (`tree` itself is only read).
-pub(super) fn readable(
-    schema: &Schema,
-    view: &View<'_>,
-    tree: &DataTree<'static>,
-) -> Result<Option<DataTree<'static>>, RpcError> {
-    if view.unrestricted {
-        return Ok(None);
-    }
-    let mut copy = datastore::duplicate(tree)?;
-    view.prune(schema, &mut copy);
-    Ok(Some(copy))
 }
 
 impl Core {
@@ -112,13 +96,10 @@ impl Core {
         )))
     }
 
-    /// `tree` as the current user may read it: a pruned copy, or `None`
-    /// when they may read all of it.
-    pub(super) fn readable(
-        &self,
-        tree: &DataTree<'static>,
-    ) -> Result<Option<DataTree<'static>>, RpcError> {
-        readable(&self.schema, &self.view(), tree)
+    /// Takes out of `tree` what the current user may not read (RFC 8341
+    /// §3.2.4); nothing for a user whose rules permit everything.
+    pub(super) fn prune_unreadable(&self, tree: &mut DataTree<'static>) {
+        self.view().prune(&self.schema, tree);
     }
 
     /// Whether the current user may read all of `tree` (a copy-config

@@ -136,19 +136,19 @@ impl Core {
     /// `to` (running when absent), as `<edit-config>` content; what the
     /// user may not read is left out of both sides.
     pub(super) fn compare(&mut self, from: u64, to: Option<u64>) -> OpResult {
-        let a = self
+        let mut a = self
             .history
             .before(&self.schema, self.ds.running(), from)
             .map_err(one)?;
-        let b = match to {
+        let mut b = match to {
             Some(id) => self
                 .history
                 .before(&self.schema, self.ds.running(), id)
                 .map_err(one)?,
             None => datastore::duplicate(self.ds.running()).map_err(one)?,
         };
-        let a = self.readable(&a).map_err(one)?.unwrap_or(a);
-        let b = self.readable(&b).map_err(one)?.unwrap_or(b);
+        self.prune_unreadable(&mut a);
+        self.prune_unreadable(&mut b);
         let diff = a
             .diff(&b, DataDiffFlags::empty())
             .map_err(|e| one(RpcError::operation_failed(format!("compare: {e}"))))?;

@@ -92,11 +92,16 @@ impl Read {
         }
         // Unreadable nodes go before the filter runs (RFC 8341 §3.2.4).
         let view = self.nacm.view_under(&self.actor, self.policy.clone());
-        let pruned = super::access::readable(&self.schema, &view, tree.get()).map_err(one)?;
-        let readable = pruned.as_ref().unwrap_or(tree.get());
+        if !view.unrestricted {
+            // A shared tree is copied; one of this read's own is pruned
+            // where it is.
+            let mut own = tree.into_own().map_err(one)?;
+            view.prune(&self.schema, &mut own);
+            tree = ReadTree::Own(own);
+        }
         let xml = retrieval::render(
             &self.schema,
-            readable,
+            tree.get(),
             self.filter.as_ref(),
             self.wd,
             self.content,
